@@ -1,0 +1,205 @@
+// Package app wires herald together: it opens Redis, builds every component, mounts their routes
+// on one router behind the shared HTTP conventions, starts their background work and stops it all
+// in order. cmd/herald parses flags into a Config and calls Run; tests call New and Serve to run the
+// whole daemon in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/redisx"
+)
+
+// service is a component's background work: started after every route is mounted, stopped in
+// reverse order on shutdown. Stop must drain what is in flight before ctx ends.
+type service interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// App is a built herald daemon.
+type App struct {
+	Cfg      Config
+	Log      *slog.Logger
+	Conn     *redisx.Conn
+	RDB      redis.UniversalClient
+	Router   *mux.Router // every route; API routes live on API
+	API      *mux.Router // routes behind auth and the API rate limit
+	Limiter  *redis_rate.Limiter
+	Registry *prometheus.Registry
+
+	services []service
+	ready    []func(context.Context) error
+	started  []service
+
+	components // set by the mount functions, see mounts.go
+}
+
+// openPaths are the routes that need no API key (contract: Conventions / Auth).
+var openPaths = []string{"/webhook-response", "/healthz", "/readyz"}
+
+// New opens Redis and builds every component. Close it with Close if Serve is never called.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := httpx.CheckListenAuth(cfg.Addr, cfg.APIKeys, cfg.AllowNoAuth); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	conn, err := redisx.Open(ctx, cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Cfg: cfg, Log: log, Conn: conn, RDB: conn.Client, Registry: prometheus.NewRegistry()}
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Limiter = redis_rate.NewLimiter(conn.Client)
+
+	a.Router = httpx.NewRouter()
+	a.Router.Use(httpx.Recover, httpx.Log)
+	a.Router.Handle("/healthz", http.HandlerFunc(a.healthz)).Methods(http.MethodGet, http.MethodHead)
+	a.Router.Handle("/readyz", http.HandlerFunc(a.readyz)).Methods(http.MethodGet, http.MethodHead)
+	a.API = a.Router.NewRoute().Subrouter()
+	a.API.Use(httpx.Auth(cfg.APIKeys, openPaths...))
+	a.API.Use(httpx.RateLimit(a.Limiter, cfg.RedisPrefix, redis_rate.PerSecond(cfg.APIRateLimit), openPaths...))
+	a.API.Handle("/metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	a.ready = append(a.ready, func(ctx context.Context) error { return a.RDB.Ping(ctx).Err() })
+
+	for _, m := range mounts {
+		if err := m(a); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// addService registers background work to start with Serve and stop on shutdown.
+func (a *App) addService(s service) { a.services = append(a.services, s) }
+
+// addReadiness registers a check /readyz runs.
+func (a *App) addReadiness(f func(context.Context) error) { a.ready = append(a.ready, f) }
+
+// Run builds the daemon, listens on cfg.Addr and serves until ctx ends, then shuts down gracefully.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	a, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", a.Cfg.Addr)
+	if err != nil {
+		a.Close()
+		return fmt.Errorf("listen on %s: %w", a.Cfg.Addr, err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve starts the background services, serves HTTP on ln until ctx ends, then stops accepting,
+// finishes the requests in flight, stops the services (draining their work) and closes Redis.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.Router,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	for _, s := range a.services {
+		if err := s.Start(ctx); err != nil {
+			a.stopServices()
+			a.Close()
+			return err
+		}
+		a.started = append(a.started, s)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.Log.Info("herald is listening", "addr", ln.Addr().String(), "public_url", a.Cfg.PublicURL)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	a.Log.Info("shutting down: no new requests; finishing the ones in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), a.Cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		a.Log.Warn("requests still in flight at the shutdown deadline", "err", err)
+	}
+	a.stopServicesCtx(sctx)
+	a.Close()
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	a.Log.Info("herald stopped")
+	return serveErr
+}
+
+func (a *App) stopServices() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.Cfg.ShutdownTimeout)
+	defer cancel()
+	a.stopServicesCtx(ctx)
+}
+
+func (a *App) stopServicesCtx(ctx context.Context) {
+	for i := len(a.started) - 1; i >= 0; i-- {
+		if err := a.started[i].Stop(ctx); err != nil {
+			a.Log.Warn("stopping a service", "err", err)
+		}
+	}
+	a.started = nil
+}
+
+// Close releases Redis (and the embedded store). Serve calls it; call it yourself only when Serve
+// never ran.
+func (a *App) Close() {
+	if a.Conn != nil {
+		_ = a.Conn.Close()
+		a.Conn = nil
+	}
+}
+
+func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	for _, check := range a.ready {
+		if err := check(ctx); err != nil {
+			a.Log.Warn("not ready", "err", err)
+			w.Header().Set("Retry-After", "1")
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reason": readinessReason(err)})
+			return
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// readinessReason describes a failed check without leaking addresses or credentials.
+func readinessReason(err error) string {
+	var re interface{ ReadinessReason() string }
+	if errors.As(err, &re) {
+		return re.ReadinessReason()
+	}
+	return "redis is unreachable"
+}

@@ -1,0 +1,10 @@
+package app
+
+// components holds what the mount functions build, for the functions that come after them and for
+// tests that drive the daemon in-process.
+type components struct {
+}
+
+// mounts build the components in dependency order. Each lives in its own file (channels.go,
+// notifier.go, ...) so that a component's wiring is read in one place.
+var mounts = []func(*App) error{}

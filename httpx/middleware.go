@@ -1,0 +1,212 @@
+package httpx
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/gorilla/mux"
+)
+
+// NewRouter returns a mux.Router whose 404 and 405 answers are JSON errors.
+func NewRouter() *mux.Router {
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		WriteError(w, req, NotFound("no route for %s %s", req.Method, req.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		WriteError(w, req, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+			Message: fmt.Sprintf("method %s is not allowed on %s", req.Method, req.URL.Path)})
+	})
+	return r
+}
+
+// HandlerFunc is an http.HandlerFunc that returns an error; Handle turns it into an http.Handler
+// that answers the error with WriteError.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Handle adapts h to http.Handler.
+func Handle(h HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			WriteError(w, r, err)
+		}
+	})
+}
+
+// Recover answers a panic with a JSON 500 and logs it with its stack, so one bad request never
+// takes the daemon down.
+func Recover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				slog.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				WriteJSON(w, http.StatusInternalServerError, map[string]*Error{"error": {Code: CodeInternal, Message: "internal error"}})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Log logs each request at debug level, and at warn level when it ended in a 5xx. The query string
+// is left out: it may carry a callback token.
+func Log(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		level := slog.LevelDebug
+		if sw.status >= 500 {
+			level = slog.LevelWarn
+		}
+		slog.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
+			"status", sw.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+	})
+}
+
+// Auth checks Authorization: Bearer <key> against keys on every request whose path is not in open.
+// With no keys it lets everything through (the daemon then listens on loopback only; see
+// CheckListenAuth).
+func Auth(keys []string, open ...string) mux.MiddlewareFunc {
+	hashed := make([][32]byte, len(keys))
+	for i, k := range keys {
+		hashed[i] = sha256.Sum256([]byte(k))
+	}
+	return func(next http.Handler) http.Handler {
+		if len(keys) == 0 {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for _, p := range open {
+				if r.URL.Path == p {
+					next.ServeHTTP(w, r)
+					return
+				}
+			}
+			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || tok == "" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+				WriteError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized,
+					Message: "missing API key: send Authorization: Bearer <key>"})
+				return
+			}
+			h := sha256.Sum256([]byte(tok))
+			match := 0
+			for i := range hashed {
+				match |= subtle.ConstantTimeCompare(h[:], hashed[i][:])
+			}
+			if match != 1 {
+				WriteError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "API key is not valid"})
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// CheckListenAuth refuses a non-loopback listen address when no API key is configured, unless
+// allowNoAuth says the operator wants that.
+func CheckListenAuth(addr string, keys []string, allowNoAuth bool) error {
+	if len(keys) > 0 || allowNoAuth {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen address %q is not host:port: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("refusing to listen on %q without an API key: set --api-key, listen on 127.0.0.1, or pass --allow-no-auth to run an open API on purpose", addr)
+}
+
+// RateLimit limits each caller (its API key, or its IP address when there is none) to limit
+// requests per second, shared by every herald process through Redis, and sets the X-RateLimit-*
+// headers on every answer. A limit of zero turns it off. keyPrefix namespaces the limiter's keys
+// (redis_rate adds its own "rate:" in front).
+func RateLimit(l *redis_rate.Limiter, keyPrefix string, limit redis_rate.Limit, open ...string) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		if l == nil || limit.Rate <= 0 {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for _, p := range open {
+				if r.URL.Path == p {
+					next.ServeHTTP(w, r)
+					return
+				}
+			}
+			res, err := l.Allow(r.Context(), keyPrefix+":api:"+callerKey(r), limit)
+			if err != nil {
+				// The store is down: the request could not be served anyway. Say so plainly.
+				slog.WarnContext(r.Context(), "rate limiter unavailable", "err", err)
+				WriteError(w, r, Unavailable(1, "the store is unavailable, try again shortly"))
+				return
+			}
+			h := w.Header()
+			h.Set("X-RateLimit-Limit", strconv.Itoa(limit.Burst))
+			h.Set("X-RateLimit-Remaining", strconv.Itoa(res.Remaining))
+			h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(res.ResetAfter).Unix(), 10))
+			if res.Allowed == 0 {
+				secs := int(res.RetryAfter.Seconds() + 0.999)
+				if secs < 1 {
+					secs = 1
+				}
+				WriteError(w, r, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, RetryAfter: secs,
+					Message: fmt.Sprintf("rate limit of %d requests per %s exceeded", limit.Rate, limit.Period)})
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// callerKey identifies the caller for rate limiting without putting a secret in a Redis key.
+func callerKey(r *http.Request) string {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && tok != "" {
+		h := sha256.Sum256([]byte(tok))
+		return "key:" + hex.EncodeToString(h[:8])
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "ip:" + host
+}

@@ -1,0 +1,109 @@
+package notifier
+
+import (
+	"errors"
+	"time"
+)
+
+// This file is the engine's public contract with the rest of herald (events, sessions, the API).
+// Change it only together with its callers.
+
+// Endpoint is a delivery target as the engine knows it: where to send, how to sign, and how hard
+// the endpoint may be pushed. The engine stores endpoints in Redis; callers register one with
+// Engine.PutEndpoint before they enqueue deliveries for it, and again whenever it changes.
+//
+// Endpoint ids are chosen by the caller and are stable: "sub:<subscriber id>" for a subscriber,
+// "chan:<channel id>" for a channel server, "sessions" for the sessions server.
+type Endpoint struct {
+	ID  string `json:"id"`
+	URL string `json:"url"`
+	// Secret signs requests (Standard Webhooks, "whsec_<base64>"). Empty means unsigned. When
+	// PutEndpoint changes it, the previous secret keeps signing alongside the new one for 24 h.
+	Secret string `json:"-"`
+	// RateLimitPerMinute and MaxInFlight override the engine defaults when positive.
+	RateLimitPerMinute int `json:"rate_limit_per_minute,omitempty"`
+	MaxInFlight        int `json:"max_in_flight,omitempty"`
+	// Ordered sends the endpoint's deliveries one at a time, in the order accepted.
+	Ordered bool `json:"ordered,omitempty"`
+}
+
+// Request is one delivery to enqueue.
+type Request struct {
+	// ID is the delivery id and the webhook-id header. Optional: the engine makes one when empty.
+	// Enqueueing an id that already exists is a no-op that returns the same id, which is what makes
+	// fan-out idempotent: give each (event, subscriber) a deterministic id.
+	ID         string
+	EndpointID string // must have been registered with PutEndpoint
+	Body       []byte // the JSON body, sent as it is
+	// OrderingKey, when set, makes deliveries with the same key go out one at a time in the order
+	// accepted (the relay uses the session id). An Ordered endpoint uses its id as the key.
+	OrderingKey string
+	// EventID and SubscriberID group deliveries for inspection (GET /events/{id},
+	// GET /deliveries?subscriber_id=). Kind says what the delivery is: "notification", "relay",
+	// "callback". All three are optional metadata.
+	EventID      string
+	SubscriberID string
+	Kind         string
+}
+
+// Status of a delivery.
+type Status string
+
+const (
+	StatusPending   Status = "pending"   // waiting for its next try
+	StatusDelivered Status = "delivered" // a 2xx was received
+	StatusFailed    Status = "failed"    // dead-lettered: tries or age exhausted; replayable
+)
+
+// Attempt is one try of a delivery.
+type Attempt struct {
+	At         time.Time `json:"at"`
+	DurationMS int64     `json:"duration_ms"`
+	StatusCode int       `json:"status_code"`        // 0 when no HTTP answer came
+	Error      string    `json:"error"`              // empty on success
+	Response   string    `json:"response,omitempty"` // the first bytes of the response body
+}
+
+// Delivery is a delivery's record as GET /deliveries/{id} shows it.
+type Delivery struct {
+	ID            string     `json:"id"`
+	EventID       string     `json:"event_id"`
+	SubscriberID  string     `json:"subscriber_id"`
+	EndpointID    string     `json:"endpoint_id"`
+	Kind          string     `json:"kind,omitempty"`
+	Target        string     `json:"target"` // the URL, with any userinfo and query removed
+	Status        Status     `json:"status"`
+	Attempts      []Attempt  `json:"attempts"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	CreatedAt     time.Time  `json:"created_at"`
+	DeadReason    string     `json:"dead_reason,omitempty"`
+}
+
+// Outcome is reported after every try, so owners of endpoints (subscribers) can track health.
+type Outcome struct {
+	DeliveryID   string
+	EndpointID   string
+	EventID      string
+	SubscriberID string
+	StatusCode   int    // 0 without an HTTP answer
+	Reason       string // "" on success, else timeout, network, http_4xx, http_5xx, ...
+	Delivered    bool
+	Dead         bool // this try dead-lettered the delivery
+	At           time.Time
+}
+
+// BreakerState is an endpoint circuit breaker's state: "closed", "open" or "half_open".
+type BreakerState string
+
+var (
+	// ErrBacklogFull is returned by Enqueue when the backlog is past its bound; the API answers 503
+	// with Retry-After.
+	ErrBacklogFull = errors.New("notifier: delivery backlog is full")
+	// ErrUnknownEndpoint is returned by Enqueue for an endpoint id never registered.
+	ErrUnknownEndpoint = errors.New("notifier: unknown endpoint")
+	// ErrNotFound is returned for an unknown delivery id.
+	ErrNotFound = errors.New("notifier: delivery not found")
+	// ErrInvalidTarget is returned (wrapped, with the reason) by PutEndpoint for a URL the target
+	// rules refuse: not absolute http(s), http when not allowed, a private address when not allowed.
+	ErrInvalidTarget = errors.New("notifier: invalid target")
+)
