@@ -1,0 +1,214 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/app"
+	"github.com/heraldhq/herald/redisx/redistest"
+)
+
+const testKey = "test-api-key-0123456789"
+
+// start runs a whole herald in-process on a free port against the shared test Redis, with its own
+// key prefix, and stops it when the test ends.
+func start(t *testing.T, mutate func(*app.Config)) (base string, a *app.App) {
+	t.Helper()
+	rdb, prefix := redistest.Shared(t)
+	cfg := app.Default()
+	cfg.Redis.URL = "redis://" + rdb.(*redis.Client).Options().Addr
+	cfg.RedisPrefix = prefix
+	cfg.AllowHTTP, cfg.AllowPrivate = true, true
+	cfg.ShutdownTimeout = 5 * time.Second
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = ln.Addr().String()
+	a, err = app.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("Serve did not return after shutdown")
+		}
+	})
+	return "http://" + cfg.Addr, a
+}
+
+func do(t *testing.T, method, url, key, body string) (*http.Response, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if len(b) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s %s: body is not JSON: %q", method, url, b)
+		}
+	}
+	return resp, m
+}
+
+func errCode(m map[string]any) string {
+	e, _ := m["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	base, _ := start(t, nil)
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, _ := do(t, "GET", base+p, "", "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", p, resp.StatusCode)
+		}
+	}
+}
+
+func TestReadyzFollowsRedis(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	base, _ := start(t, func(c *app.Config) { c.Redis.URL = "redis://" + srv.Addr })
+	if resp, _ := do(t, "GET", base+"/readyz", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("readyz before: %d", resp.StatusCode)
+	}
+	srv.Kill()
+	resp, m := do(t, "GET", base+"/readyz", "", "")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("readyz with Redis down: %d %v", resp.StatusCode, m)
+	}
+	if resp, _ := do(t, "GET", base+"/healthz", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("healthz with Redis down: %d", resp.StatusCode)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, _ := do(t, "GET", base+"/readyz", "", "")
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz did not recover after Redis came back: %d", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestAuthOnEveryAPIRoute(t *testing.T) {
+	t.Parallel()
+	base, _ := start(t, func(c *app.Config) { c.APIKeys = []string{testKey} })
+	resp, m := do(t, "GET", base+"/metrics", "", "")
+	if resp.StatusCode != 401 || errCode(m) != "unauthorized" {
+		t.Fatalf("metrics without key: %d %v", resp.StatusCode, m)
+	}
+	resp, _ = do(t, "GET", base+"/metrics", testKey, "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("metrics with key: %d", resp.StatusCode)
+	}
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if resp, _ := do(t, "GET", base+p, "", ""); resp.StatusCode != 200 {
+			t.Fatalf("%s must stay open: %d", p, resp.StatusCode)
+		}
+	}
+	resp, m = do(t, "GET", base+"/no/such/route", testKey, "")
+	if resp.StatusCode != 404 || errCode(m) != "not_found" {
+		t.Fatalf("unknown route: %d %v", resp.StatusCode, m)
+	}
+	resp, m = do(t, "POST", base+"/healthz", "", "{}")
+	if resp.StatusCode != 405 || errCode(m) != "method_not_allowed" {
+		t.Fatalf("wrong method: %d %v", resp.StatusCode, m)
+	}
+}
+
+func TestAPIRateLimitHeaders(t *testing.T) {
+	t.Parallel()
+	base, _ := start(t, func(c *app.Config) { c.APIRateLimit = 2 })
+	var last *http.Response
+	for i := 0; i < 3; i++ {
+		last, _ = do(t, "GET", base+"/metrics", "", "")
+		if last.Header.Get("X-RateLimit-Limit") != "2" {
+			t.Fatalf("request %d: X-RateLimit-Limit = %q", i, last.Header.Get("X-RateLimit-Limit"))
+		}
+	}
+	if last.StatusCode != 429 || last.Header.Get("Retry-After") == "" {
+		t.Fatalf("third request in a second: %d, Retry-After %q", last.StatusCode, last.Header.Get("Retry-After"))
+	}
+}
+
+func TestRefusesOpenNonLoopbackListen(t *testing.T) {
+	t.Parallel()
+	cfg := app.Default()
+	cfg.Addr = "0.0.0.0:0"
+	_, err := app.New(context.Background(), cfg, nil)
+	if err == nil || !strings.Contains(err.Error(), "--allow-no-auth") {
+		t.Fatalf("want refusal naming --allow-no-auth, got %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		mutate func(*app.Config)
+		flag   string
+	}{
+		{func(c *app.Config) { c.RetrySchedule = []time.Duration{-time.Second} }, "--retry-schedule"},
+		{func(c *app.Config) { c.RateLimitPerMinute = 0 }, "--rate-limit-per-minute"},
+		{func(c *app.Config) { c.MaxInFlight = -1 }, "--max-in-flight"},
+		{func(c *app.Config) { c.Redis.URL = "http://x" }, "--redis-url"},
+		{func(c *app.Config) { c.PublicURL = "nope" }, "--public-url"},
+		{func(c *app.Config) { c.APIKeys = []string{"short"} }, "--api-key"},
+		{func(c *app.Config) { c.SigningSecret = "abc" }, "--signing-secret"},
+		{func(c *app.Config) { c.LogFormat = "xml" }, "--log-format"},
+		{func(c *app.Config) { c.RequestTimeout = 0 }, "--request-timeout"},
+	} {
+		cfg := app.Default()
+		c.mutate(&cfg)
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.flag) {
+			t.Errorf("want an error naming %s, got %v", c.flag, err)
+		}
+	}
+	cfg := app.Default()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if cfg.PublicURL != "http://127.0.0.1:8000" {
+		t.Fatalf("PublicURL default = %q", cfg.PublicURL)
+	}
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFlagsEnvAndPrecedence(t *testing.T) {
+	t.Setenv("HERALD_ADDR", "127.0.0.1:9000")
+	t.Setenv("HERALD_API_KEY", "aaaaaaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbbbbbb")
+	t.Setenv("HERALD_RETRY_SCHEDULE", "1s,2s")
+	t.Setenv("HERALD_REDIS_URL", "redis://127.0.0.1:6379/0")
+	t.Setenv("SESSIONS_SERVER", "http://sessions.example/in")
+	cfg, err := parseServe([]string{"--addr", "127.0.0.1:9100"}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:9100" {
+		t.Errorf("flag must win over env: %q", cfg.Addr)
+	}
+	if len(cfg.APIKeys) != 2 {
+		t.Errorf("APIKeys from env: %v", cfg.APIKeys)
+	}
+	if len(cfg.RetrySchedule) != 2 || cfg.RetrySchedule[1] != 2*time.Second {
+		t.Errorf("RetrySchedule from env: %v", cfg.RetrySchedule)
+	}
+	if cfg.SessionsURL != "http://sessions.example/in" {
+		t.Errorf("SESSIONS_SERVER not read: %q", cfg.SessionsURL)
+	}
+	if cfg.AllowHTTP || cfg.AllowPrivate {
+		t.Errorf("with a Redis URL the strict target rules hold")
+	}
+}
+
+func TestFlagsTryOutRelaxesTargets(t *testing.T) {
+	cfg, err := parseServe(nil, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.TryOut() || !cfg.AllowHTTP || !cfg.AllowPrivate {
+		t.Fatalf("try-out: %+v", cfg)
+	}
+	cfg, err = parseServe([]string{"--allow-private-targets=false"}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AllowPrivate {
+		t.Fatal("an explicit --allow-private-targets=false must hold in the try-out")
+	}
+}
+
+func TestFlagsBadEnvDoesNotEchoValue(t *testing.T) {
+	t.Setenv("HERALD_MAX_IN_FLIGHT", "s3cret-not-a-number")
+	_, err := parseServe(nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "HERALD_MAX_IN_FLIGHT") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRunHelpAndUnknown(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "herald sink") {
+		t.Fatalf("--help: %d %q", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"serve", "--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "--redis-url") {
+		t.Fatalf("serve --help: %d %q", code, out.String())
+	}
+	if code := run([]string{"frobnicate"}, &out, &errb); code != 2 {
+		t.Fatalf("unknown command: %d", code)
+	}
+	errb.Reset()
+	if code := run([]string{"serve", "--retry-schedule", "soon"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "retry-schedule") {
+		t.Fatalf("bad flag: %d %q", code, errb.String())
+	}
+}
