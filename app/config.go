@@ -34,13 +34,13 @@ type Config struct {
 	MaxBacklog         int64
 	Workers            int
 
-	SessionTTL       time.Duration
+	SessionTTL        time.Duration
 	DeliveryRetention time.Duration
-	DisableAfter     time.Duration
+	DisableAfter      time.Duration
 
-	MaxBodyBytes     int64
-	APIRateLimit     int // requests per second per caller; 0 turns it off
-	ShutdownTimeout  time.Duration
+	MaxBodyBytes    int64
+	APIRateLimit    int // requests per second per caller; 0 turns it off
+	ShutdownTimeout time.Duration
 
 	LogFormat string // text or json
 	LogLevel  string // debug, info, warn, error

@@ -163,4 +163,3 @@ func Redact(raw string) string {
 
 // IsRefused reports whether err is a target-rule refusal (possibly inside a url.Error).
 func IsRefused(err error) bool { return errors.Is(err, ErrRefused) }
-
