@@ -1,0 +1,457 @@
+package channels
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"math/big"
+	"slices"
+	"strings"
+
+	"github.com/heraldhq/herald/httpx"
+)
+
+// Filter limits and codes.
+const (
+	// MaxFilterDepth bounds the nesting of $and / $or.
+	MaxFilterDepth = 16
+	// MaxFilterValues bounds the values of one $in / $nin / $all list.
+	MaxFilterValues = 1000
+	// CodeUnknownOperator is the error code for a filter operator herald does not know.
+	CodeUnknownOperator = "unknown_operator"
+	// maxPathLen bounds a channel_metadata.<key> path.
+	maxPathLen = 1024
+)
+
+// Filter is a parsed channel filter (the MongoDB subset of the contract). The zero value is not
+// valid; use ParseFilter or MatchAll.
+type Filter struct {
+	root node
+}
+
+// MatchAll returns the filter {}.
+func MatchAll() *Filter { return &Filter{root: andNode{}} }
+
+// Match reports whether c satisfies the filter.
+func (f *Filter) Match(c *Channel) bool { return f.root.match(c) }
+
+// String renders the parsed filter, for tests and logs.
+func (f *Filter) String() string { return f.root.String() }
+
+// node is one node of the filter's syntax tree.
+type node interface {
+	match(c *Channel) bool
+	String() string
+}
+
+// andNode matches when every child matches; with no children it matches everything ({}).
+type andNode struct{ kids []node }
+
+// orNode matches when at least one child matches.
+type orNode struct{ kids []node }
+
+// op is a comparison operator.
+type op string
+
+const (
+	opEq     op = "$eq"
+	opNe     op = "$ne"
+	opIn     op = "$in"
+	opNin    op = "$nin"
+	opAll    op = "$all"
+	opExists op = "$exists"
+)
+
+// condNode compares one field with a value: {"field": {"$op": value}}.
+type condNode struct {
+	field fieldRef
+	op    op
+	val   any   // $eq / $ne
+	vals  []any // $in / $nin / $all
+	want  bool  // $exists
+}
+
+// fieldKind names the channel field a condition reads.
+type fieldKind int
+
+const (
+	fID fieldKind = iota
+	fName
+	fDesc
+	fTags
+	fMeta
+)
+
+type fieldRef struct {
+	kind fieldKind
+	path string   // as written in the filter, e.g. "channel_metadata.chat_type"
+	meta []string // for fMeta: the keys below channel_metadata
+}
+
+func (n andNode) match(c *Channel) bool {
+	for _, k := range n.kids {
+		if !k.match(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func (n orNode) match(c *Channel) bool {
+	for _, k := range n.kids {
+		if k.match(c) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n condNode) match(c *Channel) bool {
+	v, present := n.field.value(c)
+	switch n.op {
+	case opEq:
+		return eqMatch(v, present, n.val)
+	case opNe:
+		return !eqMatch(v, present, n.val)
+	case opIn:
+		return inMatch(v, present, n.vals)
+	case opNin:
+		return !inMatch(v, present, n.vals)
+	case opAll:
+		if len(n.vals) == 0 {
+			return false // as in MongoDB, {"$all": []} matches nothing
+		}
+		for _, q := range n.vals {
+			if !eqMatch(v, present, q) {
+				return false
+			}
+		}
+		return true
+	case opExists:
+		return present == n.want
+	}
+	return false
+}
+
+func (n andNode) String() string { return "$and" + listString(n.kids) }
+func (n orNode) String() string  { return "$or" + listString(n.kids) }
+func (n condNode) String() string {
+	var arg any
+	switch n.op {
+	case opIn, opNin, opAll:
+		arg = n.vals
+	case opExists:
+		arg = n.want
+	default:
+		arg = n.val
+	}
+	b, _ := json.Marshal(arg)
+	return n.field.path + " " + string(n.op) + " " + string(b)
+}
+
+func listString(ns []node) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = n.String()
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// value returns the field's value in c and whether it is present. channel_id, channel_name,
+// channel_description and channel_tags are always present; a metadata key is present when every
+// key on its path exists (each step below the first must be an object).
+func (f fieldRef) value(c *Channel) (any, bool) {
+	switch f.kind {
+	case fID:
+		return c.ChannelID, true
+	case fName:
+		return c.ChannelName, true
+	case fDesc:
+		return c.ChannelDescription, true
+	case fTags:
+		l := make([]any, len(c.ChannelTags))
+		for i, t := range c.ChannelTags {
+			l[i] = t
+		}
+		return l, true
+	}
+	var cur any = map[string]any(c.ChannelMetadata)
+	for _, k := range f.meta {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		cur, ok = m[k]
+		if !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// eqMatch is MongoDB equality: null matches a missing or null field; a list field matches when it
+// equals the value or one of its elements does.
+func eqMatch(v any, present bool, q any) bool {
+	if q == nil && (!present || v == nil) {
+		return true
+	}
+	if !present {
+		return false
+	}
+	if valuesEqual(v, q) {
+		return true
+	}
+	if l, ok := v.([]any); ok {
+		for _, e := range l {
+			if valuesEqual(e, q) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func inMatch(v any, present bool, qs []any) bool {
+	for _, q := range qs {
+		if eqMatch(v, present, q) {
+			return true
+		}
+	}
+	return false
+}
+
+// valuesEqual compares decoded JSON values; numbers compare by value (1 equals 1.0).
+func valuesEqual(a, b any) bool {
+	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case json.Number:
+		return numbersEqual(x, b)
+	case float64:
+		return numbersEqual(x, b)
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !valuesEqual(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, xv := range x {
+			yv, ok := y[k]
+			if !ok || !valuesEqual(xv, yv) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func numbersEqual(a, b any) bool {
+	x, ok1 := toBig(a)
+	y, ok2 := toBig(b)
+	return ok1 && ok2 && x.Cmp(y) == 0
+}
+
+func toBig(v any) (*big.Float, bool) {
+	switch n := v.(type) {
+	case json.Number:
+		f, _, err := big.ParseFloat(string(n), 10, 128, big.ToNearestEven)
+		return f, err == nil
+	case float64:
+		return big.NewFloat(n), true
+	}
+	return nil, false
+}
+
+// ParseFilter parses a filter from its JSON text. An empty body is {} (everything). Errors are
+// 400 *httpx.Error values naming the field (the field path, or the operator at the top level).
+func ParseFilter(b []byte) (*Filter, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return MatchAll(), nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, httpx.JSONError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, httpx.BadRequest(httpx.CodeInvalidJSON, "", "filter has data after the JSON value")
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, httpx.BadRequest(httpx.CodeInvalidValue, "", "the filter must be a JSON object, e.g. {\"channel_tags\": {\"$in\": [\"slack\"]}}")
+	}
+	root, err := parseDoc(m, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Filter{root: root}, nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// parseDoc parses a filter document: fields and the logical operators $and / $or, all of which
+// must hold.
+func parseDoc(m map[string]any, depth int) (node, error) {
+	if depth > MaxFilterDepth {
+		return nil, httpx.BadRequest(httpx.CodeInvalidValue, "", "the filter nests $and/$or more than %d levels deep", MaxFilterDepth)
+	}
+	var kids []node
+	for _, k := range sortedKeys(m) {
+		v := m[k]
+		switch {
+		case k == "$and" || k == "$or":
+			l, ok := v.([]any)
+			if !ok || len(l) == 0 {
+				return nil, httpx.BadRequest(httpx.CodeInvalidValue, k, "%s must be a non-empty list of filter objects", k)
+			}
+			if len(l) > MaxFilterValues {
+				return nil, httpx.BadRequest(httpx.CodeInvalidValue, k, "%s may hold at most %d filters", k, MaxFilterValues)
+			}
+			sub := make([]node, 0, len(l))
+			for _, e := range l {
+				em, ok := e.(map[string]any)
+				if !ok {
+					return nil, httpx.BadRequest(httpx.CodeInvalidValue, k, "every entry of %s must be a filter object", k)
+				}
+				n, err := parseDoc(em, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				sub = append(sub, n)
+			}
+			if k == "$and" {
+				kids = append(kids, andNode{kids: sub})
+			} else {
+				kids = append(kids, orNode{kids: sub})
+			}
+		case strings.HasPrefix(k, "$"):
+			return nil, httpx.BadRequest(CodeUnknownOperator, quoteOp(k), "unknown operator %s at the top level of the filter; the top level takes fields, $and and $or", quoteOp(k))
+		default:
+			f, err := parseField(k)
+			if err != nil {
+				return nil, err
+			}
+			conds, err := parseExpr(f, v)
+			if err != nil {
+				return nil, err
+			}
+			kids = append(kids, conds...)
+		}
+	}
+	if len(kids) == 1 {
+		return kids[0], nil
+	}
+	return andNode{kids: kids}, nil
+}
+
+func quoteOp(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return s
+}
+
+// parseField resolves a field path.
+func parseField(path string) (fieldRef, error) {
+	switch path {
+	case fieldChannelID:
+		return fieldRef{kind: fID, path: path}, nil
+	case fieldChannelName:
+		return fieldRef{kind: fName, path: path}, nil
+	case fieldChannelDesc:
+		return fieldRef{kind: fDesc, path: path}, nil
+	case fieldChannelTags:
+		return fieldRef{kind: fTags, path: path}, nil
+	case fieldChannelMeta:
+		return fieldRef{}, httpx.BadRequest(httpx.CodeUnknownField, path, "filter on a key inside channel_metadata, e.g. channel_metadata.chat_type, not on channel_metadata itself")
+	}
+	if rest, ok := strings.CutPrefix(path, fieldChannelMetaDot); ok {
+		if len(path) > maxPathLen {
+			return fieldRef{}, httpx.BadRequest(httpx.CodeUnknownField, quoteOp(path), "field path is longer than %d characters", maxPathLen)
+		}
+		parts := strings.Split(rest, ".")
+		for _, p := range parts {
+			if p == "" {
+				return fieldRef{}, httpx.BadRequest(httpx.CodeUnknownField, quoteOp(path), "field %q has an empty key in its path", quoteOp(path))
+			}
+		}
+		return fieldRef{kind: fMeta, path: path, meta: parts}, nil
+	}
+	return fieldRef{}, httpx.BadRequest(httpx.CodeUnknownField, quoteOp(path),
+		"unknown field %q in the filter; filter on channel_id, channel_name, channel_description, channel_tags or channel_metadata.<key>", quoteOp(path))
+}
+
+// parseExpr parses the value given for a field: either an operator object ({"$in": [...]}), whose
+// operators must all hold, or a value to compare for equality.
+func parseExpr(f fieldRef, v any) ([]node, error) {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) == 0 {
+		return []node{condNode{field: f, op: opEq, val: v}}, nil
+	}
+	ops, plain := 0, 0
+	for k := range m {
+		if strings.HasPrefix(k, "$") {
+			ops++
+		} else {
+			plain++
+		}
+	}
+	if ops == 0 {
+		return []node{condNode{field: f, op: opEq, val: v}}, nil // equality with an object
+	}
+	if plain > 0 {
+		return nil, httpx.BadRequest(httpx.CodeInvalidValue, f.path, "the value of %s mixes operators ($...) with plain keys", f.path)
+	}
+	var out []node
+	for _, k := range sortedKeys(m) {
+		arg := m[k]
+		switch op(k) {
+		case opEq, opNe:
+			out = append(out, condNode{field: f, op: op(k), val: arg})
+		case opIn, opNin, opAll:
+			l, ok := arg.([]any)
+			if !ok {
+				return nil, httpx.BadRequest(httpx.CodeInvalidValue, f.path, "%s of %s needs a list of values", k, f.path)
+			}
+			if len(l) > MaxFilterValues {
+				return nil, httpx.BadRequest(httpx.CodeInvalidValue, f.path, "%s of %s may hold at most %d values", k, f.path, MaxFilterValues)
+			}
+			out = append(out, condNode{field: f, op: op(k), vals: l})
+		case opExists:
+			b, ok := arg.(bool)
+			if !ok {
+				return nil, httpx.BadRequest(httpx.CodeInvalidValue, f.path, "$exists of %s needs true or false", f.path)
+			}
+			out = append(out, condNode{field: f, op: opExists, want: b})
+		default:
+			return nil, httpx.BadRequest(CodeUnknownOperator, f.path,
+				"unknown operator %s on %s; supported: $eq, $ne, $in, $nin, $all, $exists (and $and, $or at the top level)", quoteOp(k), f.path)
+		}
+	}
+	return out, nil
+}
