@@ -1,0 +1,35 @@
+// Package events accepts notifications about a channel (POST /channel/{id}/notify) and fans each
+// one out to the channel's subscribers as deliveries of the notifier engine; GET /events/{id}
+// shows an event with its deliveries.
+//
+// # Acceptance
+//
+// A notify call is validated, the channel is read, the matching subscribers are counted (the
+// "subscribers" of the 202: the number of verified, enabled subscribers matching at acceptance),
+// and the event is stored in one Lua script together with its entry in the expansion queue and,
+// with an Idempotency-Key, the key's record. Only then is 202 answered: the event is durable. A
+// repeated key (per channel, for 24 h) answers the first call's 202 again and creates nothing; the
+// same key with another request is 409. While the engine's backlog is full (expansion saw
+// notifier.ErrBacklogFull) or too many events await expansion, new events get 503 with
+// Retry-After.
+//
+// A subscriber_id targets one subscriber: it must exist (404) and be verified and not disabled
+// (409 subscriber_not_verified). Its filters are not applied: naming it is explicit.
+//
+// # Expansion
+//
+// Workers (Start/Stop) claim due events with a short lease, then match subscribers a batch at a
+// time (subscribers.Store.Match, ordered by id), enqueue one notifier.Request per subscriber and
+// save the last id as a cursor. The delivery id is DeliveryID(event, subscriber), so re-enqueueing
+// a batch after a crash is a no-op in the engine: a killed process loses nothing and duplicates
+// nothing; its event is resumed from the cursor when the lease runs out. When the engine's
+// backlog is full the event is handed back and tried again later, never dropped.
+//
+// # Bodies
+//
+// Each subscriber gets its own body with its own token, in seed 002's shape (see payload.go):
+// update_notification has exactly token, type, channel, chat_type, update_type and message;
+// republish_request and unpublish_request have token, type, channel, channel_data (the channel
+// document at acceptance, as a JSON string) and chat_type. The part after the token is built once
+// per event, so large messages are not re-encoded for every subscriber.
+package events

@@ -1,0 +1,383 @@
+package events
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/subscribers"
+)
+
+// Expansion turns an event into one delivery per matching subscriber, in batches: match a page of
+// subscribers (ordered by id), enqueue their deliveries, save the last id as the event's cursor,
+// repeat. A worker holds a lease on the event while it works (the event's score in the expand
+// queue, pushed forward after every batch and by a heartbeat), so if the process dies another
+// process, or its restart, claims the event when the lease runs out and resumes from the cursor.
+// A batch that was enqueued but whose cursor was not saved is enqueued again; that is harmless
+// because a delivery's id is derived from the event and the subscriber (DeliveryID) and the engine
+// ignores an id it already has. So nothing is lost and nothing is sent twice.
+
+// DeliveryID is the id of the delivery of event eventID to subscriber subscriberID:
+// "<event id>.<subscriber id>", or, when that would pass the 128-character id limit,
+// "<event id>.h<32 hex digits of the subscriber id's SHA-256>".
+func DeliveryID(eventID, subscriberID string) string {
+	id := eventID + "." + subscriberID
+	if len(id) <= httpx.MaxIDLen {
+		return id
+	}
+	h := sha256.Sum256([]byte(subscriberID))
+	return eventID + ".h" + hex.EncodeToString(h[:16])
+}
+
+// Start launches the expansion workers. Calling it again while they run does nothing.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running {
+		return nil
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.running, s.cancel = true, cancel
+	s.stopping, s.done = make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	for range s.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.work(wctx, s.stopping)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(s.done)
+	}()
+	return nil
+}
+
+// Stop asks the workers to finish the batch they are on, hand their events back (so another
+// process resumes them at once) and return. When ctx ends first they are cancelled mid-batch;
+// their events are then resumed after the lease runs out. Safe to call twice.
+func (s *Service) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.running {
+		s.mu.Unlock()
+		return nil
+	}
+	s.running = false
+	stopping, cancel, done := s.stopping, s.cancel, s.done
+	s.mu.Unlock()
+
+	close(stopping)
+	select {
+	case <-done:
+		cancel()
+		return nil
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return fmt.Errorf("events: workers cancelled at the stop deadline: %w", ctx.Err())
+	}
+}
+
+// work is one worker: expand due events until there are none, then wait for a wake-up or the poll
+// interval.
+func (s *Service) work(ctx context.Context, stopping <-chan struct{}) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-stopping:
+			return
+		default:
+		}
+		worked, err := s.expandNext(ctx, stopping)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("expanding events", "err", err)
+		}
+		if worked && err == nil {
+			continue
+		}
+		t.Reset(jitter(s.cfg.PollInterval))
+		select {
+		case <-stopping:
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// ExpandDue expands every event that is due now, in this goroutine, and returns how many it
+// expanded or handed back (backlog full, store error). Tests and tools use it; the workers started
+// by Start do the same in the background.
+func (s *Service) ExpandDue(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		worked, err := s.expandNext(ctx, nil)
+		if err != nil {
+			return n, err
+		}
+		if !worked {
+			return n, nil
+		}
+		n++
+	}
+}
+
+// expandNext claims one due event and expands it. It reports false when no event was due.
+func (s *Service) expandNext(ctx context.Context, stopping <-chan struct{}) (bool, error) {
+	now := s.cfg.Now()
+	ids, err := s.rdb.ZRangeByScore(ctx, s.keys.expand(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: 16,
+	}).Result()
+	if err != nil {
+		return false, err
+	}
+	// Start at a random candidate so that workers racing for the same queue spread out.
+	off := 0
+	if len(ids) > 1 {
+		off = rand.IntN(len(ids))
+	}
+	for i := range ids {
+		id := ids[(i+off)%len(ids)]
+		owner := httpx.NewID("lease")
+		until := s.cfg.Now().Add(s.cfg.LeaseTTL).UnixMilli()
+		r, err := claimScript.Run(ctx, s.rdb, []string{s.keys.expand(), s.keys.event(id)},
+			id, now.UnixMilli(), until, owner).Int()
+		if err != nil {
+			return false, err
+		}
+		if r == 1 {
+			return true, s.expand(ctx, id, owner, stopping)
+		}
+	}
+	return false, nil
+}
+
+// errLeaseLost stops a worker whose lease another worker took over.
+var errLeaseLost = errors.New("events: lease on the event was lost")
+
+// expand does the batches of one claimed event until it is done, the worker is told to stop, the
+// lease is lost or the engine refuses more work.
+func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan struct{}) (err error) {
+	ev, err := s.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		// Expired between the claim and now: drop the queue entry.
+		return s.rdb.ZRem(ctx, s.keys.expand(), id).Err()
+	} else if err != nil {
+		s.release(ctx, id, owner, s.cfg.ErrorBackoff, false)
+		return err
+	}
+	log := s.log.With("event_id", id)
+
+	// The heartbeat renews the lease while a batch is slow, and cancels the work when the lease is
+	// lost, so two workers do not go on expanding one event.
+	wctx, cancel := context.WithCancelCause(ctx)
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		s.heartbeat(wctx, cancel, id, owner)
+	}()
+	defer func() {
+		cancel(nil)
+		<-hbDone
+	}()
+
+	if ev.Status == StatusExpanded {
+		return s.finish(wctx, id, owner, 0)
+	}
+	var ch channels.Channel
+	if err := json.Unmarshal(ev.channel, &ch); err != nil {
+		return fmt.Errorf("event %s: channel snapshot: %w", id, err)
+	}
+
+	after := ev.cursor
+	for first := true; ; first = false {
+		if !first && stopped(stopping) {
+			s.release(ctx, id, owner, 0, false)
+			return nil
+		}
+		if s.cfg.beforeBatch != nil {
+			s.cfg.beforeBatch(id, after)
+		}
+		var subs []*subscribers.Subscriber
+		next := ""
+		if ev.SubscriberID != "" {
+			subs, err = s.target(wctx, ev.SubscriberID)
+		} else {
+			subs, next, err = s.subs.Match(wctx, &ch, ev.Type, after, s.cfg.BatchSize)
+		}
+		if err == nil {
+			var n int
+			n, err = s.enqueue(wctx, ev, subs)
+			if err == nil {
+				if next == "" || len(subs) == 0 {
+					if err := s.finish(ctx, id, owner, n); err != nil {
+						return err
+					}
+					log.Debug("event expanded", "batch_deliveries", n)
+					return nil
+				}
+				if err := s.progress(ctx, id, owner, next, n); err != nil {
+					return err
+				}
+				after = next
+				continue
+			}
+		}
+		if cause := context.Cause(wctx); errors.Is(cause, errLeaseLost) {
+			return cause
+		}
+		if errors.Is(err, notifier.ErrBacklogFull) {
+			log.Info("delivery backlog is full: expansion waits", "retry_in", s.cfg.FullBackoff)
+			s.release(ctx, id, owner, s.cfg.FullBackoff, true)
+			return nil
+		}
+		s.release(ctx, id, owner, s.cfg.ErrorBackoff, false)
+		return fmt.Errorf("event %s: %w", id, err)
+	}
+}
+
+// target returns the one subscriber a targeted event goes to, or none when it was deleted or is no
+// longer verified since the event was accepted.
+func (s *Service) target(ctx context.Context, id string) ([]*subscribers.Subscriber, error) {
+	sub, err := s.subs.Get(ctx, id)
+	if errors.Is(err, subscribers.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if !sub.Active() {
+		return nil, nil
+	}
+	return []*subscribers.Subscriber{sub}, nil
+}
+
+// enqueue hands one batch of deliveries to the engine and returns how many it enqueued. A
+// subscriber whose endpoint the engine does not know (deleted since it matched) is skipped.
+func (s *Service) enqueue(ctx context.Context, ev *Event, subs []*subscribers.Subscriber) (int, error) {
+	if len(subs) == 0 {
+		return 0, nil
+	}
+	reqs := make([]notifier.Request, len(subs))
+	for i, sub := range subs {
+		reqs[i] = notifier.Request{
+			ID:           DeliveryID(ev.ID, sub.ID),
+			EndpointID:   subscribers.EndpointID(sub.ID),
+			Body:         body(ev.tail, sub.Token),
+			EventID:      ev.ID,
+			SubscriberID: sub.ID,
+			Kind:         KindNotification,
+		}
+	}
+	_, err := s.eng.Enqueue(ctx, reqs...)
+	if !errors.Is(err, notifier.ErrUnknownEndpoint) {
+		if err != nil {
+			return 0, err
+		}
+		return len(reqs), nil
+	}
+	// One endpoint of the batch is unknown: enqueue one by one to find it and keep the others.
+	n := 0
+	for _, r := range reqs {
+		_, err := s.eng.Enqueue(ctx, r)
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, notifier.ErrUnknownEndpoint):
+			s.log.Warn("subscriber has no delivery endpoint; skipped", "event_id", ev.ID, "subscriber_id", r.SubscriberID)
+		default:
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (s *Service) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, id, owner string) {
+	t := time.NewTicker(s.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.progress(ctx, id, owner, "", 0); errors.Is(err, errLeaseLost) {
+				cancel(errLeaseLost)
+				return
+			} else if err != nil && ctx.Err() == nil {
+				s.log.Warn("renewing the lease on an event", "event_id", id, "err", err)
+			}
+		}
+	}
+}
+
+func (s *Service) progress(ctx context.Context, id, owner, cursor string, n int) error {
+	until := s.cfg.Now().Add(s.cfg.LeaseTTL).UnixMilli()
+	r, err := progressScript.Run(ctx, s.rdb, []string{s.keys.expand(), s.keys.event(id), s.keys.backlogFull()},
+		id, owner, until, cursor, n).Int()
+	if err != nil {
+		return err
+	}
+	if r == 0 {
+		return errLeaseLost
+	}
+	return nil
+}
+
+func (s *Service) finish(ctx context.Context, id, owner string, n int) error {
+	r, err := finishScript.Run(ctx, s.rdb, []string{s.keys.expand(), s.keys.event(id), s.keys.backlogFull()},
+		id, owner, n, s.cfg.Now().UTC().Format(time.RFC3339Nano)).Int()
+	if err != nil {
+		return err
+	}
+	if r == 0 {
+		return errLeaseLost
+	}
+	return nil
+}
+
+// release hands an event back, to be claimed again after wait; full also refuses new events for
+// as long. Errors are logged: the lease runs out by itself anyway.
+func (s *Service) release(ctx context.Context, id, owner string, wait time.Duration, full bool) {
+	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	at := s.cfg.Now().Add(jitter(wait)).UnixMilli()
+	var flag int64
+	if full {
+		flag = wait.Milliseconds()
+	}
+	if err := releaseScript.Run(ctx, s.rdb, []string{s.keys.expand(), s.keys.event(id), s.keys.backlogFull()},
+		id, owner, at, flag).Err(); err != nil {
+		s.log.Warn("handing an event back", "event_id", id, "err", err)
+	}
+}
+
+func stopped(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// jitter returns d ± 10%.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d - d/10 + rand.N(d/5+1)
+}
