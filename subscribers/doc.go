@@ -1,0 +1,42 @@
+// Package subscribers keeps herald's subscribers — webhook endpoints that want notifications about
+// channels (contract: Subscribers and verification) — in Redis, serves the /subscribers API, finds
+// the subscribers an event goes to (Store.Match), and disables subscribers whose endpoints are gone
+// or dead (Health).
+//
+// # Lifecycle
+//
+// A subscriber is created pending, and its url_verification handshake is queued in the same
+// write. The verifier package runs the handshake and reports with Store.FinishVerification:
+// verified, or failed with a reason. A change of URL or token, POST /subscribers/{id}/verify, and
+// any update of a disabled subscriber send it back to pending (verified: false) with a new
+// handshake request; each request has a generation number, and a result applies only to the
+// latest request for the same URL, so a slow handshake of an old URL never marks a new one
+// verified. Only verified subscribers that are not disabled are active: only they match.
+//
+// Health disables a subscriber whose endpoint answers 410 Gone, or whose delivery tries have all
+// failed for DisableAfter (24 h by default) since the last success. The first failure's time is
+// kept per subscriber in one hash; a success deletes it.
+//
+// Each subscriber is also an endpoint of the delivery engine, "sub:<id>" (EndpointID). The API
+// registers it with PutEndpoint before it stores a change, and removes it on delete.
+//
+// # Storage
+//
+// A subscriber's JSON document sits in one hash and its version in another; every change is a
+// compare-and-swap on the version in a Lua script that also moves the subscriber between the
+// match indexes, the verification queue and the failure record. The match indexes are sorted sets
+// of ids (score 0, read with ZRANGEBYLEX) that hold only active subscribers: one per channel id
+// (subscribers filtering on channel ids), one per tag (subscribers filtering on tags but not ids),
+// and one for subscribers with no channel filter. Match merges the channel's id set, its tags'
+// sets and the no-filter set by id from a cursor, then filters the loaded documents exactly, so
+// fan-out reads only candidates and pages by id correctly whatever happens between pages.
+//
+// Every key carries the hash tag {<prefix>:subs} and so lives on one Cluster slot. That is what
+// makes the scripts Cluster-safe: the index keys a write touches are derived from the document
+// (its channel ids and tags, before and after), and a script may only touch keys of one slot. The
+// price is that all subscriber data lives on one shard; subscribers are few and small next to
+// deliveries, which the engine spreads out.
+//
+// Secrets: the signing secret and the verification token are shown by GET /subscribers/{id}, by
+// the answers to create and rotate-secret, and never in lists or logs.
+package subscribers

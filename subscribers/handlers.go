@@ -1,0 +1,341 @@
+package subscribers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/heraldhq/herald/egress"
+	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/notifier"
+)
+
+// Engine is what the subscriber API needs from the delivery engine (*notifier.Engine).
+type Engine interface {
+	PutEndpoint(ctx context.Context, ep notifier.Endpoint) error
+	DeleteEndpoint(ctx context.Context, id string) error
+	BreakerState(endpointID string) notifier.BreakerState
+}
+
+// HandlerConfig configures the subscriber API.
+type HandlerConfig struct {
+	Store  *Store
+	Engine Engine
+	// Policy is the operator's target rules; a URL they refuse is a 400.
+	Policy egress.Policy
+	// DefaultToken is the token of subscribers created without one; empty means a random token
+	// per subscriber.
+	DefaultToken string
+	MaxBody      int64 // request body limit; default httpx.DefaultMaxBody
+	// Nudge, when set, is called after a handshake is queued so that the verifier starts it at
+	// once rather than at its next poll.
+	Nudge func()
+	Log   *slog.Logger
+}
+
+// Handlers serves the /subscribers routes.
+type Handlers struct {
+	cfg HandlerConfig
+	v   validation
+}
+
+// NewHandlers returns the subscriber API.
+func NewHandlers(cfg HandlerConfig) *Handlers {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Nudge == nil {
+		cfg.Nudge = func() {}
+	}
+	return &Handlers{cfg: cfg, v: validation{policy: cfg.Policy, defaultToken: cfg.DefaultToken}}
+}
+
+// Routes mounts the subscriber API on r.
+func (h *Handlers) Routes(r *mux.Router) {
+	r.Handle("/subscribers", httpx.Handle(h.create)).Methods(http.MethodPost)
+	r.Handle("/subscribers", httpx.Handle(h.list)).Methods(http.MethodGet)
+	r.Handle("/subscribers/{id}", httpx.Handle(h.get)).Methods(http.MethodGet)
+	r.Handle("/subscribers/{id}", httpx.Handle(h.patch)).Methods(http.MethodPatch)
+	r.Handle("/subscribers/{id}", httpx.Handle(h.delete)).Methods(http.MethodDelete)
+	r.Handle("/subscribers/{id}/verify", httpx.Handle(h.verify)).Methods(http.MethodPost)
+	r.Handle("/subscribers/{id}/rotate-secret", httpx.Handle(h.rotateSecret)).Methods(http.MethodPost)
+}
+
+// endpoint is the engine's view of a subscriber.
+func endpoint(s *Subscriber) notifier.Endpoint {
+	return notifier.Endpoint{ID: EndpointID(s.ID), URL: s.URL, Secret: s.Secret,
+		RateLimitPerMinute: s.RateLimitPerMinute, MaxInFlight: s.MaxInFlight, Ordered: s.Ordered}
+}
+
+// putEndpoint registers s with the engine, turning a refused target into a 400.
+func (h *Handlers) putEndpoint(ctx context.Context, s *Subscriber) error {
+	err := h.cfg.Engine.PutEndpoint(ctx, endpoint(s))
+	if errors.Is(err, notifier.ErrInvalidTarget) {
+		return httpx.Invalid("url", "the delivery engine refused the url: %s", err.Error())
+	}
+	if err != nil {
+		return fmt.Errorf("register endpoint %s: %w", EndpointID(s.ID), err)
+	}
+	return nil
+}
+
+// view fills in what the store does not keep.
+func (h *Handlers) view(s *Subscriber) *Subscriber {
+	s.BreakerState = string(h.cfg.Engine.BreakerState(EndpointID(s.ID)))
+	if s.BreakerState == "" {
+		s.BreakerState = "closed"
+	}
+	return s
+}
+
+// storeError turns the store's sentinels into API errors.
+func storeError(err error, id string) error {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return httpx.NotFound("no subscriber with id %q", id)
+	case errors.Is(err, ErrConflict):
+		return &httpx.Error{Status: http.StatusConflict, Code: "conflict", Message: "the subscriber was changed concurrently; try again"}
+	}
+	return err
+}
+
+func pathID(r *http.Request) (string, error) {
+	id := mux.Vars(r)["id"]
+	return id, httpx.CheckID("id", id)
+}
+
+func (h *Handlers) create(w http.ResponseWriter, r *http.Request) error {
+	var in input
+	if err := httpx.Decode(w, r, h.cfg.MaxBody, &in); err != nil {
+		return err
+	}
+	sub := &Subscriber{ID: httpx.NewID("sub")}
+	if err := h.v.apply(&in, sub); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	// The engine learns the endpoint first: nothing can match the subscriber before it is
+	// verified, and if storing fails the endpoint is removed again.
+	if err := h.putEndpoint(ctx, sub); err != nil {
+		return err
+	}
+	created, err := h.cfg.Store.Create(ctx, sub)
+	if err != nil {
+		if derr := h.cfg.Engine.DeleteEndpoint(context.WithoutCancel(ctx), EndpointID(sub.ID)); derr != nil {
+			h.cfg.Log.Warn("could not remove the endpoint of a subscriber that was not stored", "subscriber_id", sub.ID, "err", derr)
+		}
+		return storeError(err, sub.ID)
+	}
+	h.cfg.Nudge()
+	h.cfg.Log.Info("subscriber created", "subscriber_id", created.ID, "url", egress.Redact(created.URL))
+	httpx.WriteJSON(w, http.StatusCreated, h.view(created))
+	return nil
+}
+
+func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit := DefaultLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return httpx.Invalid("limit", "limit must be a whole number from 1 to %d", MaxLimit)
+		}
+		limit = min(n, MaxLimit)
+	}
+	after := q.Get("after")
+	if after != "" && !httpx.ValidID(after) {
+		return httpx.Invalid("after", "after must be the next cursor of a previous page")
+	}
+	subs, next, err := h.cfg.Store.List(r.Context(), after, limit)
+	if err != nil {
+		return err
+	}
+	for _, s := range subs {
+		h.view(s)
+	}
+	var nextv *string
+	if next != "" {
+		nextv = &next
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"subscribers": subs, "next": nextv})
+	return nil
+}
+
+func (h *Handlers) get(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	sub, err := h.cfg.Store.Get(r.Context(), id)
+	if err != nil {
+		return storeError(err, id)
+	}
+	httpx.WriteJSON(w, http.StatusOK, h.view(sub))
+	return nil
+}
+
+// patch applies a JSON merge patch (RFC 7396) to the subscriber's settable fields and checks the
+// result as a whole, as create would.
+func (h *Handlers) patch(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	body, err := httpx.ReadBody(w, r, h.cfg.MaxBody)
+	if err != nil {
+		return err
+	}
+	var patch map[string]json.RawMessage
+	if err := httpx.Unmarshal(body, &patch); err != nil {
+		return err
+	}
+	if patch == nil {
+		return httpx.BadRequest(httpx.CodeInvalidJSON, "", "the body must be a JSON object (a merge patch)")
+	}
+	for k, v := range patch {
+		switch {
+		case slices.Contains(readOnlyFields, k):
+			return httpx.Invalid(k, "%s is read-only", k)
+		case !slices.Contains(writableFields, k):
+			return httpx.BadRequest(httpx.CodeUnknownField, k, "unknown field %q", truncate(k, 64))
+		case k == "secret" && bytes.Equal(bytes.TrimSpace(v), []byte("null")):
+			return httpx.Invalid("secret", "the secret cannot be removed; POST /subscribers/{id}/rotate-secret makes a new one")
+		}
+	}
+	ctx := r.Context()
+	updated, err := h.cfg.Store.Update(ctx, id, func(sub *Subscriber) error {
+		merged, err := mergePatch(sub, patch)
+		if err != nil {
+			return err
+		}
+		var in input
+		if err := httpx.Unmarshal(merged, &in); err != nil {
+			return err
+		}
+		if err := h.v.apply(&in, sub); err != nil {
+			return err
+		}
+		return h.putEndpoint(ctx, sub)
+	})
+	if err != nil {
+		return storeError(err, id)
+	}
+	if updated.Status == StatusPending {
+		h.cfg.Nudge()
+	}
+	httpx.WriteJSON(w, http.StatusOK, h.view(updated))
+	return nil
+}
+
+// mergePatch applies patch to the settable fields of sub and returns the merged JSON object.
+// The fields are all scalars or lists, so a patch value replaces the field, and null removes it.
+func mergePatch(sub *Subscriber, patch map[string]json.RawMessage) ([]byte, error) {
+	cur := input{URL: &sub.URL, Token: &sub.Token, Secret: &sub.Secret, ChannelIDs: sub.ChannelIDs,
+		ChannelTags: sub.ChannelTags, ChatTypes: sub.ChatTypes, Types: sub.Types, Ordered: &sub.Ordered,
+		Description: &sub.Description}
+	if sub.RateLimitPerMinute > 0 {
+		cur.RateLimitPerMinute = &sub.RateLimitPerMinute
+	}
+	if sub.MaxInFlight > 0 {
+		cur.MaxInFlight = &sub.MaxInFlight
+	}
+	b, err := json.Marshal(cur)
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	for k, v := range patch {
+		if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
+			delete(doc, k)
+		} else {
+			doc[k] = v
+		}
+	}
+	return json.Marshal(doc)
+}
+
+func (h *Handlers) delete(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if err := h.cfg.Store.Delete(ctx, id); err != nil {
+		return storeError(err, id)
+	}
+	// The subscriber is gone, so nothing new is sent to its endpoint; an endpoint the engine keeps
+	// after a failure here is harmless, and the answer stays what the client needs to know.
+	if err := h.cfg.Engine.DeleteEndpoint(context.WithoutCancel(ctx), EndpointID(id)); err != nil {
+		h.cfg.Log.Warn("subscriber deleted, but its endpoint could not be removed from the engine", "subscriber_id", id, "err", err)
+	}
+	h.cfg.Log.Info("subscriber deleted", "subscriber_id", id)
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
+	return nil
+}
+
+func (h *Handlers) verify(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	sub, err := h.cfg.Store.RequestVerification(r.Context(), id)
+	if err != nil {
+		return storeError(err, id)
+	}
+	h.cfg.Nudge()
+	httpx.WriteJSON(w, http.StatusAccepted, h.view(sub))
+	return nil
+}
+
+// rotateSecret replaces the signing secret with a new one (or the one given). The engine keeps
+// signing with the previous secret as well for 24 h, so receivers can switch over.
+func (h *Handlers) rotateSecret(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	body, err := httpx.ReadBody(w, r, h.cfg.MaxBody)
+	if err != nil {
+		return err
+	}
+	secret := ""
+	if len(bytes.TrimSpace(body)) > 0 {
+		var in struct {
+			Secret *string `json:"secret"`
+		}
+		if err := httpx.Unmarshal(body, &in); err != nil {
+			return err
+		}
+		if in.Secret != nil {
+			if err := CheckSecret(*in.Secret); err != nil {
+				return err
+			}
+			secret = *in.Secret
+		}
+	}
+	if secret == "" {
+		secret = NewSecret()
+	}
+	ctx := r.Context()
+	sub, err := h.cfg.Store.Update(ctx, id, func(sub *Subscriber) error {
+		sub.Secret = secret
+		return h.putEndpoint(ctx, sub)
+	})
+	if err != nil {
+		return storeError(err, id)
+	}
+	h.cfg.Log.Info("subscriber secret rotated", "subscriber_id", id)
+	httpx.WriteJSON(w, http.StatusOK, h.view(sub))
+	return nil
+}
