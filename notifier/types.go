@@ -107,3 +107,20 @@ var (
 	// rules refuse: not absolute http(s), http when not allowed, a private address when not allowed.
 	ErrInvalidTarget = errors.New("notifier: invalid target")
 )
+
+// ErrPending is returned by Retry for a delivery that is still pending: it will be tried anyway,
+// so a replay would only duplicate it. The API answers 409.
+var ErrPending = errors.New("notifier: delivery is still pending")
+
+// ListQuery selects deliveries for Engine.List. Every non-empty field must match. Results are
+// newest first (by the time the delivery was last accepted: enqueued or replayed).
+type ListQuery struct {
+	Status       Status
+	SubscriberID string
+	EventID      string
+	EndpointID   string
+	// Limit is the page size: default 100, at most 1000.
+	Limit int
+	// After is the cursor returned as next by the previous page ("" for the first page).
+	After string
+}

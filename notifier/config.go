@@ -1,0 +1,186 @@
+package notifier
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heraldhq/herald/httpx"
+)
+
+// Config configures an Engine. Zero values take the documented defaults (see withDefaults).
+type Config struct {
+	// Prefix namespaces every Redis key (default "herald"). Engines that share a prefix on one
+	// Redis share the work.
+	Prefix string
+	// Version is sent in the User-Agent: herald/<version>.
+	Version string
+
+	// RequestTimeout bounds one try, from dial to the last byte read (default 30s).
+	RequestTimeout time.Duration
+	// RetrySchedule is the wait before each retry (default 4s, 8s, 10s: at most 4 tries).
+	RetrySchedule []time.Duration
+	// Jitter spreads every wait by up to ±Jitter of itself (default 0.1; negative turns it off).
+	Jitter float64
+	// MaxRetryAfter caps a receiver's Retry-After on 429/503 (default 10m).
+	MaxRetryAfter time.Duration
+	// MaxDeliveryAge dead-letters a delivery still undelivered this long after it was accepted
+	// (default 24h).
+	MaxDeliveryAge time.Duration
+	// RateLimitPerMinute and MaxInFlight are the per-endpoint defaults (100 and 10); an Endpoint
+	// may override them.
+	RateLimitPerMinute int
+	MaxInFlight        int
+	// AllowHTTP and AllowPrivate relax the target rules (see package egress).
+	AllowHTTP    bool
+	AllowPrivate bool
+	// MaxBacklog bounds the pending deliveries; past it Enqueue returns ErrBacklogFull
+	// (default 1,000,000).
+	MaxBacklog int64
+	// Workers bounds the tries this process runs at once (default 64).
+	Workers int
+	// Retention keeps a finished delivery's record this long (default 7 days).
+	Retention time.Duration
+
+	// BreakerFailures consecutive failures open an endpoint's breaker (default 5); it stays open
+	// BreakerCooldown (default 30s), then lets one probe through.
+	BreakerFailures int
+	BreakerCooldown time.Duration
+
+	// Heartbeat is how often this process renews its liveness key (default 1s). A process whose
+	// key is gone for 3 heartbeats is dead: its in-flight work is claimed by the others.
+	Heartbeat time.Duration
+
+	// OnOutcome, when set, is called after every try (keep it quick). More listeners can be
+	// added with Engine.OnOutcome.
+	OnOutcome func(Outcome)
+	// Registerer receives the engine's metrics (nil: none are registered).
+	Registerer prometheus.Registerer
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+	// Now is the clock (default time.Now). Tests inject one.
+	Now func() time.Time
+	// Consumer names this process in the consumer group (default host-pid-random). It must be
+	// unique among the processes sharing the queue.
+	Consumer string
+}
+
+// Defaults.
+var (
+	DefaultRetrySchedule = []time.Duration{4 * time.Second, 8 * time.Second, 10 * time.Second}
+)
+
+const (
+	maxRetries    = 50
+	secretOverlap = 24 * time.Hour // a replaced secret keeps signing this long
+)
+
+func (c Config) withDefaults() Config {
+	c.Prefix = cmp.Or(c.Prefix, "herald")
+	c.Version = cmp.Or(c.Version, "dev")
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, 30*time.Second)
+	if len(c.RetrySchedule) == 0 {
+		c.RetrySchedule = DefaultRetrySchedule
+	}
+	c.RetrySchedule = append([]time.Duration(nil), c.RetrySchedule...)
+	if c.Jitter == 0 {
+		c.Jitter = 0.1
+	} else if c.Jitter < 0 {
+		c.Jitter = 0
+	}
+	c.MaxRetryAfter = cmp.Or(c.MaxRetryAfter, 10*time.Minute)
+	c.MaxDeliveryAge = cmp.Or(c.MaxDeliveryAge, 24*time.Hour)
+	c.RateLimitPerMinute = cmp.Or(c.RateLimitPerMinute, 100)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, 10)
+	c.MaxBacklog = cmp.Or(c.MaxBacklog, 1_000_000)
+	c.Workers = cmp.Or(c.Workers, 64)
+	c.Retention = cmp.Or(c.Retention, 7*24*time.Hour)
+	c.BreakerFailures = cmp.Or(c.BreakerFailures, 5)
+	c.BreakerCooldown = cmp.Or(c.BreakerCooldown, 30*time.Second)
+	c.Heartbeat = cmp.Or(c.Heartbeat, time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Consumer == "" {
+		host, _ := os.Hostname()
+		host = strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+				return r
+			}
+			return '-'
+		}, host)
+		c.Consumer = fmt.Sprintf("%s-%d-%s", cmp.Or(host, "host"), os.Getpid(), httpx.NewID("c")[2:10])
+	}
+	return c
+}
+
+// ErrConfig is wrapped by every configuration error New returns.
+var ErrConfig = errors.New("notifier: invalid configuration")
+
+// validate checks a config after defaults; every problem is named.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...)))
+	}
+	if strings.ContainsAny(c.Prefix, "{} \t\n") {
+		bad("prefix %q must not hold braces or spaces", c.Prefix)
+	}
+	if c.RequestTimeout < time.Millisecond || c.RequestTimeout > 10*time.Minute {
+		bad("request timeout must be between 1ms and 10m, got %s", c.RequestTimeout)
+	}
+	if len(c.RetrySchedule) > maxRetries {
+		bad("retry schedule has %d waits; at most %d", len(c.RetrySchedule), maxRetries)
+	}
+	for i, d := range c.RetrySchedule {
+		if d < time.Millisecond || d > 7*24*time.Hour {
+			bad("retry schedule wait %d is %s; each must be between 1ms and 168h", i+1, d)
+		}
+	}
+	if c.Jitter > 1 {
+		bad("jitter must be a fraction between 0 and 1, got %g", c.Jitter)
+	}
+	if c.MaxRetryAfter < 0 {
+		bad("max Retry-After must not be negative")
+	}
+	if c.MaxDeliveryAge < time.Millisecond {
+		bad("max delivery age must be positive, got %s", c.MaxDeliveryAge)
+	}
+	if c.RateLimitPerMinute < 1 {
+		bad("rate limit per minute must be at least 1, got %d", c.RateLimitPerMinute)
+	}
+	if c.MaxInFlight < 1 {
+		bad("max in flight must be at least 1, got %d", c.MaxInFlight)
+	}
+	if c.MaxBacklog < 1 {
+		bad("max backlog must be at least 1, got %d", c.MaxBacklog)
+	}
+	if c.Workers < 1 || c.Workers > 100_000 {
+		bad("workers must be between 1 and 100000, got %d", c.Workers)
+	}
+	if c.Retention < time.Second {
+		bad("retention must be at least 1s, got %s", c.Retention)
+	}
+	if c.BreakerFailures < 1 {
+		bad("breaker failures must be at least 1, got %d", c.BreakerFailures)
+	}
+	if c.BreakerCooldown < time.Millisecond {
+		bad("breaker cooldown must be positive, got %s", c.BreakerCooldown)
+	}
+	if c.Heartbeat < 10*time.Millisecond || c.Heartbeat > time.Minute {
+		bad("heartbeat must be between 10ms and 1m, got %s", c.Heartbeat)
+	}
+	if !httpx.ValidID(strings.ReplaceAll(c.Consumer, "/", "-")) {
+		bad("consumer name %q must be an id (letters, digits, '-', '_', '.', ':')", c.Consumer)
+	}
+	return errors.Join(errs...)
+}

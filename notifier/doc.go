@@ -1,0 +1,32 @@
+// Package notifier is herald's delivery engine: every request herald sends (notifications,
+// relayed messages, forwarded callbacks) is enqueued here, stored in Redis before Enqueue returns,
+// and delivered at least once by whichever herald process gets to it first.
+//
+// # Queue
+//
+// Due deliveries sit in a Redis Stream read through one consumer group by every process; retries
+// and deferred tries wait in a sorted set by due time and are pumped back into the stream when
+// due; each delivery has a record (a hash) and an attempt list. Every state change is one Lua
+// script (scripts.go), all keys share one Cluster slot (keys.go). Processes renew a heartbeat key;
+// when one dies its pending stream entries are claimed by the others within a few heartbeats.
+// When Redis loses the group (a restart without persistence) the fetcher recreates it.
+//
+// # A try
+//
+// Per endpoint: a circuit breaker (per process), a rate limit shared by every process
+// (redis_rate) and an in-flight bound shared by every process (a lease set in Redis, with a
+// waiter list). An open breaker or a spent rate limit defers the delivery without using a try
+// and without holding a worker; a full in-flight bound parks it until a lease is released. The
+// try itself is a signed POST (Standard Webhooks: webhook-id, webhook-timestamp,
+// webhook-signature) with a per-request timeout; classify (send.go) is the one rule that decides
+// whether it delivered, whether to retry, and what the breaker counts. Failed tries are retried
+// on Config.RetrySchedule with jitter (a Retry-After on 429/503 is honoured up to a cap); after
+// the last, or past Config.MaxDeliveryAge, the delivery is dead-lettered (status failed) and can
+// be replayed with Retry.
+//
+// # Ordering
+//
+// Deliveries with the same Request.OrderingKey (or to an Ordered endpoint) form a line: only its
+// head is live; when it finishes (delivered or dead-lettered) the next goes. A failing head holds
+// back only its own line.
+package notifier

@@ -1,0 +1,358 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/heraldhq/herald/egress"
+	"github.com/heraldhq/herald/httpx"
+)
+
+// Engine is the delivery engine. Many engines (processes) may share one Redis and prefix: they
+// share the queue, the rate limits and the in-flight bounds, and take over each other's work.
+type Engine struct {
+	rdb     redis.UniversalClient
+	cfg     Config
+	k       keys
+	policy  egress.Policy
+	client  *http.Client
+	limiter *redis_rate.Limiter
+	m       *metrics
+	ua      string
+
+	listenersMu sync.RWMutex
+	listeners   []func(Outcome)
+
+	breakersMu sync.Mutex
+	breakers   map[string]*breaker
+
+	// active holds the stream entries this process is working on, so the reaper does not
+	// reclaim them from itself.
+	activeMu sync.Mutex
+	active   map[string]struct{}
+
+	slots chan struct{} // one per try this process may run at once
+	wake  chan struct{} // pokes the pump when a retry is scheduled sooner than it sleeps
+
+	lifeMu   sync.Mutex
+	started  bool
+	stopped  bool
+	soft     context.Context // ends when Stop begins: no new work is fetched
+	softStop context.CancelFunc
+	hard     context.Context // ends when Stop's deadline passes: tries in flight are abandoned
+	hardStop context.CancelFunc
+	loops    sync.WaitGroup // fetcher, pump, reaper
+	tries    sync.WaitGroup // tries in flight
+}
+
+type breaker struct {
+	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	mu       sync.Mutex
+	openedAt time.Time
+}
+
+// New builds an engine on rdb. It checks the config (errors wrap ErrConfig and name the
+// setting) but does not touch Redis; Start begins the work.
+func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
+	if rdb == nil {
+		return nil, fmt.Errorf("%w: a Redis client is required", ErrConfig)
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		rdb:      rdb,
+		cfg:      cfg,
+		k:        newKeys(cfg.Prefix),
+		policy:   egress.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivate},
+		limiter:  redis_rate.NewLimiter(rdb),
+		ua:       "herald/" + cfg.Version,
+		breakers: map[string]*breaker{},
+		active:   map[string]struct{}{},
+		slots:    make(chan struct{}, cfg.Workers),
+		wake:     make(chan struct{}, 1),
+	}
+	e.client = egress.NewClient(egress.ClientOptions{
+		Policy:              e.policy,
+		Timeout:             cfg.RequestTimeout,
+		MaxIdleConnsPerHost: max(64, cfg.MaxInFlight),
+	})
+	e.m = newMetrics(e)
+	if cfg.Registerer != nil {
+		if err := e.m.register(cfg.Registerer); err != nil {
+			return nil, fmt.Errorf("notifier: register metrics: %w", err)
+		}
+	}
+	if cfg.OnOutcome != nil {
+		e.listeners = append(e.listeners, cfg.OnOutcome)
+	}
+	e.soft, e.softStop = context.WithCancel(context.Background())
+	e.hard, e.hardStop = context.WithCancel(context.Background())
+	return e, nil
+}
+
+// OnOutcome registers a listener called after every try, from the worker that made it: keep it
+// quick and never block.
+func (e *Engine) OnOutcome(f func(Outcome)) {
+	if f == nil {
+		return
+	}
+	e.listenersMu.Lock()
+	e.listeners = append(e.listeners, f)
+	e.listenersMu.Unlock()
+}
+
+func (e *Engine) report(o Outcome) {
+	e.listenersMu.RLock()
+	ls := e.listeners
+	e.listenersMu.RUnlock()
+	for _, f := range ls {
+		f(o)
+	}
+}
+
+// Start creates the consumer group if needed and starts the workers, the retry pump and the
+// reaper that takes over the work of dead processes. It returns once the engine is consuming.
+func (e *Engine) Start(ctx context.Context) error {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	if e.started {
+		return errors.New("notifier: engine already started")
+	}
+	if e.stopped {
+		return errors.New("notifier: engine was stopped; build a new one")
+	}
+	if err := e.ensureGroup(ctx); err != nil {
+		return fmt.Errorf("notifier: create consumer group: %w", err)
+	}
+	if err := e.beat(ctx); err != nil {
+		return fmt.Errorf("notifier: heartbeat: %w", err)
+	}
+	e.started = true
+	e.loops.Add(3)
+	go e.fetchLoop()
+	go e.pumpLoop()
+	go e.reaperLoop()
+	e.cfg.Logger.Info("delivery engine started", "consumer", e.cfg.Consumer, "workers", e.cfg.Workers)
+	return nil
+}
+
+// Stop stops fetching, waits for the tries in flight until ctx ends, then abandons the rest
+// (they go back to the queue without using a try) and stops every goroutine. Safe to call twice.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.lifeMu.Lock()
+	if e.stopped {
+		e.lifeMu.Unlock()
+		return nil
+	}
+	e.stopped = true
+	started := e.started
+	e.lifeMu.Unlock()
+
+	e.softStop()
+	if !started {
+		e.hardStop()
+		return nil
+	}
+	drained := make(chan struct{})
+	go func() {
+		e.tries.Wait()
+		e.loops.Wait()
+		close(drained)
+	}()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = fmt.Errorf("notifier: stop: tries still in flight were put back: %w", ctx.Err())
+		e.hardStop()
+		<-drained // abandoned tries return at once: their requests are cancelled
+	}
+	e.hardStop()
+	// Let the others take over anything left at once rather than after the heartbeat expires.
+	dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = e.rdb.Del(dctx, e.k.heartbeat(e.cfg.Consumer)).Err()
+	e.cfg.Logger.Info("delivery engine stopped", "consumer", e.cfg.Consumer)
+	return err
+}
+
+// Ready reports whether the engine can work: Redis answers and the consumer group exists (after
+// Redis lost its data the fetcher recreates it; until then the engine is not ready).
+func (e *Engine) Ready(ctx context.Context) error {
+	groups, err := e.rdb.XInfoGroups(ctx, e.k.stream()).Result()
+	if err != nil {
+		if isNoGroup(err) || strings.Contains(err.Error(), "no such key") {
+			return notReady("the delivery queue's consumer group is missing; it is being recreated")
+		}
+		return err
+	}
+	for _, g := range groups {
+		if g.Name == group {
+			return nil
+		}
+	}
+	return notReady("the delivery queue's consumer group is missing; it is being recreated")
+}
+
+type readinessError string
+
+func (r readinessError) Error() string           { return "notifier: " + string(r) }
+func (r readinessError) ReadinessReason() string { return string(r) }
+
+func notReady(s string) error { return readinessError(s) }
+
+func isNoGroup(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOGROUP") }
+
+func (e *Engine) ensureGroup(ctx context.Context) error {
+	err := e.rdb.XGroupCreateMkStream(ctx, e.k.stream(), group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return err
+	}
+	return nil
+}
+
+// PutEndpoint creates or updates an endpoint. The URL must pass the target rules
+// (ErrInvalidTarget), the secret must be "whsec_<base64>" or empty, the limits not negative.
+// Changing the secret keeps the previous one signing alongside for 24 h.
+func (e *Engine) PutEndpoint(ctx context.Context, ep Endpoint) error {
+	if !httpx.ValidID(ep.ID) {
+		return fmt.Errorf("notifier: endpoint id %q must be 1 to %d letters, digits, '-', '_', '.' or ':'", ep.ID, httpx.MaxIDLen)
+	}
+	if _, err := e.policy.CheckURL(ep.URL); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidTarget, err)
+	}
+	if err := CheckSecret(ep.Secret); err != nil {
+		return err
+	}
+	if ep.RateLimitPerMinute < 0 || ep.MaxInFlight < 0 {
+		return fmt.Errorf("notifier: endpoint %s: rate limit and max in flight must not be negative", ep.ID)
+	}
+	ord := "0"
+	if ep.Ordered {
+		ord = "1"
+	}
+	err := putEndpointScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, ep.ID, ep.URL, ep.Secret,
+		ep.RateLimitPerMinute, ep.MaxInFlight, ord, e.nowMS(), secretOverlap.Milliseconds()).Err()
+	if err != nil {
+		return fmt.Errorf("notifier: put endpoint %s: %w", ep.ID, err)
+	}
+	return nil
+}
+
+// DeleteEndpoint removes an endpoint. Its pending deliveries are dead-lettered with reason
+// endpoint_deleted when they come up.
+func (e *Engine) DeleteEndpoint(ctx context.Context, id string) error {
+	if err := e.rdb.Del(ctx, e.k.endpoint(id)).Err(); err != nil {
+		return fmt.Errorf("notifier: delete endpoint %s: %w", id, err)
+	}
+	e.breakersMu.Lock()
+	delete(e.breakers, id)
+	e.breakersMu.Unlock()
+	return nil
+}
+
+// BreakerState returns this process's breaker state for an endpoint ("closed" for one never
+// tried here).
+func (e *Engine) BreakerState(endpointID string) BreakerState {
+	e.breakersMu.Lock()
+	b := e.breakers[endpointID]
+	e.breakersMu.Unlock()
+	if b == nil {
+		return BreakerClosed
+	}
+	return breakerState(b.cb.State())
+}
+
+// Breaker states.
+const (
+	BreakerClosed   BreakerState = "closed"
+	BreakerOpen     BreakerState = "open"
+	BreakerHalfOpen BreakerState = "half_open"
+)
+
+func breakerState(s gobreaker.State) BreakerState {
+	switch s {
+	case gobreaker.StateOpen:
+		return BreakerOpen
+	case gobreaker.StateHalfOpen:
+		return BreakerHalfOpen
+	}
+	return BreakerClosed
+}
+
+// breakerFor returns the endpoint's breaker, creating it on first use.
+func (e *Engine) breakerFor(ep string) *breaker {
+	e.breakersMu.Lock()
+	defer e.breakersMu.Unlock()
+	b := e.breakers[ep]
+	if b != nil {
+		return b
+	}
+	b = &breaker{}
+	failures := uint32(e.cfg.BreakerFailures)
+	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        ep,
+		MaxRequests: 1,
+		Timeout:     e.cfg.BreakerCooldown,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
+		// The one rule (classify) decides what counts against the endpoint.
+		IsSuccessful: func(err error) bool {
+			var te *tryError
+			return err == nil || errors.As(err, &te) && te.v.BreakerOK
+		},
+		IsExcluded: func(err error) bool { return errors.Is(err, errNotSent) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				b.mu.Lock()
+				b.openedAt = time.Now()
+				b.mu.Unlock()
+			}
+			e.m.breakerTransitions.WithLabelValues(string(breakerState(to))).Inc()
+			e.cfg.Logger.Info("endpoint circuit breaker changed", "endpoint", ep, "from", breakerState(from), "to", breakerState(to))
+		},
+	})
+	e.breakers[ep] = b
+	return b
+}
+
+// reopenAt is when an open breaker lets a probe through.
+func (b *breaker) reopenAt(cooldown time.Duration) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.openedAt.Add(cooldown)
+}
+
+func (e *Engine) nowMS() int64 { return e.cfg.Now().UnixMilli() }
+
+// horizon is how long an index entry may be useful: a delivery pending for its maximum age, then
+// kept for the retention.
+func (e *Engine) horizonMS() int64 {
+	return (e.cfg.MaxDeliveryAge + e.cfg.Retention + time.Hour).Milliseconds()
+}
+
+// jitter spreads d by up to ±cfg.Jitter.
+func (e *Engine) jitter(d time.Duration) time.Duration {
+	if e.cfg.Jitter <= 0 || d <= 0 {
+		return d
+	}
+	f := 1 + e.cfg.Jitter*(2*rand.Float64()-1)
+	return time.Duration(float64(d) * f)
+}
+
+func atoi64(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}

@@ -1,0 +1,351 @@
+package notifier
+
+import "github.com/redis/go-redis/v9"
+
+// The engine's Lua scripts. Every state change of a delivery is one script, so a crash between
+// two Redis calls can never lose or duplicate a delivery.
+//
+// Conventions for all scripts:
+//   - KEYS[1] is the stream key: it routes the call to the queue's Cluster slot. The other keys a
+//     script touches are derived from ARGV[1], the key prefix "P:{P}:" (see keys.go), because
+//     some are only known inside the script (the next delivery of an ordering line, the next
+//     waiter of an endpoint). All of them carry the same hash tag, so they share the slot.
+//   - A delivery is in exactly one place while pending: the stream (its record's sid names the
+//     entry), the delayed set, its endpoint's waiter list, or behind the head of its ordering line.
+//     Scripts that act on a stream entry first check that the record still names that entry
+//     (sid) and is pending; a stale entry (a duplicate after a takeover) is acknowledged and
+//     dropped, so a delivery is never finished twice.
+//
+// Record fields (HASH P:{P}:d:<id>): ep endpoint id, url target at enqueue, body, evt, sub, kind,
+// ok ordering line ("" none, "k:<key>", "ep:<endpoint>"), st status, n tries used, c created ms,
+// acc accepted ms (enqueue or replay), na next attempt ms, dr dead reason, dat finished ms,
+// sid current stream entry id ("" when not in the stream).
+
+// luaLib is prepended to every script.
+const luaLib = `
+local P = ARGV[1]
+local STREAM = KEYS[1]
+
+-- put delivery id into the stream and remember the entry in its record
+local function makeLive(id, now)
+  local rk = P .. 'd:' .. id
+  local ep = redis.call('HGET', rk, 'ep')
+  if not ep then return end
+  local sid = redis.call('XADD', STREAM, '*', 'd', id, 'e', ep)
+  redis.call('HSET', rk, 'sid', sid, 'na', now)
+end
+
+local function ackDel(sid)
+  redis.call('XACK', STREAM, 'workers', sid)
+  redis.call('XDEL', STREAM, sid)
+end
+
+-- free the in-flight lease sid of endpoint ep and wake the next waiter, if any
+local function release(ep, sid, now)
+  local ifk = P .. 'if:' .. ep
+  redis.call('ZREM', ifk, sid)
+  local wk = P .. 'w:' .. ep
+  local w = redis.call('LPOP', wk)
+  if w then makeLive(w, now) end
+  if redis.call('LLEN', wk) == 0 then redis.call('SREM', P .. 'waiting', ep) end
+end
+
+-- move id from status index old to new
+local function setStatus(id, old, new, score)
+  redis.call('ZREM', P .. 'ix:st:' .. old, id)
+  redis.call('ZADD', P .. 'ix:st:' .. new, score, id)
+end
+
+-- a finished delivery leaves its ordering line; the next one in line goes live
+local function advanceLine(ok, id, now)
+  if ok == nil or ok == '' then return end
+  local lk = P .. 'o:' .. ok
+  redis.call('LREM', lk, 1, id)
+  local nxt = redis.call('LINDEX', lk, 0)
+  if nxt then makeLive(nxt, now) end
+end
+
+-- finish a pending delivery as delivered or failed (no stream entry or lease left to handle)
+local function finalize(id, status, reason, now, retention, horizon)
+  local rk = P .. 'd:' .. id
+  local r = redis.call('HMGET', rk, 'ok', 'acc')
+  redis.call('HSET', rk, 'st', status, 'dr', reason, 'sid', '', 'na', '', 'dat', now)
+  setStatus(id, 'pending', status, tonumber(r[2]) or now)
+  redis.call('ZREMRANGEBYSCORE', P .. 'ix:st:' .. status, '-inf', now - horizon)
+  if tonumber(redis.call('GET', P .. 'backlog') or '0') > 0 then redis.call('DECR', P .. 'backlog') end
+  redis.call('PEXPIRE', rk, retention)
+  redis.call('PEXPIRE', P .. 'a:' .. id, retention)
+  advanceLine(r[1], id, now)
+end
+
+local function index(key, score, id, now, horizon)
+  redis.call('ZADD', key, score, id)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - horizon)
+  redis.call('PEXPIRE', key, horizon)
+end
+`
+
+// enqueueScript accepts a batch of deliveries atomically.
+//
+// KEYS[1] stream
+// ARGV[1] prefix, ARGV[2] now ms, ARGV[3] max backlog, ARGV[4] index horizon ms, ARGV[5] count n,
+// then n groups of 7: id, endpoint id, body, event id, subscriber id, kind, ordering key.
+// Returns {1, created_1, ..., created_n} (created_i = 1 new, 0 already existed),
+// {-1} when the backlog would pass its bound, {-2, i} when request i names an unknown endpoint.
+// Nothing is written unless everything is accepted.
+var enqueueScript = redis.NewScript(luaLib + `
+local now = tonumber(ARGV[2])
+local maxBacklog = tonumber(ARGV[3])
+local horizon = tonumber(ARGV[4])
+local n = tonumber(ARGV[5])
+local fresh = {}
+local newCount = 0
+local seen = {}
+for i = 1, n do
+  local b = 5 + (i - 1) * 7
+  local id = ARGV[b + 1]
+  if seen[id] or redis.call('EXISTS', P .. 'd:' .. id) == 1 then
+    fresh[i] = 0
+  else
+    seen[id] = true
+    if redis.call('EXISTS', P .. 'ep:' .. ARGV[b + 2]) == 0 then return {-2, i} end
+    fresh[i] = 1
+    newCount = newCount + 1
+  end
+end
+if newCount > 0 and tonumber(redis.call('GET', P .. 'backlog') or '0') + newCount > maxBacklog then
+  return {-1}
+end
+local out = {1}
+for i = 1, n do
+  local b = 5 + (i - 1) * 7
+  out[i + 1] = fresh[i]
+  if fresh[i] == 1 then
+    local id, ep, body, evt, sub, kind, okey = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7]
+    local e = redis.call('HMGET', P .. 'ep:' .. ep, 'url', 'ord')
+    local ok = ''
+    if okey ~= '' then ok = 'k:' .. okey elseif e[2] == '1' then ok = 'ep:' .. ep end
+    local rk = P .. 'd:' .. id
+    redis.call('HSET', rk, 'ep', ep, 'url', e[1], 'body', body, 'evt', evt, 'sub', sub, 'kind', kind,
+      'ok', ok, 'st', 'pending', 'n', 0, 'c', now, 'acc', now, 'na', now, 'sid', '')
+    index(P .. 'ix:all', now, id, now, horizon)
+    redis.call('ZADD', P .. 'ix:st:pending', now, id)
+    index(P .. 'ix:ep:' .. ep, now, id, now, horizon)
+    if sub ~= '' then index(P .. 'ix:sub:' .. sub, now, id, now, horizon) end
+    if evt ~= '' then index(P .. 'ix:evt:' .. evt, now, id, now, horizon) end
+    local live = true
+    if ok ~= '' then live = (redis.call('RPUSH', P .. 'o:' .. ok, id) == 1) end
+    if live then makeLive(id, now) end
+  end
+end
+if newCount > 0 then redis.call('INCRBY', P .. 'backlog', newCount) end
+return out
+`)
+
+// beginScript starts a try of the delivery in stream entry sid: it checks the entry is current,
+// dead-letters a delivery past its age or whose endpoint is gone, and takes an in-flight lease of
+// the endpoint (or parks the delivery in the endpoint's waiter list when all are taken).
+//
+// KEYS[1] stream
+// ARGV[1] prefix, ARGV[2] delivery id, ARGV[3] sid, ARGV[4] now ms, ARGV[5] default max in
+// flight, ARGV[6] lease ms, ARGV[7] max age ms, ARGV[8] retention ms, ARGV[9] horizon ms.
+// Returns {'skip'} (stale entry, dropped), {'dead', reason}, {'wait'} (parked), or
+// {'go', ep, n, c, acc, body, evt, sub, kind, url, secret, prev secret, prev expiry, rate, max in flight}.
+var beginScript = redis.NewScript(luaLib + `
+local id, sid, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local rk = P .. 'd:' .. id
+local r = redis.call('HMGET', rk, 'st', 'sid', 'ep', 'n', 'c', 'acc', 'body', 'evt', 'sub', 'kind')
+if r[1] ~= 'pending' or r[2] ~= sid then
+  ackDel(sid)
+  return {'skip'}
+end
+local ep = r[3]
+local e = redis.call('HMGET', P .. 'ep:' .. ep, 'url', 'sec', 'psec', 'pexp', 'rate', 'mif')
+local reason = nil
+if not e[1] then reason = 'endpoint_deleted'
+elseif now - tonumber(r[5]) > tonumber(ARGV[7]) then reason = 'max_age' end
+if reason then
+  ackDel(sid)
+  finalize(id, 'failed', reason, now, tonumber(ARGV[8]), tonumber(ARGV[9]))
+  return {'dead', reason}
+end
+local ifk = P .. 'if:' .. ep
+redis.call('ZREMRANGEBYSCORE', ifk, '-inf', now)
+local mif = tonumber(e[6]) or 0
+if mif <= 0 then mif = tonumber(ARGV[5]) end
+if not redis.call('ZSCORE', ifk, sid) and redis.call('ZCARD', ifk) >= mif then
+  ackDel(sid)
+  redis.call('HSET', rk, 'sid', '')
+  redis.call('RPUSH', P .. 'w:' .. ep, id)
+  redis.call('SADD', P .. 'waiting', ep)
+  return {'wait'}
+end
+redis.call('ZADD', ifk, now + tonumber(ARGV[6]), sid)
+redis.call('PEXPIRE', ifk, tonumber(ARGV[6]) * 2)
+return {'go', ep, r[4], r[5], r[6], r[7], r[8] or '', r[9] or '', r[10] or '', e[1], e[2] or '', e[3] or '', e[4] or '', e[5] or '', tostring(mif)}
+`)
+
+// deferScript puts a delivery back without using a try (breaker open, rate limited, shutdown).
+//
+// KEYS[1] stream
+// ARGV[1] prefix, ARGV[2] delivery id, ARGV[3] sid, ARGV[4] now ms, ARGV[5] due ms,
+// ARGV[6] 1 to release the in-flight lease, ARGV[7] rate slot interval ms (0: none; else the due
+// time is pushed to the endpoint's next free slot so deferred deliveries spread at the rate).
+// Returns the due time, or -1 for a stale entry.
+var deferScript = redis.NewScript(luaLib + `
+local id, sid, now, due = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local rk = P .. 'd:' .. id
+local r = redis.call('HMGET', rk, 'st', 'sid', 'ep')
+if r[1] ~= 'pending' or r[2] ~= sid then
+  ackDel(sid)
+  return -1
+end
+ackDel(sid)
+if ARGV[6] == '1' then release(r[3], sid, now) end
+local interval = tonumber(ARGV[7])
+if interval > 0 then
+  local sk = P .. 'slot:' .. r[3]
+  local s = tonumber(redis.call('GET', sk) or '0')
+  if s > due then due = s end
+  redis.call('SET', sk, due + interval, 'PX', due + interval - now + 1000)
+end
+redis.call('ZADD', P .. 'delayed', due, id)
+redis.call('HSET', rk, 'sid', '', 'na', due)
+return due
+`)
+
+// finishScript records a try and moves the delivery on: delivered, scheduled again, or failed.
+//
+// KEYS[1] stream
+// ARGV[1] prefix, ARGV[2] delivery id, ARGV[3] sid, ARGV[4] now ms, ARGV[5] 'ok' | 'retry' | 'dead',
+// ARGV[6] due ms (retry), ARGV[7] dead reason, ARGV[8] attempt JSON, ARGV[9] retention ms,
+// ARGV[10] attempts kept, ARGV[11] horizon ms.
+// Returns 1, or 0 for a stale entry (another process finished it; the try is not recorded).
+var finishScript = redis.NewScript(luaLib + `
+local id, sid, now, outcome = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local rk = P .. 'd:' .. id
+local r = redis.call('HMGET', rk, 'st', 'sid', 'ep')
+if r[1] ~= 'pending' or r[2] ~= sid then
+  ackDel(sid)
+  return 0
+end
+local ak = P .. 'a:' .. id
+redis.call('RPUSH', ak, ARGV[8])
+redis.call('LTRIM', ak, -tonumber(ARGV[10]), -1)
+redis.call('HINCRBY', rk, 'n', 1)
+ackDel(sid)
+release(r[3], sid, now)
+if outcome == 'retry' then
+  local due = tonumber(ARGV[6])
+  redis.call('ZADD', P .. 'delayed', due, id)
+  redis.call('HSET', rk, 'sid', '', 'na', due)
+elseif outcome == 'ok' then
+  finalize(id, 'delivered', '', now, tonumber(ARGV[9]), tonumber(ARGV[11]))
+else
+  finalize(id, 'failed', ARGV[7], now, tonumber(ARGV[9]), tonumber(ARGV[11]))
+end
+return 1
+`)
+
+// pumpScript moves due deliveries from the delayed set into the stream.
+//
+// KEYS[1] stream
+// ARGV[1] prefix, ARGV[2] now ms, ARGV[3] batch size.
+// Returns {moved, next due ms or -1}.
+var pumpScript = redis.NewScript(luaLib + `
+local now = tonumber(ARGV[2])
+local dk = P .. 'delayed'
+local ids = redis.call('ZRANGEBYSCORE', dk, '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do
+  redis.call('ZREM', dk, id)
+  if redis.call('HGET', P .. 'd:' .. id, 'st') == 'pending' then makeLive(id, now) end
+end
+local nxt = redis.call('ZRANGE', dk, 0, 0, 'WITHSCORES')
+local due = -1
+if nxt[2] then due = tonumber(nxt[2]) end
+return {#ids, due}
+`)
+
+// wakeScript frees expired leases of an endpoint and wakes waiters while slots are free (the
+// janitor's safety net for leases of dead processes).
+//
+// KEYS[1] stream
+// ARGV[1] prefix, ARGV[2] endpoint id, ARGV[3] now ms, ARGV[4] default max in flight.
+// Returns the number woken.
+var wakeScript = redis.NewScript(luaLib + `
+local ep, now = ARGV[2], tonumber(ARGV[3])
+local ifk, wk = P .. 'if:' .. ep, P .. 'w:' .. ep
+redis.call('ZREMRANGEBYSCORE', ifk, '-inf', now)
+local mif = tonumber(redis.call('HGET', P .. 'ep:' .. ep, 'mif') or '0') or 0
+if mif <= 0 then mif = tonumber(ARGV[4]) end
+local woken = 0
+while redis.call('ZCARD', ifk) + woken < mif do
+  local w = redis.call('LPOP', wk)
+  if not w then break end
+  makeLive(w, now)
+  woken = woken + 1
+end
+if redis.call('LLEN', wk) == 0 then redis.call('SREM', P .. 'waiting', ep) end
+return woken
+`)
+
+// retryScript replays a finished delivery with fresh tries.
+//
+// KEYS[1] stream
+// ARGV[1] prefix, ARGV[2] delivery id, ARGV[3] now ms, ARGV[4] max backlog, ARGV[5] horizon ms.
+// Returns 1, -1 backlog full, -2 unknown delivery, -3 still pending.
+var retryScript = redis.NewScript(luaLib + `
+local id, now, horizon = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
+local rk = P .. 'd:' .. id
+local r = redis.call('HMGET', rk, 'st', 'ok', 'ep', 'sub', 'evt')
+if not r[1] then return -2 end
+if r[1] == 'pending' then return -3 end
+if tonumber(redis.call('GET', P .. 'backlog') or '0') >= tonumber(ARGV[4]) then return -1 end
+redis.call('PERSIST', rk)
+redis.call('PERSIST', P .. 'a:' .. id)
+redis.call('HSET', rk, 'st', 'pending', 'n', 0, 'dr', '', 'dat', '', 'acc', now, 'na', now, 'sid', '')
+setStatus(id, r[1], 'pending', now)
+index(P .. 'ix:all', now, id, now, horizon)
+index(P .. 'ix:ep:' .. r[3], now, id, now, horizon)
+if r[4] and r[4] ~= '' then index(P .. 'ix:sub:' .. r[4], now, id, now, horizon) end
+if r[5] and r[5] ~= '' then index(P .. 'ix:evt:' .. r[5], now, id, now, horizon) end
+redis.call('INCR', P .. 'backlog')
+local live = true
+if r[2] and r[2] ~= '' then live = (redis.call('RPUSH', P .. 'o:' .. r[2], id) == 1) end
+if live then makeLive(id, now) end
+return 1
+`)
+
+// putEndpointScript creates or updates an endpoint; a changed secret keeps the previous one
+// signing for the overlap.
+//
+// KEYS[1] stream (routing only)
+// ARGV[1] prefix, ARGV[2] endpoint id, ARGV[3] url, ARGV[4] secret, ARGV[5] rate per minute,
+// ARGV[6] max in flight, ARGV[7] ordered (0/1), ARGV[8] now ms, ARGV[9] overlap ms.
+// Returns 1 created, 0 updated.
+var putEndpointScript = redis.NewScript(luaLib + `
+local ek = P .. 'ep:' .. ARGV[2]
+local old = redis.call('HGET', ek, 'sec')
+local created = 0
+if not redis.call('HGET', ek, 'url') then created = 1 end
+if old and old ~= '' and old ~= ARGV[4] then
+  redis.call('HSET', ek, 'psec', old, 'pexp', tonumber(ARGV[8]) + tonumber(ARGV[9]))
+end
+redis.call('HSET', ek, 'url', ARGV[3], 'sec', ARGV[4], 'rate', ARGV[5], 'mif', ARGV[6], 'ord', ARGV[7])
+return created
+`)
+
+// pruneScript removes ids whose record has expired from an index.
+//
+// KEYS[1] stream (routing only)
+// ARGV[1] prefix, ARGV[2] index key, ARGV[3...] ids.
+// Returns the number removed.
+var pruneScript = redis.NewScript(luaLib + `
+local removed = 0
+for i = 3, #ARGV do
+  if redis.call('EXISTS', P .. 'd:' .. ARGV[i]) == 0 then
+    removed = removed + redis.call('ZREM', ARGV[2], ARGV[i])
+  end
+end
+return removed
+`)

@@ -1,0 +1,510 @@
+package notifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
+)
+
+// entry is one stream entry: a delivery that is due.
+type entry struct {
+	sid string // stream entry id
+	id  string // delivery id
+	ep  string // endpoint id
+}
+
+func toEntries(msgs []redis.XMessage) []entry {
+	out := make([]entry, 0, len(msgs))
+	for _, m := range msgs {
+		id, _ := m.Values["d"].(string)
+		ep, _ := m.Values["e"].(string)
+		out = append(out, entry{sid: m.ID, id: id, ep: ep})
+	}
+	return out
+}
+
+// fetchLoop reads due deliveries from the stream as workers free up and starts a try for each.
+// It never holds more entries than free workers, so memory stays bounded whatever the backlog.
+func (e *Engine) fetchLoop() {
+	defer e.loops.Done()
+	ctx := e.soft
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		// Wait for at least one free worker.
+		select {
+		case e.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		free := 1 + cap(e.slots) - len(e.slots)
+		free = min(free, 256)
+		streams, err := e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: group, Consumer: e.cfg.Consumer, Streams: []string{e.k.stream(), ">"},
+			Count: int64(free), Block: time.Second,
+		}).Result()
+		if err != nil {
+			<-e.slots
+			if errors.Is(err, redis.Nil) || ctx.Err() != nil {
+				continue
+			}
+			if isNoGroup(err) {
+				// Redis lost its data (restart without persistence) or someone deleted the
+				// stream: recreate the group and carry on.
+				e.cfg.Logger.Warn("delivery queue consumer group missing; recreating it")
+				if err := e.ensureGroup(ctx); err != nil {
+					e.cfg.Logger.Warn("recreate consumer group", "err", err)
+				}
+				_ = e.beat(ctx)
+				continue
+			}
+			e.cfg.Logger.Warn("read delivery queue", "err", err)
+			e.m.redisErrors.Inc()
+			sleepCtx(ctx, backoff)
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		var es []entry
+		for _, s := range streams {
+			es = append(es, toEntries(s.Messages)...)
+		}
+		if len(es) == 0 {
+			<-e.slots
+			continue
+		}
+		// One slot is held already; take one more per extra entry (free ones exist: we asked
+		// for no more than were free, and only this loop takes slots).
+		for range len(es) - 1 {
+			e.slots <- struct{}{}
+		}
+		for _, en := range es {
+			e.startTry(en)
+		}
+	}
+}
+
+// startTry runs one entry in its own goroutine; the caller holds a worker slot for it.
+func (e *Engine) startTry(en entry) {
+	e.activeMu.Lock()
+	if _, dup := e.active[en.sid]; dup {
+		e.activeMu.Unlock()
+		<-e.slots
+		return
+	}
+	e.active[en.sid] = struct{}{}
+	e.activeMu.Unlock()
+	e.tries.Add(1)
+	go func() {
+		defer func() {
+			e.activeMu.Lock()
+			delete(e.active, en.sid)
+			e.activeMu.Unlock()
+			<-e.slots
+			e.tries.Done()
+		}()
+		e.process(en)
+	}()
+}
+
+// redisCtx is for the Redis calls of a try: they must complete even while the engine stops, or
+// the delivery would stay in this process's pending list until the reaper took it back.
+func (e *Engine) redisCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+// process makes one try of a due delivery, or defers it without using a try.
+func (e *Engine) process(en entry) {
+	ctx, cancel := e.redisCtx()
+	defer cancel()
+	if en.id == "" {
+		e.rdb.XAck(ctx, e.k.stream(), group, en.sid)
+		e.rdb.XDel(ctx, e.k.stream(), en.sid)
+		return
+	}
+
+	// An open breaker defers at once: no lease, no rate token, no try.
+	var done func(error)
+	var b *breaker
+	if en.ep != "" {
+		b = e.breakerFor(en.ep)
+		var err error
+		done, err = b.cb.Allow()
+		if err != nil {
+			delay := 250 * time.Millisecond // half-open: the probe's answer is awaited
+			if errors.Is(err, gobreaker.ErrOpenState) {
+				delay = time.Until(b.reopenAt(e.cfg.BreakerCooldown))
+			}
+			// Spread the wake-ups so the deferred deliveries do not stampede the probe.
+			delay = max(delay, 0) + time.Duration(float64(e.cfg.BreakerCooldown)*0.5*rnd())
+			e.deferTry(ctx, en, delay, false, 0, ReasonBreakerOpen)
+			return
+		}
+	}
+	notSent := func() {
+		if done != nil {
+			done(errNotSent)
+		}
+	}
+
+	now := e.nowMS()
+	res, err := beginScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, en.id, en.sid, now,
+		e.cfg.MaxInFlight, (e.cfg.RequestTimeout + 5*time.Second).Milliseconds(),
+		e.cfg.MaxDeliveryAge.Milliseconds(), e.cfg.Retention.Milliseconds(), e.horizonMS()).StringSlice()
+	if err != nil {
+		notSent()
+		e.redisFailed("begin a try", err)
+		return // the entry stays pending here; the reaper hands it back
+	}
+	switch res[0] {
+	case "skip":
+		notSent()
+		return
+	case "wait":
+		notSent()
+		e.m.deliveries.WithLabelValues("parked", ReasonMaxInFlight).Inc()
+		return
+	case "dead":
+		notSent()
+		e.m.deliveries.WithLabelValues("dead", res[1]).Inc()
+		e.report(Outcome{DeliveryID: en.id, EndpointID: en.ep, Reason: res[1], Dead: true, At: e.cfg.Now()})
+		return
+	}
+	// {'go', ep, n, c, acc, body, evt, sub, kind, url, sec, psec, pexp, rate, mif}
+	ep, tries, acc := res[1], int(atoi64(res[2])), atoi64(res[4])
+	body, evt, sub := []byte(res[5]), res[6], res[7]
+	target, sec, psec, pexp := res[9], res[10], res[11], atoi64(res[12])
+	rate := int(atoi64(res[13]))
+	if rate <= 0 {
+		rate = e.cfg.RateLimitPerMinute
+	}
+
+	// The endpoint's rate limit, shared by every process.
+	lim := redis_rate.PerMinute(rate)
+	rl, err := e.limiter.Allow(ctx, e.k.rate(ep), lim)
+	if err != nil {
+		notSent()
+		e.redisFailed("rate limiter", err)
+		e.deferTry(ctx, en, time.Second, true, 0, "")
+		return
+	}
+	if rl.Allowed == 0 {
+		notSent()
+		e.m.rateLimitWaits.Inc()
+		interval := time.Minute / time.Duration(rate)
+		e.deferTry(ctx, en, max(rl.RetryAfter, time.Millisecond), true, interval, ReasonRateLimited)
+		return
+	}
+
+	// The try.
+	ts := e.cfg.Now()
+	secrets := []string{sec}
+	if psec != "" && pexp > ts.UnixMilli() {
+		secrets = append(secrets, psec)
+	}
+	h := make(http.Header, 6)
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", e.ua)
+	h.Set(HeaderID, en.id)
+	h.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	if sig, err := signatureHeader(en.id, ts.Unix(), body, secrets...); err != nil {
+		e.cfg.Logger.Warn("endpoint secret unusable; sending unsigned", "endpoint", ep)
+	} else if sig != "" {
+		h.Set(HeaderSignature, sig)
+	}
+	e.m.inflight.Inc()
+	tr := e.send(target, h, body)
+	e.m.inflight.Dec()
+	if tr.aborted {
+		notSent()
+		e.deferTry(ctx, en, 0, true, 0, "")
+		return
+	}
+	v := classify(tr.status, tr.err)
+	if done != nil {
+		if v.Delivered {
+			done(nil)
+		} else {
+			done(&tryError{v})
+		}
+	}
+	e.m.attempts.WithLabelValues(reasonLabel(v)).Inc()
+	e.m.attemptSeconds.Observe(tr.duration.Seconds())
+
+	att := Attempt{At: ts.UTC(), DurationMS: tr.duration.Milliseconds(), StatusCode: tr.status, Response: tr.response}
+	if tr.err != nil {
+		att.Error = tr.err.Error()
+	} else if !v.Delivered {
+		att.Error = "HTTP " + strconv.Itoa(tr.status)
+	}
+	attJSON, _ := json.Marshal(att)
+
+	tries++ // including this one
+	outcome, due, dead := "ok", int64(0), ""
+	finishedAt := e.nowMS()
+	if !v.Delivered {
+		wait := time.Duration(0)
+		if tries <= len(e.cfg.RetrySchedule) {
+			wait = e.jitter(e.cfg.RetrySchedule[tries-1])
+		}
+		if tr.retryAfter > 0 {
+			wait = max(wait, min(tr.retryAfter, e.cfg.MaxRetryAfter))
+		}
+		created := atoi64(res[3])
+		due = finishedAt + wait.Milliseconds()
+		switch {
+		case !v.Retryable:
+			outcome, dead = "dead", v.Reason
+		case tries > len(e.cfg.RetrySchedule):
+			outcome, dead = "dead", ReasonMaxTries
+		case due-created > e.cfg.MaxDeliveryAge.Milliseconds():
+			outcome, dead = "dead", ReasonMaxAge
+		default:
+			outcome = "retry"
+		}
+	}
+	fin, err := finishScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, en.id, en.sid, finishedAt,
+		outcome, due, dead, attJSON, e.cfg.Retention.Milliseconds(), maxAttemptsKept, e.horizonMS()).Int()
+	if err != nil {
+		e.redisFailed("record a try", err)
+		return // pending here; the reaper hands it back and it is tried again
+	}
+	if fin == 0 {
+		return // another process finished it meanwhile
+	}
+	switch outcome {
+	case "ok":
+		e.m.deliveries.WithLabelValues("delivered", "ok").Inc()
+		e.m.e2eSeconds.Observe(float64(finishedAt-acc) / 1000)
+	case "retry":
+		e.m.deliveries.WithLabelValues("retry", v.Reason).Inc()
+		e.pokeAt(due)
+	default:
+		e.m.deliveries.WithLabelValues("dead", dead).Inc()
+	}
+	e.report(Outcome{
+		DeliveryID: en.id, EndpointID: ep, EventID: evt, SubscriberID: sub,
+		StatusCode: tr.status, Reason: v.Reason, Delivered: v.Delivered, Dead: outcome == "dead", At: ts,
+	})
+}
+
+const maxAttemptsKept = 100
+
+func reasonLabel(v verdict) string {
+	if v.Delivered {
+		return "ok"
+	}
+	return v.Reason
+}
+
+// deferTry puts the entry back without using a try, due after delay. interval > 0 spreads
+// rate-limited deliveries over the endpoint's future slots.
+func (e *Engine) deferTry(ctx context.Context, en entry, delay time.Duration, release bool, interval time.Duration, reason string) {
+	rel := "0"
+	if release {
+		rel = "1"
+	}
+	now := e.nowMS()
+	due, err := deferScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, en.id, en.sid, now,
+		now+delay.Milliseconds(), rel, interval.Milliseconds()).Int64()
+	if err != nil {
+		e.redisFailed("defer a try", err)
+		return
+	}
+	if due >= 0 && reason != "" {
+		e.m.deliveries.WithLabelValues("deferred", reason).Inc()
+		e.report(Outcome{DeliveryID: en.id, EndpointID: en.ep, Reason: reason, At: e.cfg.Now()})
+	}
+	if due >= 0 {
+		e.pokeAt(due)
+	}
+}
+
+func (e *Engine) redisFailed(what string, err error) {
+	e.m.redisErrors.Inc()
+	e.cfg.Logger.Warn("delivery engine: redis call failed", "op", what, "err", err)
+}
+
+// poke wakes the pump now; pokeAt when due is sooner than it planned to sleep.
+func (e *Engine) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) pokeAt(dueMS int64) {
+	if dueMS-e.nowMS() < int64(pumpMaxSleep/time.Millisecond) {
+		e.poke()
+	}
+}
+
+const pumpMaxSleep = 250 * time.Millisecond
+
+// pumpLoop moves due retries and deferred deliveries from the delayed set to the stream. Every
+// process runs one; the script makes them safe together.
+func (e *Engine) pumpLoop() {
+	defer e.loops.Done()
+	ctx := e.soft
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-e.wake:
+			// A retry due soon: sleep until it.
+		}
+		sleep := pumpMaxSleep
+		res, err := pumpScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, e.nowMS(), 500).Int64Slice()
+		if err != nil {
+			if ctx.Err() == nil {
+				e.redisFailed("pump retries", err)
+				sleep = time.Second
+			}
+		} else if res[0] == 500 {
+			sleep = 0 // more are due
+		} else if res[1] >= 0 {
+			sleep = min(sleep, max(time.Duration(res[1]-e.nowMS())*time.Millisecond, time.Millisecond))
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(sleep)
+	}
+}
+
+// beat renews this process's heartbeat.
+func (e *Engine) beat(ctx context.Context) error {
+	return e.rdb.Set(ctx, e.k.heartbeat(e.cfg.Consumer), e.nowMS(), 3*e.cfg.Heartbeat).Err()
+}
+
+// reaperLoop renews the heartbeat and, every beat, takes over the pending entries of consumers
+// whose heartbeat is gone (killed processes), retries this process's own orphaned entries, and
+// wakes deliveries waiting for in-flight slots that leases of dead processes held.
+func (e *Engine) reaperLoop() {
+	defer e.loops.Done()
+	ctx := e.soft
+	t := time.NewTicker(e.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := e.beat(ctx); err != nil {
+			if ctx.Err() == nil {
+				e.redisFailed("heartbeat", err)
+			}
+			continue
+		}
+		e.reap(ctx)
+		e.wakeWaiters(ctx)
+	}
+}
+
+func (e *Engine) reap(ctx context.Context) {
+	consumers, err := e.rdb.XInfoConsumers(ctx, e.k.stream(), group).Result()
+	if err != nil {
+		if isNoGroup(err) {
+			_ = e.ensureGroup(ctx)
+		} else if ctx.Err() == nil {
+			e.redisFailed("list consumers", err)
+		}
+		return
+	}
+	for _, c := range consumers {
+		if c.Name == e.cfg.Consumer {
+			if c.Pending > 0 {
+				e.claim(ctx, c.Name, 2*e.cfg.Heartbeat)
+			}
+			continue
+		}
+		alive, err := e.rdb.Exists(ctx, e.k.heartbeat(c.Name)).Result()
+		if err != nil || alive == 1 {
+			continue
+		}
+		if c.Pending == 0 {
+			if c.Idle > 3*e.cfg.Heartbeat {
+				e.rdb.XGroupDelConsumer(ctx, e.k.stream(), group, c.Name)
+			}
+			continue
+		}
+		e.cfg.Logger.Warn("taking over the deliveries of a dead process", "consumer", c.Name, "pending", c.Pending)
+		e.claim(ctx, c.Name, 0)
+	}
+}
+
+// claim takes consumer's pending entries idle for at least minIdle and starts them here, as far
+// as workers are free (the rest are claimed on the next beat).
+func (e *Engine) claim(ctx context.Context, consumer string, minIdle time.Duration) {
+	free := cap(e.slots) - len(e.slots)
+	if free <= 0 {
+		return
+	}
+	pend, err := e.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: e.k.stream(), Group: group, Consumer: consumer, Start: "-", End: "+", Count: int64(min(free, 256)),
+	}).Result()
+	if err != nil || len(pend) == 0 {
+		return
+	}
+	var ids []string
+	e.activeMu.Lock()
+	for _, p := range pend {
+		if _, busy := e.active[p.ID]; !busy && p.Idle >= minIdle {
+			ids = append(ids, p.ID)
+		}
+	}
+	e.activeMu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	msgs, err := e.rdb.XClaim(ctx, &redis.XClaimArgs{
+		Stream: e.k.stream(), Group: group, Consumer: e.cfg.Consumer, MinIdle: minIdle, Messages: ids,
+	}).Result()
+	if err != nil {
+		e.redisFailed("claim entries", err)
+		return
+	}
+	e.m.reclaimed.Add(float64(len(msgs)))
+	for _, en := range toEntries(msgs) {
+		select {
+		case e.slots <- struct{}{}:
+			e.startTry(en)
+		default:
+			return // no free worker: the next beat continues
+		}
+	}
+}
+
+func (e *Engine) wakeWaiters(ctx context.Context) {
+	iter := e.rdb.SScan(ctx, e.k.waiting(), 0, "", 100).Iterator()
+	n := 0
+	for iter.Next(ctx) && n < 1000 {
+		n++
+		if err := wakeScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, iter.Val(), e.nowMS(), e.cfg.MaxInFlight).Err(); err != nil {
+			e.redisFailed("wake waiters", err)
+			return
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
