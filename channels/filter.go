@@ -388,7 +388,7 @@ func parseField(path string) (fieldRef, error) {
 	case fieldChannelTags:
 		return fieldRef{kind: fTags, path: path}, nil
 	case fieldChannelMeta:
-		return fieldRef{}, httpx.BadRequest(httpx.CodeUnknownField, path, "filter on a key inside channel_metadata, e.g. channel_metadata.chat_type, not on channel_metadata itself")
+		return fieldRef{}, httpx.BadRequest(httpx.CodeUnknownField, path, "filter on channel_metadata.<key> (e.g. channel_metadata.chat_type), not on channel_metadata itself")
 	}
 	if rest, ok := strings.CutPrefix(path, fieldChannelMetaDot); ok {
 		if len(path) > maxPathLen {

@@ -38,7 +38,7 @@ func (s *Store) Query(ctx context.Context, f *Filter, limit int, after string) (
 	if err != nil {
 		return nil, "", err
 	}
-	budget := max(10*limit, MinScanBudget)
+	budget := max(10*limit, s.minBudget)
 	examined := 0
 	lastExamined := ""
 	out := make([]*Channel, 0, min(limit+1, 128))

@@ -21,6 +21,7 @@ type Store struct {
 	k           keys
 	policy      egress.Policy
 	maxAttempts int
+	minBudget   int // MinScanBudget; tests lower it to see partial pages
 }
 
 // Option configures a Store.
@@ -32,7 +33,7 @@ func WithPolicy(p egress.Policy) Option { return func(s *Store) { s.policy = p }
 
 // NewStore returns the registry kept under prefix in rdb.
 func NewStore(rdb redis.UniversalClient, prefix string, opts ...Option) *Store {
-	s := &Store{rdb: rdb, k: newKeys(prefix), maxAttempts: 64}
+	s := &Store{rdb: rdb, k: newKeys(prefix), maxAttempts: 64, minBudget: MinScanBudget}
 	for _, o := range opts {
 		o(s)
 	}
