@@ -1,15 +1,20 @@
 package app
 
-import "github.com/heraldhq/herald/channels"
+import (
+	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/notifier"
+)
 
 // components holds what the mount functions build, for the functions that come after them and for
 // tests that drive the daemon in-process.
 type components struct {
 	Channels *channels.Store
+	Engine   *notifier.Engine
 }
 
 // mounts build the components in dependency order. Each lives in its own file (channels.go,
 // notifier.go, ...) so that a component's wiring is read in one place.
 var mounts = []func(*App) error{
 	mountChannels,
+	mountNotifier,
 }

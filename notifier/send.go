@@ -125,7 +125,7 @@ func (e *Engine) send(target string, headers http.Header, body []byte) tryResult
 		if errors.As(err, &ue) {
 			cause = ue.Err
 		}
-		if c := context.Cause(ctx); errors.Is(c, errAttemptTimeout) {
+		if errors.Is(context.Cause(ctx), errAttemptTimeout) || isTimeout(err) {
 			cause = fmt.Errorf("no answer within %s: %w", e.cfg.RequestTimeout, errAttemptTimeout)
 		}
 		res.err = fmt.Errorf("POST %s: %w", egress.Redact(target), cause)
