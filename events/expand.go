@@ -223,6 +223,9 @@ func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan 
 			var n int
 			n, err = s.enqueue(wctx, ev, subs)
 			if err == nil {
+				if s.cfg.afterEnqueue != nil {
+					s.cfg.afterEnqueue(id)
+				}
 				if next == "" || len(subs) == 0 {
 					if err := s.finish(ctx, id, owner, n); err != nil {
 						return err

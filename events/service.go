@@ -71,8 +71,11 @@ type Config struct {
 	Logger       *slog.Logger
 	Now          func() time.Time // the clock [time.Now]
 
-	// beforeBatch, when set, runs before each expansion batch (tests slow expansion down with it).
-	beforeBatch func(eventID, cursor string)
+	// Test hooks. beforeBatch runs before each expansion batch (tests slow expansion down with
+	// it); afterEnqueue runs after a batch is enqueued and before its cursor is saved (tests crash
+	// there).
+	beforeBatch  func(eventID, cursor string)
+	afterEnqueue func(eventID string)
 }
 
 func (c *Config) fill() {

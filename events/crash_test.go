@@ -1,0 +1,212 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/subscribers"
+)
+
+// The crash test re-executes this test binary as a child process that expands an event slowly,
+// and SIGKILLs it half-way (or the child kills itself at the worst moment: after a batch is
+// enqueued, before its cursor is saved). The parent then resumes the expansion and checks that
+// every subscriber has exactly one delivery.
+const (
+	envChild  = "HERALD_EVENTS_CRASH_CHILD" // the mode: "slow" or "die-after-enqueue"
+	envAddr   = "HERALD_EVENTS_CRASH_ADDR"
+	envPrefix = "HERALD_EVENTS_CRASH_PREFIX"
+)
+
+const childBatch = 20
+
+// TestCrashChild is the child's body; it does nothing in a normal test run.
+func TestCrashChild(t *testing.T) {
+	mode := os.Getenv(envChild)
+	if mode == "" {
+		t.Skip("runs only as the child process of TestExpansionSurvivesKill")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv(envAddr)})
+	prefix := os.Getenv(envPrefix)
+	eng, err := notifier.New(rdb, notifier.Config{Prefix: prefix, AllowHTTP: true, AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Prefix: prefix, BatchSize: childBatch, LeaseTTL: time.Second}
+	switch mode {
+	case "slow":
+		// Ten slow batches, then the child hangs (its heartbeat still renewing the lease), so the
+		// parent's SIGKILL always lands half-way however loaded the machine is.
+		batches := 0
+		cfg.beforeBatch = func(string, string) {
+			if batches++; batches > 10 {
+				time.Sleep(time.Hour)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	case "die-after-enqueue":
+		batches := 0
+		cfg.afterEnqueue = func(string) {
+			if batches++; batches == 5 {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {} // the signal is on its way
+			}
+		}
+	}
+	svc, err := New(rdb, channels.NewStore(rdb, prefix), subscribers.NewStore(rdb, prefix), eng, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.ExpandDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("child finished the expansion")
+}
+
+func TestExpansionSurvivesKill(t *testing.T) {
+	t.Parallel()
+	if os.Getenv(envChild) != "" {
+		t.Skip("child process")
+	}
+	b := setup(t, setupOpts{cfg: Config{LeaseTTL: time.Second}})
+	ctx := context.Background()
+	b.channel(t, &channels.Channel{ChannelID: "big", ChannelTags: []string{"t"}})
+	const n = 1000
+	want := b.bulkSubscribers(t, n, "http://127.0.0.1:9/hook")
+	addr := b.rdb.(*redis.Client).Options().Addr
+
+	run := func(mode string) (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), envChild+"="+mode, envAddr+"="+addr, envPrefix+"="+b.prefix)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &out
+	}
+	enqueued := func(id string) int {
+		v, err := b.rdb.HGet(ctx, b.svc.keys.event(id), fEnqueued).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	resume := func(id string) {
+		t.Helper()
+		// The child's lease runs out after LeaseTTL; then this process claims the event and
+		// finishes it from the saved cursor.
+		waitFor(t, 20*time.Second, "the parent to finish the expansion", func() bool {
+			if _, err := b.svc.ExpandDue(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ev, err := b.svc.Get(ctx, id)
+			return err == nil && ev.Status == StatusExpanded
+		})
+		if got := b.subscriberIDs(t, id); !slices.Equal(got, want) {
+			t.Errorf("%d deliveries after the resume, want one for each of %d subscribers", len(got), len(want))
+		}
+		if ev, _ := b.svc.Get(ctx, id); ev.Enqueued != n || ev.Subscribers != n {
+			t.Errorf("event counts: subscribers %d enqueued %d, want %d", ev.Subscribers, ev.Enqueued, n)
+		}
+	}
+
+	t.Run("SIGKILL mid-way", func(t *testing.T) {
+		acc := b.notify(t, "big", map[string]any{"type": TypeRepublish})
+		if acc.Subscribers != n {
+			t.Fatalf("subscribers = %d, want %d", acc.Subscribers, n)
+		}
+		cmd, out := run("slow")
+		waitFor(t, 30*time.Second, "the child to expand a few batches", func() bool { return enqueued(acc.EventID) >= 5*childBatch })
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		if !killed(cmd) {
+			t.Fatalf("the child was not killed: %v\n%s", cmd.ProcessState, out)
+		}
+		done := enqueued(acc.EventID)
+		if done >= n {
+			t.Fatalf("the child finished before it was killed (%d enqueued); slow it down", done)
+		}
+		t.Logf("child killed after %d of %d deliveries", done, n)
+		resume(acc.EventID)
+	})
+
+	t.Run("killed between enqueue and cursor", func(t *testing.T) {
+		acc := b.notify(t, "big", map[string]any{"type": TypeUpdate, "update_type": UpdateCreated, "message": map[string]any{"k": "v"}})
+		cmd, out := run("die-after-enqueue")
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || !killed(cmd) {
+			t.Fatalf("the child did not die by SIGKILL: %v\n%s", err, out)
+		}
+		// Five batches were enqueued, the cursor of only four saved.
+		if got, inEngine := enqueued(acc.EventID), len(b.deliveries(t, acc.EventID)); got != 4*childBatch || inEngine != 5*childBatch {
+			t.Fatalf("after the crash: %d counted, %d in the engine; want %d and %d", got, inEngine, 4*childBatch, 5*childBatch)
+		}
+		resume(acc.EventID)
+	})
+}
+
+func killed(cmd *exec.Cmd) bool {
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// bulkSubscribers creates n verified subscribers (all matching every channel) with their engine
+// endpoints, and returns their ids, sorted.
+func (b *bundle) bulkSubscribers(t testing.TB, n int, url string) []string {
+	t.Helper()
+	ctx := context.Background()
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	work := make(chan int)
+	for range 8 {
+		wg.Go(func() {
+			for i := range work {
+				s, err := b.subs.Create(ctx, &subscribers.Subscriber{ID: fmt.Sprintf("sub-%05d", i), URL: url, Token: fmt.Sprintf("tok-%d", i)})
+				if err == nil {
+					err = b.eng.PutEndpoint(ctx, notifier.Endpoint{ID: subscribers.EndpointID(s.ID), URL: s.URL, Secret: s.Secret})
+				}
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					continue
+				}
+				ids[i] = s.ID
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	b.verify(t, ids...)
+	slices.Sort(ids)
+	return ids
+}
+
