@@ -65,20 +65,25 @@ func (s *Store) Match(ctx context.Context, ch *channels.Channel, eventType strin
 			n, _ := slices.BinarySearch(ids, boundary)
 			ids = ids[:n+1]
 		}
-		recs, err := s.getMany(ctx, ids)
-		if err != nil {
-			return nil, "", err
-		}
-		for i, r := range recs {
-			if r == nil || !r.Active() || !r.Matches(ch, eventType) {
-				continue
+		// Load the candidates a chunk at a time, in id order, so a small page reads few documents.
+		chunk := max(limit, 16)
+		for start := 0; start < len(ids); start += chunk {
+			part := ids[start:min(start+chunk, len(ids))]
+			recs, err := s.getMany(ctx, part)
+			if err != nil {
+				return nil, "", err
 			}
-			out = append(out, r.public())
-			if len(out) == limit {
-				if i == len(recs)-1 && !bounded {
-					return out, "", nil
+			for i, r := range recs {
+				if r == nil || !r.Active() || !r.Matches(ch, eventType) {
+					continue
 				}
-				return out, r.ID, nil
+				out = append(out, r.public())
+				if len(out) == limit {
+					if start+i == len(ids)-1 && !bounded {
+						return out, "", nil
+					}
+					return out, r.ID, nil
+				}
 			}
 		}
 		if !bounded {

@@ -1,0 +1,87 @@
+package subscribers
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/notifier"
+)
+
+func TestHealthGoneDisablesAtOnce(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		h := NewHealth(b.store, time.Hour, nil)
+		sub := mustCreate(t, b.store, newSub("https://example.com/"))
+		settle(t, b.store, nil)
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(sub.ID), StatusCode: 410, Reason: "http_4xx"})
+		got, _ := b.store.Get(ctx, sub.ID)
+		if got.Status != StatusDisabled || got.DisabledReason != ReasonGone || !got.Verified {
+			t.Fatalf("after 410: %+v", got)
+		}
+		if m, _, _ := b.store.Match(ctx, &channels.Channel{ChannelID: "c"}, TypeUpdateNotification, "", 10); len(m) != 0 {
+			t.Fatalf("a disabled subscriber matched: %v", m)
+		}
+		// Outcomes of other endpoints and of deleted subscribers leave nothing behind.
+		h.Observe(notifier.Outcome{EndpointID: "chan:x", StatusCode: 410})
+		h.Observe(notifier.Outcome{EndpointID: "sessions", StatusCode: 500})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID("sub_gone"), StatusCode: 500})
+		if n := b.rdb.HLen(ctx, b.store.k.failing()).Val(); n != 0 {
+			t.Fatalf("failing records: %d", n)
+		}
+	})
+}
+
+func TestHealthDisablesAfterAllFailed(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		h := NewHealth(b.store, 24*time.Hour, nil)
+		sub := mustCreate(t, b.store, newSub("https://example.com/"))
+		settle(t, b.store, nil)
+		ep := EndpointID(sub.ID)
+		status := func() string {
+			got, err := b.store.Get(ctx, sub.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got.Status
+		}
+		fail := func() { h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 503, Reason: "http_5xx"}) }
+
+		fail()
+		b.clock.Add(23 * time.Hour)
+		fail()
+		if s := status(); s != StatusVerified {
+			t.Fatalf("disabled too early: %s", s)
+		}
+		// A success starts the count again.
+		h.Observe(notifier.Outcome{EndpointID: ep, Delivered: true, StatusCode: 200})
+		b.clock.Add(2 * time.Hour)
+		fail()
+		b.clock.Add(23*time.Hour + 59*time.Minute)
+		fail()
+		if s := status(); s != StatusVerified {
+			t.Fatalf("disabled although a delivery succeeded %s ago: %s", 24*time.Hour, s)
+		}
+		b.clock.Add(time.Minute)
+		h.Observe(notifier.Outcome{EndpointID: ep, Reason: "timeout"})
+		got, _ := b.store.Get(ctx, sub.ID)
+		if got.Status != StatusDisabled || !strings.Contains(got.DisabledReason, "every delivery failed for 24h0m0s") ||
+			!strings.Contains(got.DisabledReason, "failed: timeout") {
+			t.Fatalf("after 24h of failures: %+v", got)
+		}
+		// Re-enabling (an update) clears the record: it takes another full period to disable again.
+		if _, err := b.store.Update(ctx, sub.ID, func(*Subscriber) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		settle(t, b.store, nil)
+		fail()
+		if s := status(); s != StatusVerified {
+			t.Fatalf("after re-enable, one failure disabled it again: %s", s)
+		}
+	})
+}
