@@ -3,13 +3,15 @@ package app
 import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/subscribers"
 )
 
 // components holds what the mount functions build, for the functions that come after them and for
 // tests that drive the daemon in-process.
 type components struct {
-	Channels *channels.Store
-	Engine   *notifier.Engine
+	Channels    *channels.Store
+	Engine      *notifier.Engine
+	Subscribers *subscribers.Store
 }
 
 // mounts build the components in dependency order. Each lives in its own file (channels.go,
@@ -17,4 +19,5 @@ type components struct {
 var mounts = []func(*App) error{
 	mountChannels,
 	mountNotifier,
+	mountSubscribers,
 }
