@@ -53,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		return serve(ctx, args, stdout, stderr)
+	case "sink":
+		return runSink(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "herald", version)
 		return 0
