@@ -2,6 +2,7 @@ package app
 
 import (
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/events"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/subscribers"
 )
@@ -12,6 +13,7 @@ type components struct {
 	Channels    *channels.Store
 	Engine      *notifier.Engine
 	Subscribers *subscribers.Store
+	Events      *events.Service
 }
 
 // mounts build the components in dependency order. Each lives in its own file (channels.go,
@@ -20,4 +22,5 @@ var mounts = []func(*App) error{
 	mountChannels,
 	mountNotifier,
 	mountSubscribers,
+	mountEvents,
 }
