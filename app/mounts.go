@@ -4,6 +4,7 @@ import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/events"
 	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/sessions"
 	"github.com/heraldhq/herald/subscribers"
 )
 
@@ -14,6 +15,7 @@ type components struct {
 	Engine      *notifier.Engine
 	Subscribers *subscribers.Store
 	Events      *events.Service
+	Sessions    *sessions.Service
 }
 
 // mounts build the components in dependency order. Each lives in its own file (channels.go,
@@ -23,4 +25,5 @@ var mounts = []func(*App) error{
 	mountNotifier,
 	mountSubscribers,
 	mountEvents,
+	mountSessions,
 }
