@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -417,7 +418,7 @@ func (e *Engine) reaperLoop() {
 func (e *Engine) reap(ctx context.Context) {
 	consumers, err := e.rdb.XInfoConsumers(ctx, e.k.stream(), group).Result()
 	if err != nil {
-		if isNoGroup(err) {
+		if isNoGroup(err) || strings.Contains(err.Error(), "no such key") {
 			_ = e.ensureGroup(ctx)
 		} else if ctx.Err() == nil {
 			e.redisFailed("list consumers", err)
