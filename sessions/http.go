@@ -1,8 +1,11 @@
 package sessions
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/gorilla/mux"
@@ -38,16 +41,22 @@ func (s *Service) handleMessage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// handleCallback takes a channel server's callback. Unlike the API routes it ignores unknown fields:
-// channel servers are written by others, and a response is not worth losing over an extra key.
+// handleCallback takes a channel server's callback. Unlike the API routes it is liberal in what it
+// accepts: channel servers are written by others, and a response is not worth losing over an extra
+// key or a wrong Content-Type header. The body must still be a JSON object (400 otherwise).
 func (s *Service) handleCallback(w http.ResponseWriter, r *http.Request) error {
-	b, err := httpx.ReadBody(w, r, s.cfg.MaxBodyBytes)
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		s.callbacks.WithLabelValues("invalid").Inc()
-		return err
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &httpx.Error{Status: http.StatusRequestEntityTooLarge, Code: httpx.CodeTooLarge,
+				Message: fmt.Sprintf("request body is larger than the limit of %d bytes", s.cfg.MaxBodyBytes)}
+		}
+		return httpx.BadRequest(httpx.CodeInvalidJSON, "", "could not read the request body")
 	}
 	var c Callback
-	if len(b) == 0 {
+	if len(bytes.TrimSpace(b)) == 0 {
 		s.callbacks.WithLabelValues("invalid").Inc()
 		return httpx.BadRequest(httpx.CodeInvalidJSON, "", "request body is empty; a JSON object with session_id and response_data is required")
 	}

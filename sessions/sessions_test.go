@@ -436,6 +436,7 @@ func TestCallbackRules(t *testing.T) {
 		{"wrong token", cb + "?token=" + strings.Repeat("A", len(token)), `{"session_id":"s1","response_data":{"x":1}}`, 403, "token"},
 		{"other session's token", cb + "?token=" + token, `{"session_id":"s2","response_data":{"x":1}}`, 404, "session_id"},
 		{"body not JSON", relayed.ResponseURL, `session_id=s1`, 400, ""},
+		{"body a JSON list", relayed.ResponseURL, `[1]`, 400, ""},
 		{"empty body", relayed.ResponseURL, ``, 400, ""},
 		{"missing session_id", relayed.ResponseURL, `{"response_data":{"x":1}}`, 400, "session_id"},
 		{"missing response_data", relayed.ResponseURL, `{"session_id":"s1"}`, 400, "response_data"},
@@ -454,6 +455,15 @@ func TestCallbackRules(t *testing.T) {
 	// The right token, with an extra key a channel server may add: accepted.
 	if a := do(t, http.MethodPost, relayed.ResponseURL, `{"session_id":"s1","response_data":{"ok":true},"status":"done"}`); a.status != 200 || a.body["success"] != true {
 		t.Fatalf("right token: %d %s", a.status, a.raw)
+	}
+
+	// Channel servers are written by others: a JSON body under another Content-Type is taken, a
+	// body that is not JSON is not.
+	if a := do(t, http.MethodPost, relayed.ResponseURL, `{"session_id":"s1","response_data":2}`, "Content-Type", "application/x-www-form-urlencoded"); a.status != 200 {
+		t.Fatalf("JSON under a form Content-Type: %d %s", a.status, a.raw)
+	}
+	if a := do(t, http.MethodPost, relayed.ResponseURL, `session_id=s1&response_data=2`, "Content-Type", "application/x-www-form-urlencoded"); a.status != 400 {
+		t.Fatalf("a form body: %d %s", a.status, a.raw)
 	}
 
 	// A caller that gives its own response_url (the seed's curl does) needs no token.
