@@ -52,6 +52,12 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 		}
 		fail := func() { h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 503, Reason: "http_5xx"}) }
 
+		// Waits for the breaker or the rate limit, and deliveries given up without a try, are not
+		// failures of the endpoint.
+		for _, r := range []string{notifier.ReasonBreakerOpen, notifier.ReasonRateLimited, notifier.ReasonMaxInFlight, notifier.ReasonMaxAge} {
+			h.Observe(notifier.Outcome{EndpointID: ep, Reason: r})
+		}
+		b.clock.Add(25 * time.Hour)
 		fail()
 		b.clock.Add(23 * time.Hour)
 		fail()
