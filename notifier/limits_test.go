@@ -106,6 +106,10 @@ func TestRateLimitSharedByTwoEngines(t *testing.T) {
 	if n := rc.count.Load(); n > 123 {
 		t.Fatalf("%d requests within %s; the shared limit allows 120 + 2/s", n, time.Since(start))
 	}
+	// The deferred deliveries were handed future slots at the endpoint's rate.
+	if b.rdb.Exists(context.Background(), e1.k.slot("ep")).Val() != 1 {
+		t.Error("no rate slot was handed out")
+	}
 	waitFor(t, 6*time.Second, "all deliveries", func() bool { return rc.count.Load() == 126 })
 	if el := time.Since(start); el < 2*time.Second {
 		t.Errorf("126 deliveries at 120/min (burst 120) took %s, want >= 2.5s", el)
