@@ -209,4 +209,3 @@ func (b *bundle) bulkSubscribers(t testing.TB, n int, url string) []string {
 	slices.Sort(ids)
 	return ids
 }
-

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -203,40 +204,40 @@ func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan 
 		return fmt.Errorf("event %s: channel snapshot: %w", id, err)
 	}
 
-	after := ev.cursor
-	for first := true; ; first = false {
+	// The matcher reads pages of subscribers ahead of the enqueueing (up to Prefetch pages), so
+	// the two round trips of a batch overlap.
+	mctx, mcancel := context.WithCancel(wctx)
+	pages := s.pages(mctx, ev, &ch)
+	defer func() {
+		mcancel()
+		for range pages { // wait for the matcher to return
+		}
+	}()
+	first := true
+	for p := range pages {
 		if !first && stopped(stopping) {
 			s.release(ctx, id, owner, 0, false)
 			return nil
 		}
-		if s.cfg.beforeBatch != nil {
-			s.cfg.beforeBatch(id, after)
-		}
-		var subs []*subscribers.Subscriber
-		next := ""
-		if ev.SubscriberID != "" {
-			subs, err = s.target(wctx, ev.SubscriberID)
-		} else {
-			subs, next, err = s.subs.Match(wctx, &ch, ev.Type, after, s.cfg.BatchSize)
-		}
+		first = false
+		err := p.err
 		if err == nil {
 			var n int
-			n, err = s.enqueue(wctx, ev, subs)
+			n, err = s.enqueue(wctx, ev, p.subs)
 			if err == nil {
 				if s.cfg.afterEnqueue != nil {
 					s.cfg.afterEnqueue(id)
 				}
-				if next == "" || len(subs) == 0 {
+				if p.last {
 					if err := s.finish(ctx, id, owner, n); err != nil {
 						return err
 					}
-					log.Debug("event expanded", "batch_deliveries", n)
+					log.Debug("event expanded")
 					return nil
 				}
-				if err := s.progress(ctx, id, owner, next, n); err != nil {
+				if err := s.progress(ctx, id, owner, p.next, n); err != nil {
 					return err
 				}
-				after = next
 				continue
 			}
 		}
@@ -251,6 +252,54 @@ func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan 
 		s.release(ctx, id, owner, s.cfg.ErrorBackoff, false)
 		return fmt.Errorf("event %s: %w", id, err)
 	}
+	// The matcher stopped without a last page: the work was cancelled.
+	if cause := context.Cause(wctx); errors.Is(cause, errLeaseLost) {
+		return cause
+	}
+	s.release(ctx, id, owner, 0, false)
+	return ctx.Err()
+}
+
+// page is one batch of subscribers to enqueue. next is the cursor after it; last says it is the
+// event's final batch.
+type page struct {
+	subs []*subscribers.Subscriber
+	next string
+	last bool
+	err  error
+}
+
+// pages matches an event's subscribers page by page from its saved cursor, in a goroutine that
+// stops after the last page, an error, or when ctx ends; the channel is closed when it returns.
+func (s *Service) pages(ctx context.Context, ev *Event, ch *channels.Channel) <-chan page {
+	out := make(chan page, s.cfg.Prefetch)
+	go func() {
+		defer close(out)
+		after := ev.cursor
+		for {
+			if s.cfg.beforeBatch != nil {
+				s.cfg.beforeBatch(ev.ID, after)
+			}
+			var p page
+			if ev.SubscriberID != "" {
+				p.subs, p.err = s.target(ctx, ev.SubscriberID)
+				p.last = true
+			} else {
+				p.subs, p.next, p.err = s.subs.Match(ctx, ch, ev.Type, after, s.cfg.BatchSize)
+				p.last = p.next == "" || len(p.subs) == 0
+			}
+			select {
+			case out <- p:
+			case <-ctx.Done():
+				return
+			}
+			if p.err != nil || p.last {
+				return
+			}
+			after = p.next
+		}
+	}()
+	return out
 }
 
 // target returns the one subscriber a targeted event goes to, or none when it was deleted or is no
@@ -268,8 +317,9 @@ func (s *Service) target(ctx context.Context, id string) ([]*subscribers.Subscri
 	return []*subscribers.Subscriber{sub}, nil
 }
 
-// enqueue hands one batch of deliveries to the engine and returns how many it enqueued. A
-// subscriber whose endpoint the engine does not know (deleted since it matched) is skipped.
+// enqueue hands one batch of deliveries to the engine, EnqueueChunk at a time, and returns how
+// many it enqueued. A subscriber whose endpoint the engine does not know (deleted since it
+// matched) is skipped. On an error some chunks may be stored; enqueueing them again is a no-op.
 func (s *Service) enqueue(ctx context.Context, ev *Event, subs []*subscribers.Subscriber) (int, error) {
 	if len(subs) == 0 {
 		return 0, nil
@@ -285,24 +335,27 @@ func (s *Service) enqueue(ctx context.Context, ev *Event, subs []*subscribers.Su
 			Kind:         KindNotification,
 		}
 	}
-	_, err := s.eng.Enqueue(ctx, reqs...)
-	if !errors.Is(err, notifier.ErrUnknownEndpoint) {
-		if err != nil {
-			return 0, err
-		}
-		return len(reqs), nil
-	}
-	// One endpoint of the batch is unknown: enqueue one by one to find it and keep the others.
 	n := 0
-	for _, r := range reqs {
-		_, err := s.eng.Enqueue(ctx, r)
-		switch {
-		case err == nil:
-			n++
-		case errors.Is(err, notifier.ErrUnknownEndpoint):
-			s.log.Warn("subscriber has no delivery endpoint; skipped", "event_id", ev.ID, "subscriber_id", r.SubscriberID)
-		default:
+	for chunk := range slices.Chunk(reqs, s.cfg.EnqueueChunk) {
+		_, err := s.eng.Enqueue(ctx, chunk...)
+		if err == nil {
+			n += len(chunk)
+			continue
+		}
+		if !errors.Is(err, notifier.ErrUnknownEndpoint) {
 			return n, err
+		}
+		// One endpoint of the chunk is unknown: enqueue one by one to find it and keep the others.
+		for _, r := range chunk {
+			_, err := s.eng.Enqueue(ctx, r)
+			switch {
+			case err == nil:
+				n++
+			case errors.Is(err, notifier.ErrUnknownEndpoint):
+				s.log.Warn("subscriber has no delivery endpoint; skipped", "event_id", ev.ID, "subscriber_id", r.SubscriberID)
+			default:
+				return n, err
+			}
 		}
 	}
 	return n, nil

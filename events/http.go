@@ -131,11 +131,9 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ds, next, err := s.Deliveries(r.Context(), id, limit, after)
-	if err != nil {
-		var he *httpx.Error
-		if errors.As(err, &he) {
-			return he
-		}
+	if errors.Is(err, notifier.ErrBadCursor) {
+		return httpx.Invalid("after", "after is not a cursor this API returned")
+	} else if err != nil {
 		return err
 	}
 	resp := eventResponse{Event: ev, Deliveries: ds}

@@ -226,6 +226,7 @@ func TestBadRequests(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{cfg: Config{MaxBodyBytes: 4096, MaxMessageBytes: 1024}})
 	b.channel(t, &channels.Channel{ChannelID: "c1"})
+	known := b.notify(t, "c1", map[string]any{"type": TypeRepublish})
 	big := `{"type":"update_notification","message":{"x":"` + strings.Repeat("a", 2000) + `"}}`
 	huge := `{"type":"update_notification","message":{"x":"` + strings.Repeat("a", 5000) + `"}}`
 	cases := []struct {
@@ -263,6 +264,7 @@ func TestBadRequests(t *testing.T) {
 		{"bad limit", "/events/evt_nope?limit=0", "", nil, 400, "invalid_value", "limit"},
 		{"limit too big", "/events/evt_nope?limit=1001", "", nil, 400, "invalid_value", "limit"},
 		{"limit not a number", "/events/evt_nope?limit=ten", "", nil, 400, "invalid_value", "limit"},
+		{"bad cursor", "/events/" + known.EventID + "?after=nonsense!", "", nil, 400, "invalid_value", "after"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -279,8 +281,8 @@ func TestBadRequests(t *testing.T) {
 		})
 	}
 	n, err := b.rdb.ZCard(context.Background(), b.svc.keys.expand()).Result()
-	if err != nil || n != 0 {
-		t.Errorf("events queued after bad requests: %d (%v), want 0", n, err)
+	if err != nil || n != 1 {
+		t.Errorf("events queued after bad requests: %d (%v), want only the good one", n, err)
 	}
 	// A message exactly at the limit is fine.
 	msg := `{"x":"` + strings.Repeat("a", 1024-8) + `"}`
