@@ -17,6 +17,9 @@ const (
 	MaxFilterDepth = 16
 	// MaxFilterValues bounds the values of one $in / $nin / $all list.
 	MaxFilterValues = 1000
+	// MaxFilterTerms bounds a whole filter: conditions plus the values of their lists. Every
+	// candidate channel is tested against the filter, so this bounds the work per channel.
+	MaxFilterTerms = 2000
 	// CodeUnknownOperator is the error code for a filter operator herald does not know.
 	CodeUnknownOperator = "unknown_operator"
 	// maxPathLen bounds a channel_metadata.<key> path.
@@ -302,7 +305,31 @@ func ParseFilter(b []byte) (*Filter, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n := terms(root); n > MaxFilterTerms {
+		return nil, httpx.BadRequest(httpx.CodeInvalidValue, "", "the filter has %d conditions and values; at most %d are allowed", n, MaxFilterTerms)
+	}
 	return &Filter{root: root}, nil
+}
+
+// terms counts the conditions and list values of a filter.
+func terms(n node) int {
+	switch t := n.(type) {
+	case andNode:
+		c := 1
+		for _, k := range t.kids {
+			c += terms(k)
+		}
+		return c
+	case orNode:
+		c := 1
+		for _, k := range t.kids {
+			c += terms(k)
+		}
+		return c
+	case condNode:
+		return 1 + len(t.vals)
+	}
+	return 1
 }
 
 func sortedKeys(m map[string]any) []string {

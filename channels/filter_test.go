@@ -38,6 +38,11 @@ func TestParseFilterErrors(t *testing.T) {
 		{`{"channel_id": "a"`, httpx.CodeInvalidJSON, "", "truncated"},
 		{strings.Repeat(`{"$and": [`, MaxFilterDepth+2) + `{}` + strings.Repeat(`]}`, MaxFilterDepth+2), httpx.CodeInvalidValue, "", "levels deep"},
 	}
+	in1000 := `{"channel_id": {"$in": [` + strings.TrimSuffix(strings.Repeat(`"x",`, MaxFilterValues), ",") + `]}}`
+	cases = append(cases,
+		struct{ filter, code, field, msg string }{`{"$or": [` + in1000 + `,` + in1000 + `,` + in1000 + `]}`, httpx.CodeInvalidValue, "", "at most 2000"},
+		struct{ filter, code, field, msg string }{`{"channel_id": {"$in": [` + strings.Repeat(`1,`, MaxFilterValues) + `1]}}`, httpx.CodeInvalidValue, "channel_id", "at most 1000"},
+	)
 	for _, tc := range cases {
 		_, err := ParseFilter([]byte(tc.filter))
 		var he *httpx.Error
