@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Measures the delivery engine (package notifier) on this machine, in one run:
+#   1. the raw ceiling: plain Go HTTP POSTs of the same body to the same receiver, no queue;
+#   2. sustained deliveries/s for 100,000 deliveries over 1,000 and over 10 endpoints, enqueued
+#      through the Go API first, then drained by one engine (per-endpoint rate limit raised to
+#      10M/min and max in flight to 1000 so the limits do not cap throughput; 256 workers);
+#   3. end-to-end latency p50/p99 (Enqueue call -> request at the receiver) at a steady 1,000/s;
+#   4. peak RSS of an engine process while 1,000,000 deliveries wait in Redis.
+# It uses a throwaway redis-server and a receiver process on loopback, and stops both at the end.
+# Flags: BENCH_N (100000), BENCH_RSS_N (1000000), BENCH_LAT_SECONDS (10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+n="${BENCH_N:-100000}"
+rss_n="${BENCH_RSS_N:-1000000}"
+lat_s="${BENCH_LAT_SECONDS:-10}"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/benchengine" ./scripts/benchengine
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --bind 127.0.0.1 --port "$port" --dir "$work" --save "" --appendonly no \
+  --daemonize no --loglevel warning --logfile "$work/redis.log" &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+"$work/benchengine" receiver -addr 127.0.0.1:0 >"$work/receiver.out" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/receiver.out" ] && break; sleep 0.1; done
+target="$(head -1 "$work/receiver.out")"
+
+b="$work/benchengine"
+r="127.0.0.1:$port"
+results="$work/results"
+echo "== ceiling (plain Go POSTs, 64 concurrent)";       "$b" ceiling -target "$target" -n "$n" -workers 64 | tee -a "$results"
+echo "== herald, $n deliveries over 1000 endpoints";      "$b" throughput -redis "$r" -target "$target" -n "$n" -endpoints 1000 | tee -a "$results"
+echo "== herald, $n deliveries over 10 endpoints";        "$b" throughput -redis "$r" -target "$target" -n "$n" -endpoints 10 | tee -a "$results"
+echo "== herald, end-to-end latency at 1000/s";           "$b" latency -redis "$r" -target "$target" -rate 1000 -duration "${lat_s}s" -endpoints 100 | tee -a "$results"
+echo "== herald, peak RSS with $rss_n deliveries waiting"; "$b" rss -redis "$r" -target "$target" -n "$rss_n" -endpoints 1000 -workers 64 | tee -a "$results"
+
+python3 - "$results" <<'PY'
+import sys
+rows = []
+for line in open(sys.argv[1]):
+    if line.startswith("RESULT "):
+        rows.append(dict(kv.split("=", 1) for kv in line.split()[1:]))
+ceil = next(float(r["per_sec"]) for r in rows if r["phase"] == "ceiling")
+print("\n== summary")
+print(f"raw ceiling:            {ceil:,.0f} POST/s")
+for r in rows:
+    if r["phase"] == "throughput":
+        ps = float(r["per_sec"])
+        print(f"herald {r['endpoints']:>4} endpoints:  {ps:,.0f} deliveries/s = {ps/ceil:.2f} of ceiling (target >= 0.5); enqueue {float(r['enqueue_per_sec']):,.0f}/s")
+    if r["phase"] == "latency":
+        print(f"end-to-end at 1000/s:   p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms (target p99 < 5 ms), {r['delivered']}/{r['n']} delivered")
+    if r["phase"] == "rss":
+        print(f"peak RSS, {int(r['waiting']):,} waiting: {r['peak_rss_mb']} MB (target < 150 MB); Redis used {r['redis_used_memory']}")
+PY

@@ -1,0 +1,434 @@
+// Command benchengine measures the delivery engine (package notifier) against a local receiver
+// process and a throwaway Redis. scripts/bench.sh runs its phases in order:
+//
+//	benchengine receiver -addr 127.0.0.1:0     a receiver: 204 to every POST, records latencies
+//	benchengine ceiling    ...                 plain Go HTTP POSTs, no queue: the raw ceiling
+//	benchengine throughput ...                 N deliveries over E endpoints through the engine
+//	benchengine latency    ...                 end-to-end p50/p99 at a steady rate
+//	benchengine rss        ...                 peak RSS while 1,000,000 deliveries wait
+//
+// Each phase prints one line "RESULT key=value ..." that bench.sh collects.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/notifier"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: benchengine receiver|ceiling|throughput|latency|rss [flags]")
+		os.Exit(2)
+	}
+	phase := os.Args[1]
+	fs := flag.NewFlagSet(phase, flag.ExitOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "receiver listen address (receiver)")
+	target := fs.String("target", "", "receiver base URL")
+	redisAddr := fs.String("redis", "127.0.0.1:6379", "Redis address")
+	n := fs.Int("n", 100_000, "deliveries (or requests)")
+	endpoints := fs.Int("endpoints", 1000, "endpoints")
+	workers := fs.Int("workers", 256, "engine workers / ceiling concurrency")
+	rate := fs.Int("rate", 1000, "deliveries per second (latency)")
+	dur := fs.Duration("duration", 10*time.Second, "how long to run (latency)")
+	_ = fs.Parse(os.Args[2:])
+
+	var err error
+	switch phase {
+	case "receiver":
+		err = receiver(*addr)
+	case "ceiling":
+		err = ceiling(*target, *n, *workers)
+	case "throughput":
+		err = throughput(*redisAddr, *target, *n, *endpoints, *workers)
+	case "latency":
+		err = latency(*redisAddr, *target, *rate, *dur, *endpoints, *workers)
+	case "rss":
+		err = rss(*redisAddr, *target, *n, *endpoints, *workers)
+	default:
+		err = fmt.Errorf("unknown phase %q", phase)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchengine:", err)
+		os.Exit(1)
+	}
+}
+
+// body is the payload every phase sends: a typical notification, with the enqueue time in
+// nanoseconds first so the receiver can measure the end-to-end latency.
+func body(t time.Time) []byte {
+	return []byte(`{"t":` + strconv.FormatInt(t.UnixNano(), 10) +
+		`,"token":"xoxb-verification-token","type":"update_notification","channel":"C0123456789","chat_type":"group",` +
+		`"update_type":"message_created","message":{"ts":"1716900000.000100","user":"U024BE7LH","text":"Hello from herald's delivery benchmark"}}`)
+}
+
+// ---- receiver ----
+
+type recv struct {
+	count atomic.Int64
+	mu    sync.Mutex
+	lat   []time.Duration
+}
+
+func receiver(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	r := &recv{lat: make([]time.Duration, 0, 1<<20)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /hook/{ep}", func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		now := time.Now()
+		r.count.Add(1)
+		if bytes.HasPrefix(b, []byte(`{"t":`)) {
+			if i := bytes.IndexByte(b, ','); i > 5 {
+				if ns, err := strconv.ParseInt(string(b[5:i]), 10, 64); err == nil {
+					r.mu.Lock()
+					if len(r.lat) < cap(r.lat) {
+						r.lat = append(r.lat, now.Sub(time.Unix(0, ns)))
+					}
+					r.mu.Unlock()
+				}
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		r.mu.Lock()
+		l := slices.Clone(r.lat)
+		r.mu.Unlock()
+		slices.Sort(l)
+		q := func(p float64) float64 {
+			if len(l) == 0 {
+				return 0
+			}
+			return float64(l[min(len(l)-1, int(p*float64(len(l))))].Microseconds()) / 1000
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"count": r.count.Load(), "samples": len(l), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1)})
+	})
+	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
+		r.mu.Lock()
+		r.lat = r.lat[:0]
+		r.mu.Unlock()
+		r.count.Store(0)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	fmt.Println("http://" + ln.Addr().String())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return srv.Serve(ln)
+}
+
+type stats struct {
+	Count   int64   `json:"count"`
+	Samples int     `json:"samples"`
+	P50     float64 `json:"p50_ms"`
+	P99     float64 `json:"p99_ms"`
+	Max     float64 `json:"max_ms"`
+}
+
+func getStats(target string) (stats, error) {
+	var s stats
+	resp, err := http.Get(target + "/stats")
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+func reset(target string) error {
+	resp, err := http.Post(target+"/reset", "application/json", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// ---- ceiling ----
+
+// ceiling is plain Go: the same body POSTed to the same receiver by `workers` goroutines over
+// one keep-alive client, no queue, no Redis.
+func ceiling(target string, n, workers int) error {
+	_ = reset(target)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxIdleConns: workers}, Timeout: 30 * time.Second}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				resp, err := client.Post(fmt.Sprintf("%s/hook/ep%d", target, i%1000), "application/json", bytes.NewReader(body(time.Now())))
+				if err != nil {
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	fmt.Printf("RESULT phase=ceiling n=%d concurrency=%d seconds=%.2f per_sec=%.0f\n", n, workers, el.Seconds(), float64(n)/el.Seconds())
+	return nil
+}
+
+// ---- the engine ----
+
+func engine(redisAddr string, workers int, prefix string) (*notifier.Engine, *redis.Client, error) {
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, PoolSize: max(64, workers/2)})
+	e, err := notifier.New(rdb, notifier.Config{
+		Prefix:       prefix,
+		Version:      "bench",
+		AllowHTTP:    true,
+		AllowPrivate: true,
+		Workers:      workers,
+		MaxBacklog:   5_000_000,
+		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	return e, rdb, err
+}
+
+// putEndpoints registers count endpoints with limits raised for the benchmark: rate limit 10M per
+// minute and max in flight 1000, so the limits do not cap throughput.
+func putEndpoints(ctx context.Context, e *notifier.Engine, target string, count int) error {
+	for i := range count {
+		if err := e.PutEndpoint(ctx, notifier.Endpoint{
+			ID: fmt.Sprintf("ep%d", i), URL: fmt.Sprintf("%s/hook/ep%d", target, i),
+			RateLimitPerMinute: 10_000_000, MaxInFlight: 1000,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enqueueAll enqueues n deliveries round-robin over count endpoints from 8 goroutines in batches
+// of 256.
+func enqueueAll(ctx context.Context, e *notifier.Engine, n, count int) (time.Duration, error) {
+	const batch = 256
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reqs := make([]notifier.Request, 0, batch)
+			for {
+				from := next.Add(batch) - batch
+				if from >= int64(n) {
+					return
+				}
+				reqs = reqs[:0]
+				for i := from; i < min(from+batch, int64(n)); i++ {
+					reqs = append(reqs, notifier.Request{EndpointID: fmt.Sprintf("ep%d", i%int64(count)), Body: body(time.Now())})
+				}
+				if _, err := e.Enqueue(ctx, reqs...); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+func throughput(redisAddr, target string, n, count, workers int) error {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano())
+	e, rdb, err := engine(redisAddr, workers, prefix)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	if err := putEndpoints(ctx, e, target, count); err != nil {
+		return err
+	}
+	_ = reset(target)
+	enq, err := enqueueAll(ctx, e, n, count)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	for {
+		s, err := getStats(target)
+		if err != nil {
+			return err
+		}
+		if s.Count >= int64(n) {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			return fmt.Errorf("only %d of %d delivered after 10 minutes", s.Count, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	el := time.Since(start)
+	_ = e.Stop(ctx)
+	backlog, _ := rdb.Get(ctx, prefix+":{"+prefix+"}:backlog").Int()
+	fmt.Printf("RESULT phase=throughput endpoints=%d n=%d workers=%d enqueue_per_sec=%.0f seconds=%.2f per_sec=%.0f backlog_left=%d\n",
+		count, n, workers, float64(n)/enq.Seconds(), el.Seconds(), float64(n)/el.Seconds(), backlog)
+	cleanup(ctx, rdb, prefix)
+	return nil
+}
+
+// latency enqueues at a steady rate (one delivery at a time, as an API call would) and reads the
+// receiver's end-to-end latencies: from just before Enqueue to the request arriving.
+func latency(redisAddr, target string, rate int, dur time.Duration, count, workers int) error {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano())
+	e, rdb, err := engine(redisAddr, workers, prefix)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	if err := putEndpoints(ctx, e, target, count); err != nil {
+		return err
+	}
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	// Warm up connections, then measure.
+	warm := time.Now()
+	for i := range 200 {
+		if _, err := e.Enqueue(ctx, notifier.Request{EndpointID: fmt.Sprintf("ep%d", i%count), Body: body(time.Now())}); err != nil {
+			return err
+		}
+	}
+	for s, _ := getStats(target); s.Count < 200 && time.Since(warm) < 10*time.Second; s, _ = getStats(target) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = reset(target)
+	total := int(float64(rate) * dur.Seconds())
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range total {
+		due := start.Add(time.Duration(i) * interval)
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_, _ = e.Enqueue(ctx, notifier.Request{EndpointID: fmt.Sprintf("ep%d", i%count), Body: body(time.Now())})
+		}(i)
+	}
+	wg.Wait()
+	sent := time.Since(start)
+	deadline := time.Now().Add(30 * time.Second)
+	var s stats
+	for time.Now().Before(deadline) {
+		s, err = getStats(target)
+		if err != nil {
+			return err
+		}
+		if s.Count >= int64(total) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = e.Stop(ctx)
+	fmt.Printf("RESULT phase=latency rate=%d achieved_rate=%.0f n=%d delivered=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+		rate, float64(total)/sent.Seconds(), total, s.Count, s.P50, s.P99, s.Max)
+	cleanup(ctx, rdb, prefix)
+	return nil
+}
+
+// rss runs the engine while n deliveries wait in Redis (the receiver is slow to drain them: the
+// endpoints keep the default 100/min rate limit) and reports this process's peak RSS.
+func rss(redisAddr, target string, n, count, workers int) error {
+	ctx := context.Background()
+	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano())
+	e, rdb, err := engine(redisAddr, workers, prefix)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	for i := range count {
+		if err := e.PutEndpoint(ctx, notifier.Endpoint{ID: fmt.Sprintf("ep%d", i), URL: fmt.Sprintf("%s/hook/ep%d", target, i)}); err != nil {
+			return err
+		}
+	}
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	start := time.Now()
+	if _, err := enqueueAll(ctx, e, n, count); err != nil {
+		return err
+	}
+	enq := time.Since(start)
+	// Let the engine work on the waiting backlog for a while (rate-limited deferrals).
+	time.Sleep(10 * time.Second)
+	backlog, _ := rdb.Get(ctx, prefix+":{"+prefix+"}:backlog").Int()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	peak, cur := procStatus("VmHWM"), procStatus("VmRSS")
+	_ = e.Stop(ctx)
+	used, _ := rdb.Info(ctx, "memory").Result()
+	fmt.Printf("RESULT phase=rss n=%d waiting=%d enqueue_seconds=%.1f peak_rss_mb=%.0f rss_mb=%.0f heap_inuse_mb=%.0f redis_used_memory=%s\n",
+		n, backlog, enq.Seconds(), peak/1024, cur/1024, float64(ms.HeapInuse)/(1<<20), infoField(used, "used_memory_human"))
+	cleanup(ctx, rdb, prefix)
+	return nil
+}
+
+func procStatus(field string) float64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, field+":") {
+			f := strings.Fields(l)
+			if len(f) >= 2 {
+				v, _ := strconv.ParseFloat(f[1], 64)
+				return v // kB
+			}
+		}
+	}
+	return 0
+}
+
+func infoField(info, key string) string {
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), key+":"); ok {
+			return v
+		}
+	}
+	return "?"
+}
+
+func cleanup(ctx context.Context, rdb *redis.Client, prefix string) {
+	_ = rdb.FlushDB(ctx).Err() // a throwaway Redis
+	_ = prefix
+}
