@@ -42,6 +42,7 @@ type options struct {
 	sessionsURL string
 	ttl         time.Duration
 	miniredis   bool
+	maxBacklog  int64
 }
 
 func setup(t *testing.T, o options) *bundle {
@@ -68,6 +69,7 @@ func setup(t *testing.T, o options) *bundle {
 		BreakerCooldown: 100 * time.Millisecond,
 		Heartbeat:       100 * time.Millisecond,
 		Workers:         16,
+		MaxBacklog:      o.maxBacklog,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -759,5 +761,71 @@ func TestSigningSecret(t *testing.T) {
 	}
 	if svc.SigningSecret() != mine {
 		t.Fatal("the configured secret was not used")
+	}
+}
+
+// TestBacklogFull: when the engine refuses new work, a message is 503 with Retry-After and leaves
+// no session behind, and a callback is 503 and not kept, so the channel server's retry counts.
+func TestBacklogFull(t *testing.T) {
+	t.Parallel()
+	// Nothing listens on port 9: deliveries stay pending, retrying, and fill the backlog of 2.
+	b := setup(t, options{maxBacklog: 2, sessionsURL: "http://127.0.0.1:9/sessions"})
+	b.addChannel(t, "ch", "http://127.0.0.1:9/incoming")
+	if a := do(t, http.MethodPost, b.api+"/channel/message", `{"channel_id":"ch","session_id":"s1","message":"m","response_url":"http://127.0.0.1:9/cb"}`); a.status != 202 {
+		t.Fatalf("first message: %d %s", a.status, a.raw)
+	}
+	if a := do(t, http.MethodPost, b.api+"/webhook-response", `{"session_id":"s1","response_data":1}`); a.status != 200 {
+		t.Fatalf("first callback: %d %s", a.status, a.raw)
+	}
+	a := do(t, http.MethodPost, b.api+"/channel/message", `{"channel_id":"ch","session_id":"s2","message":"m"}`)
+	if a.status != 503 || a.header.Get("Retry-After") == "" {
+		t.Fatalf("message past the backlog: %d %s (Retry-After %q), want 503 with Retry-After", a.status, a.raw, a.header.Get("Retry-After"))
+	}
+	if a := do(t, http.MethodGet, b.api+"/sessions/s2", ""); a.status != 404 {
+		t.Fatalf("refused first message left its session behind: %d %s", a.status, a.raw)
+	}
+	a = do(t, http.MethodPost, b.api+"/webhook-response", `{"session_id":"s1","response_data":2}`, "Idempotency-Key", "k")
+	if a.status != 503 || a.header.Get("Retry-After") == "" {
+		t.Fatalf("callback past the backlog: %d %s, want 503 with Retry-After", a.status, a.raw)
+	}
+	s := getSession(t, b, "s1")
+	if n := len(s["responses"].([]any)); n != 1 {
+		t.Fatalf("session s1 has %d responses, want 1: the refused callback must not be kept", n)
+	}
+	// Its Idempotency-Key was not burnt: the same callback retried is not taken for a duplicate.
+	a = do(t, http.MethodPost, b.api+"/webhook-response", `{"session_id":"s1","response_data":2}`, "Idempotency-Key", "k")
+	if a.status != 503 || a.body["duplicate"] != nil {
+		t.Fatalf("retried callback: %d %s, want 503 again (not a duplicate)", a.status, a.raw)
+	}
+}
+
+// TestMessagesInOrder: one session's messages reach a flaky channel server in the order sent.
+func TestMessagesInOrder(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	calls := 0
+	chRec := newRecorder(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		return calls%3 != 0 // two of every three tries fail
+	})
+	b := setup(t, options{})
+	b.addChannel(t, "ch", chRec.srv.URL+"/incoming")
+	const n = 6
+	for i := range n {
+		if a := do(t, http.MethodPost, b.api+"/channel/message", fmt.Sprintf(`{"channel_id":"ch","session_id":"ord","message":{"seq":%d}}`, i)); a.status != 202 {
+			t.Fatalf("send %d: %d %s", i, a.status, a.raw)
+		}
+	}
+	waitFor(t, "every message", 30*time.Second, func() bool { return len(chRec.got()) >= n })
+	for i, r := range chRec.got() {
+		var m struct {
+			Message struct{ Seq int } `json:"message"`
+		}
+		_ = json.Unmarshal(r.body, &m)
+		if m.Message.Seq != i {
+			t.Fatalf("message %d arrived as number %d: out of order", m.Message.Seq, i)
+		}
 	}
 }
