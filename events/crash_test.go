@@ -209,3 +209,54 @@ func (b *bundle) bulkSubscribers(t testing.TB, n int, url string) []string {
 	slices.Sort(ids)
 	return ids
 }
+
+// TestStopHandsBack: Stop lets the current batch finish and hands the event back at once, so
+// another process resumes it without waiting for the lease; Start and Stop are safe twice.
+func TestStopHandsBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	ctx := context.Background()
+	b.channel(t, &channels.Channel{ChannelID: "c1"})
+	want := b.bulkSubscribers(t, 200, "http://127.0.0.1:9/hook")
+
+	batches := make(chan string, 100)
+	slow, err := New(b.rdb, b.chans, b.subs, b.eng, Config{Prefix: b.prefix, BatchSize: 10, Prefetch: 1, LeaseTTL: time.Minute,
+		beforeBatch: func(_, cursor string) { batches <- cursor; time.Sleep(20 * time.Millisecond) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := b.notify(t, "c1", map[string]any{"type": TypeUnpublish})
+	for range 2 {
+		if err := slow.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 4 {
+		select {
+		case <-batches:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the service did not start expanding")
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for range 2 {
+		if err := slow.Stop(sctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev, err := b.svc.Get(ctx, acc.EventID)
+	if err != nil || ev.Status != StatusExpanding || ev.Enqueued == 0 || ev.cursor == "" {
+		t.Fatalf("after Stop: %+v %v", ev, err)
+	}
+	owner, _ := b.rdb.HGet(ctx, b.svc.keys.event(acc.EventID), fOwner).Result()
+	score, _ := b.rdb.ZScore(ctx, b.svc.keys.expand(), acc.EventID).Result()
+	if owner != "" || int64(score) > time.Now().UnixMilli() {
+		t.Errorf("after Stop the event is still leased: owner %q, due in %dms", owner, int64(score)-time.Now().UnixMilli())
+	}
+	// Another service claims it at once (the lease was a minute) and finishes it.
+	b.expand(t)
+	if got := b.subscriberIDs(t, acc.EventID); !slices.Equal(got, want) {
+		t.Errorf("%d deliveries, want one for each of %d subscribers", len(got), len(want))
+	}
+}
