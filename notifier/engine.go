@@ -87,7 +87,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 	e.client = egress.NewClient(egress.ClientOptions{
 		Policy:              e.policy,
 		Timeout:             cfg.RequestTimeout,
-		MaxIdleConnsPerHost: max(64, cfg.MaxInFlight),
+		// Keep a connection per worker alive even when every endpoint is on one host.
+		MaxIdleConnsPerHost: max(64, cfg.MaxInFlight, cfg.Workers),
 	})
 	e.m = newMetrics(e)
 	if cfg.Registerer != nil {
@@ -168,8 +169,8 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 	drained := make(chan struct{})
 	go func() {
+		e.loops.Wait() // the loops start tries: wait for them first
 		e.tries.Wait()
-		e.loops.Wait()
 		close(drained)
 	}()
 	var err error

@@ -42,8 +42,8 @@ end
 
 -- free the in-flight lease sid of endpoint ep and wake the next waiter, if any
 local function release(ep, sid, now)
-  local ifk = P .. 'if:' .. ep
-  redis.call('ZREM', ifk, sid)
+  redis.call('ZREM', P .. 'if:' .. ep, sid)
+  if redis.call('SISMEMBER', P .. 'waiting', ep) == 0 then return end
   local wk = P .. 'w:' .. ep
   local w = redis.call('LPOP', wk)
   if w then makeLive(w, now) end
@@ -72,7 +72,7 @@ local function finalize(id, status, reason, now, retention, horizon)
   redis.call('HSET', rk, 'st', status, 'dr', reason, 'sid', '', 'na', '', 'dat', now)
   setStatus(id, 'pending', status, tonumber(r[2]) or now)
   redis.call('ZREMRANGEBYSCORE', P .. 'ix:st:' .. status, '-inf', now - horizon)
-  if tonumber(redis.call('GET', P .. 'backlog') or '0') > 0 then redis.call('DECR', P .. 'backlog') end
+  if redis.call('DECR', P .. 'backlog') < 0 then redis.call('SET', P .. 'backlog', 0) end
   redis.call('PEXPIRE', rk, retention)
   redis.call('PEXPIRE', P .. 'a:' .. id, retention)
   advanceLine(r[1], id, now)

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,7 +50,14 @@ func main() {
 	workers := fs.Int("workers", 256, "engine workers / ceiling concurrency")
 	rate := fs.Int("rate", 1000, "deliveries per second (latency)")
 	dur := fs.Duration("duration", 10*time.Second, "how long to run (latency)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the phase to this file")
 	_ = fs.Parse(os.Args[2:])
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 
 	var err error
 	switch phase {
@@ -67,6 +75,7 @@ func main() {
 		err = fmt.Errorf("unknown phase %q", phase)
 	}
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "benchengine:", err)
 		os.Exit(1)
 	}
