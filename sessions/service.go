@@ -91,7 +91,7 @@ type Service struct {
 	locks [64]sync.Mutex
 
 	epMu      sync.Mutex
-	endpoints map[string]notifier.Endpoint // what this process last registered with the engine
+	endpoints map[string]registered // what this process last registered with the engine
 
 	messages  *prometheus.CounterVec
 	callbacks *prometheus.CounterVec
@@ -121,7 +121,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, ch Channels, eng Engine
 	}
 	s := &Service{
 		cfg: cfg, rdb: rdb, keys: keys{prefix: cfg.Prefix}, channels: ch, engine: eng, log: cfg.Log,
-		endpoints: map[string]notifier.Endpoint{},
+		endpoints: map[string]registered{},
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_relay_messages_total",
 			Help: "Messages POSTed to /channel/message, by result (queued, invalid, unknown_channel, refused).",
@@ -178,19 +178,32 @@ func (s *Service) lock(sessionID string) *sync.Mutex {
 	return &s.locks[h.Sum32()%uint32(len(s.locks))]
 }
 
-// ensureEndpoint registers ep with the engine unless this process already registered it as it is.
+// registered is an endpoint as this process last registered it, and when.
+type registered struct {
+	ep notifier.Endpoint
+	at time.Time
+}
+
+// endpointRecheck is how long this process trusts that the engine still holds the endpoint it
+// registered. Another process may register another version meanwhile (a channel's endpoint_url
+// changed and changed back); registering again this often bounds how long that can last.
+const endpointRecheck = 5 * time.Second
+
+// ensureEndpoint registers ep with the engine unless this process registered it, as it is, less
+// than endpointRecheck ago.
 func (s *Service) ensureEndpoint(ctx context.Context, ep notifier.Endpoint) error {
+	now := time.Now()
 	s.epMu.Lock()
 	prev, ok := s.endpoints[ep.ID]
 	s.epMu.Unlock()
-	if ok && prev == ep {
+	if ok && prev.ep == ep && now.Sub(prev.at) < endpointRecheck {
 		return nil
 	}
 	if err := s.engine.PutEndpoint(ctx, ep); err != nil {
 		return err
 	}
 	s.epMu.Lock()
-	s.endpoints[ep.ID] = ep
+	s.endpoints[ep.ID] = registered{ep: ep, at: now}
 	s.epMu.Unlock()
 	return nil
 }

@@ -829,3 +829,27 @@ func TestMessagesInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestChannelURLChange: after a channel's endpoint_url changes, its next message goes to the new
+// server.
+func TestChannelURLChange(t *testing.T) {
+	t.Parallel()
+	oldSrv, newSrv := newRecorder(t, nil), newRecorder(t, nil)
+	b := setup(t, options{})
+	b.addChannel(t, "ch", oldSrv.srv.URL+"/incoming")
+	send := func(i int) {
+		if a := do(t, http.MethodPost, b.api+"/channel/message", fmt.Sprintf(`{"channel_id":"ch","session_id":"u%d","message":"m"}`, i)); a.status != 202 {
+			t.Fatalf("send: %d %s", a.status, a.raw)
+		}
+	}
+	send(1)
+	waitFor(t, "the first message at the old server", 10*time.Second, func() bool { return len(oldSrv.got()) == 1 })
+	if _, err := b.channels.Update(context.Background(), "ch", channels.Patch{Metadata: map[string]any{"endpoint_url": newSrv.srv.URL + "/incoming"}}); err != nil {
+		t.Fatal(err)
+	}
+	send(2)
+	waitFor(t, "the second message at the new server", 10*time.Second, func() bool { return len(newSrv.got()) == 1 })
+	if n := len(oldSrv.got()); n != 1 {
+		t.Fatalf("old server got %d messages, want 1", n)
+	}
+}
