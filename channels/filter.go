@@ -110,6 +110,16 @@ func (n orNode) match(c *Channel) bool {
 }
 
 func (n condNode) match(c *Channel) bool {
+	if n.field.kind == fTags {
+		if ok, done := n.matchTags(c.ChannelTags); done {
+			return ok
+		}
+	}
+	return n.matchValue(c)
+}
+
+// matchValue is the general path of match: read the field's value, compare.
+func (n condNode) matchValue(c *Channel) bool {
 	v, present := n.field.value(c)
 	switch n.op {
 	case opEq:
@@ -134,6 +144,44 @@ func (n condNode) match(c *Channel) bool {
 		return present == n.want
 	}
 	return false
+}
+
+// matchTags answers the common tag conditions (a tag, $in and $all of tags) without converting
+// the tag list; done is false for the rest, which take the general path.
+func (n condNode) matchTags(tags []string) (ok, done bool) {
+	has := func(q any) (bool, bool) {
+		s, isStr := q.(string)
+		return isStr && slices.Contains(tags, s), isStr
+	}
+	switch n.op {
+	case opEq, opNe:
+		found, isStr := has(n.val)
+		if !isStr {
+			return false, false
+		}
+		return found == (n.op == opEq), true
+	case opIn, opNin, opAll:
+		if n.op == opAll && len(n.vals) == 0 {
+			return false, true
+		}
+		any, all := false, true
+		for _, q := range n.vals {
+			found, isStr := has(q)
+			if !isStr {
+				return false, false
+			}
+			any = any || found
+			all = all && found
+		}
+		switch n.op {
+		case opIn:
+			return any, true
+		case opNin:
+			return !any, true
+		}
+		return all, true
+	}
+	return false, false
 }
 
 func (n andNode) String() string { return "$and" + listString(n.kids) }

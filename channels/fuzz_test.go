@@ -66,6 +66,14 @@ func FuzzParseFilter(f *testing.F) {
 		}
 		_ = flt.String()
 		matched := flt.Match(c)
+		// The fast path for tag conditions agrees with the general one.
+		for _, other := range []*Channel{c, {ChannelID: "x", ChannelTags: []string{}}, {ChannelID: "y", ChannelTags: []string{"test"}}} {
+			walkConds(flt.root, func(n condNode) {
+				if n.match(other) != n.matchValue(other) {
+					t.Fatalf("input %q: %s on tags %v: fast path %v, general path %v", in, n, other.ChannelTags, n.match(other), n.matchValue(other))
+				}
+			})
+		}
 		// The index plan, whatever it chooses, must keep every match among its candidates.
 		if p, ok := planFor(flt.root, k); ok {
 			var ks []string
@@ -79,6 +87,21 @@ func FuzzParseFilter(f *testing.F) {
 			}
 		}
 	})
+}
+
+func walkConds(n node, fn func(condNode)) {
+	switch t := n.(type) {
+	case andNode:
+		for _, k := range t.kids {
+			walkConds(k, fn)
+		}
+	case orNode:
+		for _, k := range t.kids {
+			walkConds(k, fn)
+		}
+	case condNode:
+		fn(t)
+	}
 }
 
 // planCovers reports whether the chosen plan's candidates include c.

@@ -63,7 +63,9 @@ func decodeDoc(raw string) (*envelope, error) {
 	if err := dec.Decode(&e); err != nil || e.C == nil {
 		return nil, fmt.Errorf("channels: stored document is corrupt: %v", err)
 	}
-	e.C = normalize(e.C)
+	if e.C.ChannelTags == nil || e.C.ChannelMetadata == nil {
+		e.C = normalize(e.C) // stored documents are normalized already; this only fills defaults
+	}
 	return &e, nil
 }
 
