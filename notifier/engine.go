@@ -85,8 +85,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 		wake:     make(chan struct{}, 1),
 	}
 	e.client = egress.NewClient(egress.ClientOptions{
-		Policy:              e.policy,
-		Timeout:             cfg.RequestTimeout,
+		Policy:  e.policy,
+		Timeout: cfg.RequestTimeout,
 		// Keep a connection per worker alive even when every endpoint is on one host.
 		MaxIdleConnsPerHost: max(64, cfg.MaxInFlight, cfg.Workers),
 	})
@@ -256,7 +256,7 @@ func (e *Engine) PutEndpoint(ctx context.Context, ep Endpoint) error {
 // DeleteEndpoint removes an endpoint. Its pending deliveries are dead-lettered with reason
 // endpoint_deleted when they come up.
 func (e *Engine) DeleteEndpoint(ctx context.Context, id string) error {
-	if err := e.rdb.Del(ctx, e.k.endpoint(id)).Err(); err != nil {
+	if err := e.rdb.Del(ctx, e.k.endpoint(id), e.k.inflight(id), e.k.slot(id)).Err(); err != nil {
 		return fmt.Errorf("notifier: delete endpoint %s: %w", id, err)
 	}
 	e.breakersMu.Lock()

@@ -202,8 +202,8 @@ func (e *Engine) List(ctx context.Context, q ListQuery) ([]*Delivery, string, er
 		idx = e.k.ixSubscriber(q.SubscriberID)
 	case q.EndpointID != "":
 		idx = e.k.ixEndpoint(q.EndpointID)
-	case q.Status != "":
-		idx = e.k.ixStatus(q.Status)
+	case q.Status == StatusPending || q.Status == StatusFailed:
+		idx = e.k.ixStatus(q.Status) // delivered ones have no index of their own: ix:all, filtered
 	default:
 		idx = e.k.ixAll()
 	}

@@ -14,14 +14,17 @@ package notifier
 //	P:{P}:d:<id>            HASH    the delivery record (see recordFields)
 //	P:{P}:a:<id>            LIST    the delivery's attempts, JSON, oldest first (capped)
 //	P:{P}:ep:<id>           HASH    an endpoint: url, secrets, limits, ordered
-//	P:{P}:if:<endpoint>     ZSET    in-flight leases of an endpoint: stream entry id -> lease expiry (ms)
+//	P:{P}:if:<endpoint>     ZSET    in-flight leases of an endpoint: stream entry id -> lease expiry (ms);
+//	                                expired leases (of dead processes) are dropped when it looks full
 //	P:{P}:w:<endpoint>      LIST    delivery ids waiting for a free in-flight slot of the endpoint
 //	P:{P}:waiting           SET     endpoints whose w: list is non-empty (the janitor's index)
 //	P:{P}:slot:<endpoint>   STRING  next free rate-limit slot (ms) handed to a deferred delivery
 //	P:{P}:o:<key>           LIST    an ordering line: delivery ids in the order accepted; the head is live
 //	P:{P}:hb:<consumer>     STRING  a process's heartbeat, expiring after 3 heartbeats
-//	P:{P}:ix:all            ZSET    every delivery id -> accepted time (ms), for List
-//	P:{P}:ix:st:<status>    ZSET    deliveries by status -> accepted time
+//	P:{P}:ix:all            ZSET    every delivery id -> accepted time (ms), for List. The ix: sets are
+//	                                pruned of entries older than max age + retention now and then
+//	                                (see index() in scripts.go) and of expired records by List
+//	P:{P}:ix:st:<status>    ZSET    pending or failed deliveries -> accepted time
 //	P:{P}:ix:sub:<id>       ZSET    deliveries of a subscriber -> accepted time
 //	P:{P}:ix:evt:<id>       ZSET    deliveries of an event -> accepted time
 //	P:{P}:ix:ep:<id>        ZSET    deliveries to an endpoint -> accepted time

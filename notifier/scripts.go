@@ -26,11 +26,14 @@ const luaLib = `
 local P = ARGV[1]
 local STREAM = KEYS[1]
 
--- put delivery id into the stream and remember the entry in its record
-local function makeLive(id, now)
+-- put delivery id into the stream and remember the entry in its record (ep: its endpoint, when
+-- the caller knows it)
+local function makeLive(id, now, ep)
   local rk = P .. 'd:' .. id
-  local ep = redis.call('HGET', rk, 'ep')
-  if not ep then return end
+  if not ep then
+    ep = redis.call('HGET', rk, 'ep')
+    if not ep then return end
+  end
   local sid = redis.call('XADD', STREAM, '*', 'd', id, 'e', ep)
   redis.call('HSET', rk, 'sid', sid, 'na', now)
 end
@@ -50,10 +53,21 @@ local function release(ep, sid, now)
   if redis.call('LLEN', wk) == 0 then redis.call('SREM', P .. 'waiting', ep) end
 end
 
--- move id from status index old to new
-local function setStatus(id, old, new, score)
-  redis.call('ZREM', P .. 'ix:st:' .. old, id)
-  redis.call('ZADD', P .. 'ix:st:' .. new, score, id)
+-- an index entry older than horizon ms is pruned now and then: when the id's last byte is a
+-- multiple of 16 (ids end in random characters), so the cost is spread thin
+local function index(key, score, id, now, horizon)
+  redis.call('ZADD', key, score, id)
+  if string.byte(id, -1) % 16 == 0 then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - horizon)
+    redis.call('PEXPIRE', key, horizon)
+  end
+end
+
+-- move id from status index old to new; only pending and failed have an index (delivered ones
+-- are found through ix:all)
+local function setStatus(id, old, new, score, now, horizon)
+  if old ~= 'delivered' then redis.call('ZREM', P .. 'ix:st:' .. old, id) end
+  if new ~= 'delivered' then index(P .. 'ix:st:' .. new, score, id, now, horizon) end
 end
 
 -- a finished delivery leaves its ordering line; the next one in line goes live
@@ -65,23 +79,20 @@ local function advanceLine(ok, id, now)
   if nxt then makeLive(nxt, now) end
 end
 
--- finish a pending delivery as delivered or failed (no stream entry or lease left to handle)
-local function finalize(id, status, reason, now, retention, horizon)
+-- finish a pending delivery as delivered or failed (no stream entry or lease left to handle).
+-- ok and acc are the record's ordering line and accepted time; n its tries (nil: unchanged).
+local function finalize(id, status, reason, now, retention, horizon, ok, acc, n)
   local rk = P .. 'd:' .. id
-  local r = redis.call('HMGET', rk, 'ok', 'acc')
-  redis.call('HSET', rk, 'st', status, 'dr', reason, 'sid', '', 'na', '', 'dat', now)
-  setStatus(id, 'pending', status, tonumber(r[2]) or now)
-  redis.call('ZREMRANGEBYSCORE', P .. 'ix:st:' .. status, '-inf', now - horizon)
+  if n then
+    redis.call('HSET', rk, 'st', status, 'dr', reason, 'sid', '', 'na', '', 'dat', now, 'n', n)
+  else
+    redis.call('HSET', rk, 'st', status, 'dr', reason, 'sid', '', 'na', '', 'dat', now)
+  end
+  setStatus(id, 'pending', status, tonumber(acc) or now, now, horizon)
   if redis.call('DECR', P .. 'backlog') < 0 then redis.call('SET', P .. 'backlog', 0) end
   redis.call('PEXPIRE', rk, retention)
   redis.call('PEXPIRE', P .. 'a:' .. id, retention)
-  advanceLine(r[1], id, now)
-end
-
-local function index(key, score, id, now, horizon)
-  redis.call('ZADD', key, score, id)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - horizon)
-  redis.call('PEXPIRE', key, horizon)
+  advanceLine(ok, id, now)
 end
 `
 
@@ -101,6 +112,7 @@ local n = tonumber(ARGV[5])
 local fresh = {}
 local newCount = 0
 local seen = {}
+local eps = {}
 for i = 1, n do
   local b = 5 + (i - 1) * 7
   local id = ARGV[b + 1]
@@ -108,7 +120,12 @@ for i = 1, n do
     fresh[i] = 0
   else
     seen[id] = true
-    if redis.call('EXISTS', P .. 'ep:' .. ARGV[b + 2]) == 0 then return {-2, i} end
+    local ep = ARGV[b + 2]
+    if not eps[ep] then
+      local e = redis.call('HMGET', P .. 'ep:' .. ep, 'url', 'ord')
+      if not e[1] then return {-2, i} end
+      eps[ep] = e
+    end
     fresh[i] = 1
     newCount = newCount + 1
   end
@@ -122,7 +139,7 @@ for i = 1, n do
   out[i + 1] = fresh[i]
   if fresh[i] == 1 then
     local id, ep, body, evt, sub, kind, okey = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7]
-    local e = redis.call('HMGET', P .. 'ep:' .. ep, 'url', 'ord')
+    local e = eps[ep]
     local ok = ''
     if okey ~= '' then ok = 'k:' .. okey elseif e[2] == '1' then ok = 'ep:' .. ep end
     local rk = P .. 'd:' .. id
@@ -135,7 +152,7 @@ for i = 1, n do
     if evt ~= '' then index(P .. 'ix:evt:' .. evt, now, id, now, horizon) end
     local live = true
     if ok ~= '' then live = (redis.call('RPUSH', P .. 'o:' .. ok, id) == 1) end
-    if live then makeLive(id, now) end
+    if live then makeLive(id, now, ep) end
   end
 end
 if newCount > 0 then redis.call('INCRBY', P .. 'backlog', newCount) end
@@ -150,11 +167,11 @@ return out
 // ARGV[1] prefix, ARGV[2] delivery id, ARGV[3] sid, ARGV[4] now ms, ARGV[5] default max in
 // flight, ARGV[6] lease ms, ARGV[7] max age ms, ARGV[8] retention ms, ARGV[9] horizon ms.
 // Returns {'skip'} (stale entry, dropped), {'dead', reason}, {'wait'} (parked), or
-// {'go', ep, n, c, acc, body, evt, sub, kind, url, secret, prev secret, prev expiry, rate, max in flight}.
+// {'go', ep, n, c, acc, body, evt, sub, kind, url, secret, prev secret, prev expiry, rate, max in flight, ok}.
 var beginScript = redis.NewScript(luaLib + `
 local id, sid, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local rk = P .. 'd:' .. id
-local r = redis.call('HMGET', rk, 'st', 'sid', 'ep', 'n', 'c', 'acc', 'body', 'evt', 'sub', 'kind')
+local r = redis.call('HMGET', rk, 'st', 'sid', 'ep', 'n', 'c', 'acc', 'body', 'evt', 'sub', 'kind', 'ok')
 if r[1] ~= 'pending' or r[2] ~= sid then
   ackDel(sid)
   return {'skip'}
@@ -166,23 +183,25 @@ if not e[1] then reason = 'endpoint_deleted'
 elseif now - tonumber(r[5]) > tonumber(ARGV[7]) then reason = 'max_age' end
 if reason then
   ackDel(sid)
-  finalize(id, 'failed', reason, now, tonumber(ARGV[8]), tonumber(ARGV[9]))
+  finalize(id, 'failed', reason, now, tonumber(ARGV[8]), tonumber(ARGV[9]), r[11], r[6], nil)
   return {'dead', reason}
 end
 local ifk = P .. 'if:' .. ep
-redis.call('ZREMRANGEBYSCORE', ifk, '-inf', now)
 local mif = tonumber(e[6]) or 0
 if mif <= 0 then mif = tonumber(ARGV[5]) end
-if not redis.call('ZSCORE', ifk, sid) and redis.call('ZCARD', ifk) >= mif then
-  ackDel(sid)
-  redis.call('HSET', rk, 'sid', '')
-  redis.call('RPUSH', P .. 'w:' .. ep, id)
-  redis.call('SADD', P .. 'waiting', ep)
-  return {'wait'}
+if redis.call('ZCARD', ifk) >= mif then
+  -- full: drop expired leases (of dead processes); a reclaimed entry keeps its own lease
+  redis.call('ZREMRANGEBYSCORE', ifk, '-inf', now)
+  if not redis.call('ZSCORE', ifk, sid) and redis.call('ZCARD', ifk) >= mif then
+    ackDel(sid)
+    redis.call('HSET', rk, 'sid', '')
+    redis.call('RPUSH', P .. 'w:' .. ep, id)
+    redis.call('SADD', P .. 'waiting', ep)
+    return {'wait'}
+  end
 end
 redis.call('ZADD', ifk, now + tonumber(ARGV[6]), sid)
-redis.call('PEXPIRE', ifk, tonumber(ARGV[6]) * 2)
-return {'go', ep, r[4], r[5], r[6], r[7], r[8] or '', r[9] or '', r[10] or '', e[1], e[2] or '', e[3] or '', e[4] or '', e[5] or '', tostring(mif)}
+return {'go', ep, r[4], r[5], r[6], r[7], r[8] or '', r[9] or '', r[10] or '', e[1], e[2] or '', e[3] or '', e[4] or '', e[5] or '', tostring(mif), r[11] or ''}
 `)
 
 // deferScript puts a delivery back without using a try (breaker open, rate limited, shutdown).
@@ -219,30 +238,31 @@ return due
 // KEYS[1] stream
 // ARGV[1] prefix, ARGV[2] delivery id, ARGV[3] sid, ARGV[4] now ms, ARGV[5] 'ok' | 'retry' | 'dead',
 // ARGV[6] due ms (retry), ARGV[7] dead reason, ARGV[8] attempt JSON, ARGV[9] retention ms,
-// ARGV[10] attempts kept, ARGV[11] horizon ms.
+// ARGV[10] attempts kept, ARGV[11] horizon ms, ARGV[12] endpoint id, ARGV[13] tries used now,
+// ARGV[14] ordering line, ARGV[15] accepted ms (the last three as begin returned them).
 // Returns 1, or 0 for a stale entry (another process finished it; the try is not recorded).
 var finishScript = redis.NewScript(luaLib + `
 local id, sid, now, outcome = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local rk = P .. 'd:' .. id
-local r = redis.call('HMGET', rk, 'st', 'sid', 'ep')
+local r = redis.call('HMGET', rk, 'st', 'sid')
 if r[1] ~= 'pending' or r[2] ~= sid then
   ackDel(sid)
   return 0
 end
 local ak = P .. 'a:' .. id
-redis.call('RPUSH', ak, ARGV[8])
-redis.call('LTRIM', ak, -tonumber(ARGV[10]), -1)
-redis.call('HINCRBY', rk, 'n', 1)
+if redis.call('RPUSH', ak, ARGV[8]) > tonumber(ARGV[10]) then
+  redis.call('LTRIM', ak, -tonumber(ARGV[10]), -1)
+end
 ackDel(sid)
-release(r[3], sid, now)
+release(ARGV[12], sid, now)
 if outcome == 'retry' then
   local due = tonumber(ARGV[6])
   redis.call('ZADD', P .. 'delayed', due, id)
-  redis.call('HSET', rk, 'sid', '', 'na', due)
+  redis.call('HSET', rk, 'sid', '', 'na', due, 'n', ARGV[13])
 elseif outcome == 'ok' then
-  finalize(id, 'delivered', '', now, tonumber(ARGV[9]), tonumber(ARGV[11]))
+  finalize(id, 'delivered', '', now, tonumber(ARGV[9]), tonumber(ARGV[11]), ARGV[14], ARGV[15], ARGV[13])
 else
-  finalize(id, 'failed', ARGV[7], now, tonumber(ARGV[9]), tonumber(ARGV[11]))
+  finalize(id, 'failed', ARGV[7], now, tonumber(ARGV[9]), tonumber(ARGV[11]), ARGV[14], ARGV[15], ARGV[13])
 end
 return 1
 `)
@@ -304,7 +324,7 @@ if tonumber(redis.call('GET', P .. 'backlog') or '0') >= tonumber(ARGV[4]) then 
 redis.call('PERSIST', rk)
 redis.call('PERSIST', P .. 'a:' .. id)
 redis.call('HSET', rk, 'st', 'pending', 'n', 0, 'dr', '', 'dat', '', 'acc', now, 'na', now, 'sid', '')
-setStatus(id, r[1], 'pending', now)
+setStatus(id, r[1], 'pending', now, now, horizon)
 index(P .. 'ix:all', now, id, now, horizon)
 index(P .. 'ix:ep:' .. r[3], now, id, now, horizon)
 if r[4] and r[4] ~= '' then index(P .. 'ix:sub:' .. r[4], now, id, now, horizon) end

@@ -177,7 +177,7 @@ func (e *Engine) process(en entry) {
 		e.report(Outcome{DeliveryID: en.id, EndpointID: en.ep, Reason: res[1], Dead: true, At: e.cfg.Now()})
 		return
 	}
-	// {'go', ep, n, c, acc, body, evt, sub, kind, url, sec, psec, pexp, rate, mif}
+	// {'go', ep, n, c, acc, body, evt, sub, kind, url, sec, psec, pexp, rate, mif, ok}
 	ep, tries, acc := res[1], int(atoi64(res[2])), atoi64(res[4])
 	body, evt, sub := []byte(res[5]), res[6], res[7]
 	target, sec, psec, pexp := res[9], res[10], res[11], atoi64(res[12])
@@ -271,7 +271,8 @@ func (e *Engine) process(en entry) {
 		}
 	}
 	fin, err := finishScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, en.id, en.sid, finishedAt,
-		outcome, due, dead, attJSON, e.cfg.Retention.Milliseconds(), maxAttemptsKept, e.horizonMS()).Int()
+		outcome, due, dead, attJSON, e.cfg.Retention.Milliseconds(), maxAttemptsKept, e.horizonMS(),
+		ep, tries, res[15], acc).Int()
 	if err != nil {
 		e.redisFailed("record a try", err)
 		return // pending here; the reaper hands it back and it is tried again
