@@ -445,7 +445,10 @@ func TestAPIGoneDisablesAndPatchReenables(t *testing.T) {
 	if m, _, _ := a.store.Match(context.Background(), &channels.Channel{ChannelID: "c"}, subscribers.TypeUpdateNotification, "", 10); len(m) != 0 {
 		t.Fatalf("a disabled subscriber matches: %v", m)
 	}
-	// PATCH re-enables it, through a new handshake.
+	// Rotating the secret leaves it disabled; PATCH re-enables it, through a new handshake.
+	if out := a.mustDo(200, "POST", "/subscribers/"+id+"/rotate-secret", nil); out["status"] != "disabled" {
+		t.Fatalf("rotate-secret re-enabled a disabled subscriber: %v", out)
+	}
 	rc.notifyCode.Store(200)
 	out = a.mustDo(200, "PATCH", "/subscribers/"+id, map[string]any{})
 	if out["status"] != "pending" || out["disabled_reason"] != "" {

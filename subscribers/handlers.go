@@ -328,10 +328,7 @@ func (h *Handlers) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 		secret = NewSecret()
 	}
 	ctx := r.Context()
-	sub, err := h.cfg.Store.Update(ctx, id, func(sub *Subscriber) error {
-		sub.Secret = secret
-		return h.putEndpoint(ctx, sub)
-	})
+	sub, err := h.cfg.Store.SetSecret(ctx, id, secret, func(sub *Subscriber) error { return h.putEndpoint(ctx, sub) })
 	if err != nil {
 		return storeError(err, id)
 	}

@@ -349,6 +349,19 @@ func lexAfter(after string) string {
 // token, or any update of a disabled subscriber, sends it back to pending and queues a handshake.
 // fn may return an error to abort; Update returns it as it is.
 func (s *Store) Update(ctx context.Context, id string, fn func(sub *Subscriber) error) (*Subscriber, error) {
+	return s.update(ctx, id, true, fn)
+}
+
+// SetSecret replaces the signing secret. register runs before the write (for the engine to learn
+// the new secret) and may abort it. Unlike Update it leaves a disabled subscriber disabled.
+func (s *Store) SetSecret(ctx context.Context, id, secret string, register func(sub *Subscriber) error) (*Subscriber, error) {
+	return s.update(ctx, id, false, func(sub *Subscriber) error {
+		sub.Secret = secret
+		return register(sub)
+	})
+}
+
+func (s *Store) update(ctx context.Context, id string, reenable bool, fn func(sub *Subscriber) error) (*Subscriber, error) {
 	r, err := s.modify(ctx, id, func(r *record) (effects, error) {
 		before := r.clone()
 		sub := r.public()
@@ -360,7 +373,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(sub *Subscriber) 
 		r.ChannelIDs, r.ChannelTags, r.ChatTypes, r.Types = sub.ChannelIDs, sub.ChannelTags, sub.ChatTypes, sub.Types
 		r.RateLimitPerMinute, r.MaxInFlight, r.Ordered = sub.RateLimitPerMinute, sub.MaxInFlight, sub.Ordered
 		r.normalize()
-		if r.URL != before.URL || r.Token != before.Token || before.Status == StatusDisabled {
+		if r.URL != before.URL || r.Token != before.Token || (reenable && before.Status == StatusDisabled) {
 			return requestVerification(r), nil
 		}
 		return effects{}, nil
