@@ -141,13 +141,16 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	p := &printout{}
 	p.head(start, r, len(body))
-	if s.cfg.Secret != "" {
+	switch {
+	case s.cfg.Secret != "" && r.Header.Get(notifier.HeaderSignature) == "":
+		p.line("signature: none (the request is not signed)")
+	case s.cfg.Secret != "":
 		if err := notifier.Verify(s.cfg.Secret, r.Header, body, 5*time.Minute); err != nil {
 			p.line("signature: INVALID (%v)", err)
 		} else {
 			p.line("signature: valid")
 		}
-	} else if r.Header.Get("webhook-signature") != "" {
+	case r.Header.Get(notifier.HeaderSignature) != "":
 		p.line("signature: not checked (start the sink with --secret whsec_... to check it)")
 	}
 	p.body(redactToken(body))

@@ -146,6 +146,8 @@ func TestSignatureCheck(t *testing.T) {
 	h.Set("webhook-signature", other)
 	post(t, url+"/b", body, h)
 	waitFor(t, "invalid signature printed", func() bool { return strings.Contains(out.String(), "signature: INVALID") })
+	post(t, url+"/c", body, nil)
+	waitFor(t, "unsigned request printed", func() bool { return strings.Contains(out.String(), "signature: none") })
 	if !strings.Contains(out.String(), "webhook-id: msg_2") {
 		t.Fatalf("headers of interest not printed:\n%s", out)
 	}
