@@ -45,7 +45,7 @@ func Shared(t testing.TB) (redis.UniversalClient, string) {
 		// The server outlives any one test; the kernel kills it when the test binary exits
 		// (see sysProcAttr).
 		var s *Server
-		s, sharedErr = startServer(os.TempDir())
+		s, sharedErr = startServer("")
 		if sharedErr == nil {
 			sharedAddr = s.Addr
 		}
@@ -109,15 +109,21 @@ func startServer(dir string, extra ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := os.MkdirTemp(dir, "redis-")
-	if err != nil {
-		return nil, err
+	// A server without persistence writes nothing but its log; the shared one, which outlives the
+	// tests that could clean up after it, keeps that log in one fixed folder instead of a new one
+	// per test binary.
+	d := dir
+	if d == "" {
+		d = filepath.Join(os.TempDir(), "herald-redistest")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
 	}
 	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, dir: d}
 	s.args = append([]string{
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", d,
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
-		"--logfile", filepath.Join(d, "redis.log"),
+		"--logfile", filepath.Join(d, "redis-"+strconv.Itoa(port)+".log"),
 	}, extra...)
 	return s, s.start()
 }
@@ -140,7 +146,7 @@ func (s *Server) start() error {
 		}
 		if time.Now().After(deadline) {
 			s.Kill()
-			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+			log, _ := os.ReadFile(filepath.Join(s.dir, "redis-"+strconv.Itoa(s.Port)+".log"))
 			return fmt.Errorf("redis-server on %s did not answer: %v\n%s", s.Addr, err, log)
 		}
 		time.Sleep(20 * time.Millisecond)
