@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -281,4 +282,40 @@ func TestHTTPStoreDown(t *testing.T) {
 			t.Errorf("%s %s with Redis down: %d %s", c.method, c.path, rep.status, rep.raw)
 		}
 	}
+}
+
+// TestHTTPRacingCreates: many clients create the same channel at once; exactly one gets 201.
+func TestHTTPRacingCreates(t *testing.T) {
+	t.Parallel()
+	b := setupHTTP(t)
+	const n = 24
+	statuses := make(chan int, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			body := strings.Replace(seedChannel, `"Sends to Slack"`, fmt.Sprintf(`"client %d"`, i), 1)
+			resp, err := b.srv.Client().Post(b.srv.URL+"/channel", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if count[201] != 1 || count[409] != n-1 {
+		t.Fatalf("statuses %v, want one 201 and %d 409", count, n-1)
+	}
+	checkIndex(t, b.store)
 }
