@@ -54,6 +54,8 @@ type Engine struct {
 	hardStop context.CancelFunc
 	loops    sync.WaitGroup // fetcher, pump, reaper
 	tries    sync.WaitGroup // tries in flight
+	bg       sync.WaitGroup // the finisher, which outlives the tries
+	finCh    chan finishReq
 }
 
 type breaker struct {
@@ -142,6 +144,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("notifier: heartbeat: %w", err)
 	}
 	e.started = true
+	e.finCh = make(chan finishReq, 2*e.cfg.Workers)
+	e.bg.Add(1)
+	go e.finisher()
 	e.loops.Add(3)
 	go e.fetchLoop()
 	go e.pumpLoop()
@@ -171,6 +176,8 @@ func (e *Engine) Stop(ctx context.Context) error {
 	go func() {
 		e.loops.Wait() // the loops start tries: wait for them first
 		e.tries.Wait()
+		close(e.finCh)
+		e.bg.Wait()
 		close(drained)
 	}()
 	var err error

@@ -85,34 +85,84 @@ func (e *Engine) fetchLoop() {
 		for range len(es) - 1 {
 			e.slots <- struct{}{}
 		}
-		for _, en := range es {
-			e.startTry(en)
-		}
+		e.dispatch(es)
 	}
 }
 
-// startTry runs one entry in its own goroutine; the caller holds a worker slot for it.
-func (e *Engine) startTry(en entry) {
+// dispatch starts a try for each entry; the caller holds one worker slot per entry. The
+// breaker is asked first (an open one defers the delivery without touching its lease or rate
+// limit), then every entry's begin script runs in one pipelined round trip, then each try goes
+// on in its own goroutine.
+func (e *Engine) dispatch(es []entry) {
+	started := make([]*try, 0, len(es))
 	e.activeMu.Lock()
-	if _, dup := e.active[en.sid]; dup {
-		e.activeMu.Unlock()
-		<-e.slots
-		return
-	}
-	e.active[en.sid] = struct{}{}
-	e.activeMu.Unlock()
-	e.tries.Add(1)
-	go func() {
-		defer func() {
-			e.activeMu.Lock()
-			delete(e.active, en.sid)
-			e.activeMu.Unlock()
+	for _, en := range es {
+		if _, dup := e.active[en.sid]; dup {
 			<-e.slots
-			e.tries.Done()
+			continue
+		}
+		e.active[en.sid] = struct{}{}
+		e.tries.Add(1)
+		started = append(started, &try{entry: en})
+	}
+	e.activeMu.Unlock()
+
+	ctx, cancel := e.redisCtx()
+	defer cancel()
+	pipe := e.rdb.Pipeline()
+	var begins []*try
+	for _, t := range started {
+		if t.id == "" || t.ep == "" {
+			continue // not an entry of ours: process drops it
+		}
+		b := e.breakerFor(t.ep)
+		done, err := b.cb.Allow()
+		if err != nil {
+			t.breakerErr, t.breaker = err, b
+			continue
+		}
+		t.done = done
+		t.begin = pipe.EvalSha(ctx, beginScript.Hash(), []string{e.k.stream()}, e.beginArgs(t.entry)...)
+		begins = append(begins, t)
+	}
+	if len(begins) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && isNoScript(err) {
+			// Redis lost its scripts (a restart): load them and run the begins one by one.
+			for _, t := range begins {
+				t.begin = beginScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.beginArgs(t.entry)...)
+			}
+		}
+	}
+	for _, t := range started {
+		go func() {
+			defer func() {
+				e.activeMu.Lock()
+				delete(e.active, t.sid)
+				e.activeMu.Unlock()
+				<-e.slots
+				e.tries.Done()
+			}()
+			e.process(t)
 		}()
-		e.process(en)
-	}()
+	}
 }
+
+// try is one entry on its way through process.
+type try struct {
+	entry
+	done       func(error) // the breaker's callback, nil when it refused
+	breaker    *breaker
+	breakerErr error
+	begin      *redis.Cmd // the begin script's answer
+}
+
+func (e *Engine) beginArgs(en entry) []any {
+	return []any{e.k.p, en.id, en.sid, e.nowMS(),
+		e.cfg.MaxInFlight, (e.cfg.RequestTimeout + 5*time.Second).Milliseconds(),
+		e.cfg.MaxDeliveryAge.Milliseconds(), e.cfg.Retention.Milliseconds(), e.horizonMS()}
+}
+
+func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
 
 // redisCtx is for the Redis calls of a try: they must complete even while the engine stops, or
 // the delivery would stay in this process's pending list until the reaper took it back.
@@ -121,43 +171,31 @@ func (e *Engine) redisCtx() (context.Context, context.CancelFunc) {
 }
 
 // process makes one try of a due delivery, or defers it without using a try.
-func (e *Engine) process(en entry) {
+func (e *Engine) process(t *try) {
+	en := t.entry
 	ctx, cancel := e.redisCtx()
 	defer cancel()
-	if en.id == "" {
+	if en.id == "" || en.ep == "" {
 		e.rdb.XAck(ctx, e.k.stream(), group, en.sid)
 		e.rdb.XDel(ctx, e.k.stream(), en.sid)
 		return
 	}
 
 	// An open breaker defers at once: no lease, no rate token, no try.
-	var done func(error)
-	var b *breaker
-	if en.ep != "" {
-		b = e.breakerFor(en.ep)
-		var err error
-		done, err = b.cb.Allow()
-		if err != nil {
-			delay := 250 * time.Millisecond // half-open: the probe's answer is awaited
-			if errors.Is(err, gobreaker.ErrOpenState) {
-				delay = time.Until(b.reopenAt(e.cfg.BreakerCooldown))
-			}
-			// Spread the wake-ups so the deferred deliveries do not stampede the probe.
-			delay = max(delay, 0) + time.Duration(float64(e.cfg.BreakerCooldown)*0.5*rnd())
-			e.deferTry(ctx, en, delay, false, 0, ReasonBreakerOpen)
-			return
+	if t.breakerErr != nil {
+		delay := 250 * time.Millisecond // half-open: the probe's answer is awaited
+		if errors.Is(t.breakerErr, gobreaker.ErrOpenState) {
+			delay = time.Until(t.breaker.reopenAt(e.cfg.BreakerCooldown))
 		}
+		// Spread the wake-ups so the deferred deliveries do not stampede the probe.
+		delay = max(delay, 0) + time.Duration(float64(e.cfg.BreakerCooldown)*0.5*rnd())
+		e.deferTry(ctx, en, delay, false, 0, ReasonBreakerOpen)
+		return
 	}
-	notSent := func() {
-		if done != nil {
-			done(errNotSent)
-		}
-	}
+	done := t.done
+	notSent := func() { done(errNotSent) }
 
-	now := e.nowMS()
-	res, err := beginScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, en.id, en.sid, now,
-		e.cfg.MaxInFlight, (e.cfg.RequestTimeout + 5*time.Second).Milliseconds(),
-		e.cfg.MaxDeliveryAge.Milliseconds(), e.cfg.Retention.Milliseconds(), e.horizonMS()).StringSlice()
+	res, err := t.begin.StringSlice()
 	if err != nil {
 		notSent()
 		e.redisFailed("begin a try", err)
@@ -228,12 +266,10 @@ func (e *Engine) process(en entry) {
 		return
 	}
 	v := classify(tr.status, tr.err)
-	if done != nil {
-		if v.Delivered {
-			done(nil)
-		} else {
-			done(&tryError{v})
-		}
+	if v.Delivered {
+		done(nil)
+	} else {
+		done(&tryError{v})
 	}
 	e.m.attempts.WithLabelValues(reasonLabel(v)).Inc()
 	e.m.attemptSeconds.Observe(tr.duration.Seconds())
@@ -270,9 +306,9 @@ func (e *Engine) process(en entry) {
 			outcome = "retry"
 		}
 	}
-	fin, err := finishScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, en.id, en.sid, finishedAt,
+	fin, err := e.finish(e.k.p, en.id, en.sid, finishedAt,
 		outcome, due, dead, attJSON, e.cfg.Retention.Milliseconds(), maxAttemptsKept, e.horizonMS(),
-		ep, tries, res[15], acc).Int()
+		ep, tries, res[15], acc)
 	if err != nil {
 		e.redisFailed("record a try", err)
 		return // pending here; the reaper hands it back and it is tried again
@@ -480,14 +516,18 @@ func (e *Engine) claim(ctx context.Context, consumer string, minIdle time.Durati
 		return
 	}
 	e.m.reclaimed.Add(float64(len(msgs)))
-	for _, en := range toEntries(msgs) {
+	es := toEntries(msgs)
+	n := 0
+	for n < len(es) {
 		select {
 		case e.slots <- struct{}{}:
-			e.startTry(en)
+			n++
+			continue
 		default:
-			return // no free worker: the next beat continues
 		}
+		break // no free worker: the rest stay here as orphans for the next beat
 	}
+	e.dispatch(es[:n])
 }
 
 func (e *Engine) wakeWaiters(ctx context.Context) {
@@ -508,5 +548,68 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
+	}
+}
+
+// finishReq is one finish script call for the finisher.
+type finishReq struct {
+	args  []any
+	reply chan finishReply
+}
+
+type finishReply struct {
+	n   int64
+	err error
+}
+
+// finish runs the finish script through the finisher, which pipelines the calls of concurrent
+// tries into one round trip.
+func (e *Engine) finish(args ...any) (int64, error) {
+	r := finishReq{args: args, reply: make(chan finishReply, 1)}
+	e.finCh <- r
+	rep := <-r.reply
+	return rep.n, rep.err
+}
+
+// finisher batches finish calls: it takes what is waiting (up to 128) and sends it as one
+// pipeline. It stops when finCh is closed, after the last try.
+func (e *Engine) finisher() {
+	defer e.bg.Done()
+	batch := make([]finishReq, 0, 128)
+	for first := range e.finCh {
+		batch = append(batch[:0], first)
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case r, ok := <-e.finCh:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		e.runFinishes(batch)
+	}
+}
+
+func (e *Engine) runFinishes(batch []finishReq) {
+	ctx, cancel := e.redisCtx()
+	defer cancel()
+	keys := []string{e.k.stream()}
+	pipe := e.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(batch))
+	for i, r := range batch {
+		cmds[i] = pipe.EvalSha(ctx, finishScript.Hash(), keys, r.args...)
+	}
+	_, err := pipe.Exec(ctx)
+	for i, r := range batch {
+		c := cmds[i]
+		if err != nil && isNoScript(c.Err()) {
+			c = finishScript.Run(ctx, e.rdb, keys, r.args...) // loads the script again
+		}
+		n, cerr := c.Int64()
+		r.reply <- finishReply{n: n, err: cerr}
 	}
 }
