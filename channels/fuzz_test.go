@@ -189,3 +189,20 @@ func FuzzDecodePatch(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParsePage(f *testing.F) {
+	for _, s := range [][2]string{{"", ""}, {"100", EncodeCursor("slack-sim")}, {"0", ""}, {"1001", ""}, {"-1", "!!"},
+		{"1e3", "YQ"}, {"10", "YSBi"}, {" 5", "YQ=="}, {"99999999999999999999", ""}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, limit, after string) {
+		n, id, err := ParsePage(limit, after)
+		if err != nil {
+			check400(t, []byte(limit+" "+after), err)
+			return
+		}
+		if n < 1 || n > MaxLimit || (id != "" && !httpx.ValidID(id)) || (after != "" && EncodeCursor(id) != after && id == "") {
+			t.Fatalf("ParsePage(%q, %q) = %d, %q", limit, after, n, id)
+		}
+	})
+}

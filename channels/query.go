@@ -376,7 +376,11 @@ func newMerger(rdb redis.UniversalClient, zsets, ids []string, after string) *me
 func (m *merger) next(ctx context.Context, n int) ([]string, error) {
 	out := make([]string, 0, n)
 	for len(out) < n {
-		if err := m.fill(ctx, max(n-len(out), 32)); err != nil {
+		// Each source reads what the page still needs, shared out when there are many sources (a
+		// long $in) so that one round reads at most about twice the page plus 16 per source.
+		want := n - len(out)
+		batch := max(16, min(want, (2*want+len(m.srcs)-1)/max(len(m.srcs), 1)))
+		if err := m.fill(ctx, batch); err != nil {
 			return nil, err
 		}
 		head, found := "", false

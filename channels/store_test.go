@@ -557,7 +557,7 @@ func testPaging(t *testing.T, s *Store) {
 	var all, even, tagged []string
 	for i := range n {
 		id := fmt.Sprintf("p%04d", i)
-		tags := []string{fmt.Sprint("m", i%3)}
+		tags := []string{fmt.Sprint("m", i%3), fmt.Sprint("u", i)}
 		if i%2 == 0 {
 			tags = append(tags, "even")
 			even = append(even, id)
@@ -570,10 +570,17 @@ func testPaging(t *testing.T, s *Store) {
 		c.ChannelName = fmt.Sprint(i % 2)
 		mustCreate(t, s, c)
 	}
+	var uTags []string
+	var uWant []string
+	for i := 0; i < n; i += 2 {
+		uTags = append(uTags, fmt.Sprintf("%q", fmt.Sprint("u", i)))
+		uWant = append(uWant, fmt.Sprintf("p%04d", i))
+	}
 	filters := []struct {
 		f    string
 		want []string
 	}{
+		{`{"channel_tags": {"$in": [` + strings.Join(uTags, ",") + `]}}`, uWant},
 		{`{}`, all},
 		{`{"channel_tags": "even"}`, even},
 		{`{"channel_name": "0"}`, even},
