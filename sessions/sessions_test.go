@@ -768,8 +768,17 @@ func TestSigningSecret(t *testing.T) {
 // no session behind, and a callback is 503 and not kept, so the channel server's retry counts.
 func TestBacklogFull(t *testing.T) {
 	t.Parallel()
+	for _, mini := range []bool{false, true} {
+		t.Run(fmt.Sprintf("miniredis=%v", mini), func(t *testing.T) {
+			t.Parallel()
+			testBacklogFull(t, mini)
+		})
+	}
+}
+
+func testBacklogFull(t *testing.T, mini bool) {
 	// Nothing listens on port 9: deliveries stay pending, retrying, and fill the backlog of 2.
-	b := setup(t, options{maxBacklog: 2, sessionsURL: "http://127.0.0.1:9/sessions"})
+	b := setup(t, options{maxBacklog: 2, sessionsURL: "http://127.0.0.1:9/sessions", miniredis: mini})
 	b.addChannel(t, "ch", "http://127.0.0.1:9/incoming")
 	if a := do(t, http.MethodPost, b.api+"/channel/message", `{"channel_id":"ch","session_id":"s1","message":"m","response_url":"http://127.0.0.1:9/cb"}`); a.status != 202 {
 		t.Fatalf("first message: %d %s", a.status, a.raw)
