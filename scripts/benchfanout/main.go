@@ -160,8 +160,10 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 	var (
 		mu      sync.Mutex
 		lat     []time.Duration
+		idleLat []time.Duration
 		errs    atomic.Int64
 		window  atomic.Bool
+		idle    atomic.Bool
 		stopped = make(chan struct{})
 		wg      sync.WaitGroup
 	)
@@ -185,9 +187,14 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 				}
-				if window.Load() {
+				switch {
+				case window.Load():
 					mu.Lock()
 					lat = append(lat, d)
+					mu.Unlock()
+				case idle.Load():
+					mu.Lock()
+					idleLat = append(idleLat, d)
 					mu.Unlock()
 				}
 				time.Sleep(time.Millisecond)
@@ -195,6 +202,10 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 		}()
 	}
 	time.Sleep(300 * time.Millisecond) // warm the probes' connections
+	// A baseline: the same calls for a second with no fan-out running (the machine's own noise).
+	idle.Store(true)
+	time.Sleep(time.Second)
+	idle.Store(false)
 
 	body := `{"type": "update_notification", "update_type": "message_created", "message": {"timestamp": "2018-10-16T17:23:49.000100Z", "user": "USERID", "content": "A new message."}}`
 	window.Store(true)
@@ -244,10 +255,15 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 	wg.Wait()
 
 	slices.Sort(lat)
+	mu.Lock()
+	slices.Sort(idleLat)
+	mu.Unlock()
 	fmt.Printf("run %d: event %s to %d subscribers (202 said %d)\n", run, acc.EventID, n, acc.Subscribers)
 	fmt.Printf("  notify answered 202 in      %8.2f ms\n", ms(t202.Sub(t0)))
 	fmt.Printf("  202 -> last enqueued        %8.2f ms  (target < 1000 ms)\n", ms(tEnq.Sub(t202)))
 	fmt.Printf("  202 -> last received        %8.2f ms  (%.0f deliveries/s)\n", ms(tRecv.Sub(t202)), float64(n)/tRecv.Sub(t202).Seconds())
+	fmt.Printf("  GET /channel/{id} idle:      %d calls, p50 %.2f ms, p99 %.2f ms, max %.2f ms (no fan-out running)\n",
+		len(idleLat), ms(pct(idleLat, 0.50)), ms(pct(idleLat, 0.99)), ms(pct(idleLat, 1)))
 	fmt.Printf("  GET /channel/{id} meanwhile: %d calls, %d errors, p50 %.2f ms, p99 %.2f ms, max %.2f ms (target p99 < 10 ms)\n",
 		len(lat), errs.Load(), ms(pct(lat, 0.50)), ms(pct(lat, 0.99)), ms(pct(lat, 1)))
 	return nil
