@@ -54,8 +54,7 @@ type Engine struct {
 	hardStop context.CancelFunc
 	loops    sync.WaitGroup // fetcher, pump, reaper
 	tries    sync.WaitGroup // tries in flight
-	bg       sync.WaitGroup // the finisher, which outlives the tries
-	finCh    chan finishReq
+	batch    *batcher       // pipelines the script calls of tries (finish, rate limit)
 }
 
 type breaker struct {
@@ -79,7 +78,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 		cfg:      cfg,
 		k:        newKeys(cfg.Prefix),
 		policy:   egress.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivate},
-		limiter:  redis_rate.NewLimiter(rdb),
+		batch:    newBatcher(rdb, cfg.Workers),
 		ua:       "herald/" + cfg.Version,
 		breakers: map[string]*breaker{},
 		active:   map[string]struct{}{},
@@ -92,6 +91,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 		// Keep a connection per worker alive even when every endpoint is on one host.
 		MaxIdleConnsPerHost: max(64, cfg.MaxInFlight, cfg.Workers),
 	})
+	// The limiter's script goes through the batcher too: every try asks it once.
+	e.limiter = redis_rate.NewLimiter(e.batch)
 	e.m = newMetrics(e)
 	if cfg.Registerer != nil {
 		if err := e.m.register(cfg.Registerer); err != nil {
@@ -144,9 +145,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("notifier: heartbeat: %w", err)
 	}
 	e.started = true
-	e.finCh = make(chan finishReq, 2*e.cfg.Workers)
-	e.bg.Add(1)
-	go e.finisher()
+	e.batch.start()
 	e.loops.Add(3)
 	go e.fetchLoop()
 	go e.pumpLoop()
@@ -176,8 +175,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	go func() {
 		e.loops.Wait() // the loops start tries: wait for them first
 		e.tries.Wait()
-		close(e.finCh)
-		e.bg.Wait()
+		e.batch.stop()
 		close(drained)
 	}()
 	var err error

@@ -167,8 +167,10 @@ func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Err
 // redisCtx is for the Redis calls of a try: they must complete even while the engine stops, or
 // the delivery would stay in this process's pending list until the reaper took it back.
 func (e *Engine) redisCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 10*time.Second)
+	return context.WithTimeout(context.Background(), redisCallTimeout)
 }
+
+const redisCallTimeout = 10 * time.Second
 
 // process makes one try of a due delivery, or defers it without using a try.
 func (e *Engine) process(t *try) {
@@ -306,9 +308,10 @@ func (e *Engine) process(t *try) {
 			outcome = "retry"
 		}
 	}
-	fin, err := e.finish(e.k.p, en.id, en.sid, finishedAt,
+	// Run through the batcher: the finishes of concurrent tries share round trips.
+	fin, err := finishScript.Run(ctx, e.batch, []string{e.k.stream()}, e.k.p, en.id, en.sid, finishedAt,
 		outcome, due, dead, attJSON, e.cfg.Retention.Milliseconds(), maxAttemptsKept, e.horizonMS(),
-		ep, tries, res[15], acc)
+		ep, tries, res[15], acc).Int()
 	if err != nil {
 		e.redisFailed("record a try", err)
 		return // pending here; the reaper hands it back and it is tried again
@@ -548,68 +551,5 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
-	}
-}
-
-// finishReq is one finish script call for the finisher.
-type finishReq struct {
-	args  []any
-	reply chan finishReply
-}
-
-type finishReply struct {
-	n   int64
-	err error
-}
-
-// finish runs the finish script through the finisher, which pipelines the calls of concurrent
-// tries into one round trip.
-func (e *Engine) finish(args ...any) (int64, error) {
-	r := finishReq{args: args, reply: make(chan finishReply, 1)}
-	e.finCh <- r
-	rep := <-r.reply
-	return rep.n, rep.err
-}
-
-// finisher batches finish calls: it takes what is waiting (up to 128) and sends it as one
-// pipeline. It stops when finCh is closed, after the last try.
-func (e *Engine) finisher() {
-	defer e.bg.Done()
-	batch := make([]finishReq, 0, 128)
-	for first := range e.finCh {
-		batch = append(batch[:0], first)
-	more:
-		for len(batch) < cap(batch) {
-			select {
-			case r, ok := <-e.finCh:
-				if !ok {
-					break more
-				}
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		e.runFinishes(batch)
-	}
-}
-
-func (e *Engine) runFinishes(batch []finishReq) {
-	ctx, cancel := e.redisCtx()
-	defer cancel()
-	keys := []string{e.k.stream()}
-	pipe := e.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(batch))
-	for i, r := range batch {
-		cmds[i] = pipe.EvalSha(ctx, finishScript.Hash(), keys, r.args...)
-	}
-	_, err := pipe.Exec(ctx)
-	for i, r := range batch {
-		c := cmds[i]
-		if err != nil && isNoScript(c.Err()) {
-			c = finishScript.Run(ctx, e.rdb, keys, r.args...) // loads the script again
-		}
-		n, cerr := c.Int64()
-		r.reply <- finishReply{n: n, err: cerr}
 	}
 }
