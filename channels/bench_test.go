@@ -33,11 +33,24 @@ func benchStore(b *testing.B, n int) *Store {
 func BenchmarkQueryTag(b *testing.B) {
 	s := benchStore(b, 10_000)
 	ctx := context.Background()
-	b.ResetTimer()
 	i := 0
 	for b.Loop() {
 		f, _ := ParseFilter(fmt.Appendf(nil, `{"channel_tags": {"$in": ["g%02d"]}}`, i%100))
 		got, _, err := s.Query(ctx, f, 100, "")
+		if err != nil || len(got) != 100 {
+			b.Fatalf("%d channels, %v", len(got), err)
+		}
+		i++
+	}
+}
+
+func BenchmarkQueryTagJSON(b *testing.B) {
+	s := benchStore(b, 10_000)
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		f, _ := ParseFilter(fmt.Appendf(nil, `{"channel_tags": {"$in": ["g%02d"]}}`, i%100))
+		got, _, err := s.QueryJSON(ctx, f, 100, "")
 		if err != nil || len(got) != 100 {
 			b.Fatalf("%d channels, %v", len(got), err)
 		}

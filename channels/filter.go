@@ -30,6 +30,9 @@ const (
 // valid; use ParseFilter or MatchAll.
 type Filter struct {
 	root node
+	// needsMeta says whether a condition reads channel_metadata, so a query decodes the
+	// metadata of candidate channels only when it must.
+	needsMeta bool
 }
 
 // MatchAll returns the filter {}.
@@ -356,7 +359,19 @@ func ParseFilter(b []byte) (*Filter, error) {
 	if n := terms(root); n > MaxFilterTerms {
 		return nil, httpx.BadRequest(httpx.CodeInvalidValue, "", "the filter has %d conditions and values; at most %d are allowed", n, MaxFilterTerms)
 	}
-	return &Filter{root: root}, nil
+	return &Filter{root: root, needsMeta: readsMeta(root)}, nil
+}
+
+func readsMeta(n node) bool {
+	switch t := n.(type) {
+	case andNode:
+		return slices.ContainsFunc(t.kids, readsMeta)
+	case orNode:
+		return slices.ContainsFunc(t.kids, readsMeta)
+	case condNode:
+		return t.field.kind == fMeta
+	}
+	return true
 }
 
 // terms counts the conditions and list values of a filter.

@@ -285,8 +285,8 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) error {
 
 // queryResponse is the POST /channels answer.
 type queryResponse struct {
-	Channels []*Channel `json:"channels"`
-	Next     *string    `json:"next"`
+	Channels []json.RawMessage `json:"channels"`
+	Next     *string           `json:"next"`
 }
 
 func (h *Handler) query(w http.ResponseWriter, r *http.Request) error {
@@ -302,7 +302,7 @@ func (h *Handler) query(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	chans, next, err := h.store.Query(r.Context(), f, limit, after)
+	chans, next, err := h.store.QueryJSON(r.Context(), f, limit, after)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,12 @@
 package channels
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -27,6 +30,108 @@ const (
 // with a next cursor, so a page may hold fewer than limit channels (even none) while next is
 // not "". Callers page until next is "".
 func (s *Store) Query(ctx context.Context, f *Filter, limit int, after string) (chans []*Channel, next string, err error) {
+	hits, next, err := s.query(ctx, f, limit, after)
+	if err != nil {
+		return nil, "", err
+	}
+	chans = make([]*Channel, len(hits))
+	for i, h := range hits {
+		if chans[i], err = h.channel(true); err != nil {
+			return nil, "", err
+		}
+	}
+	return chans, next, nil
+}
+
+// QueryJSON is Query answering each channel as the JSON it is stored as, which is exactly what
+// json.Marshal of the Channel gives: the HTTP API writes it out without decoding the metadata of
+// channels that the filter did not need it for.
+func (s *Store) QueryJSON(ctx context.Context, f *Filter, limit int, after string) (chans []json.RawMessage, next string, err error) {
+	hits, next, err := s.query(ctx, f, limit, after)
+	if err != nil {
+		return nil, "", err
+	}
+	chans = make([]json.RawMessage, len(hits))
+	for i, h := range hits {
+		if chans[i], err = h.json(); err != nil {
+			return nil, "", err
+		}
+	}
+	return chans, next, nil
+}
+
+// hit is a stored document read by a query. Its metadata is decoded only when a filter or the
+// caller needs it.
+type hit struct {
+	raw string
+	doc lightDoc
+	c   *Channel // built from doc; ChannelMetadata nil until decoded
+}
+
+// lightDoc is an envelope with channel_metadata left undecoded.
+type lightDoc struct {
+	V int64 `json:"v"`
+	C struct {
+		ChannelID          string          `json:"channel_id"`
+		ChannelName        string          `json:"channel_name"`
+		ChannelDescription string          `json:"channel_description"`
+		ChannelMetadata    json.RawMessage `json:"channel_metadata"`
+		ChannelTags        []string        `json:"channel_tags"`
+	} `json:"c"`
+}
+
+func newHit(raw string) (*hit, error) {
+	h := &hit{raw: raw}
+	if err := json.Unmarshal([]byte(raw), &h.doc); err != nil {
+		return nil, fmt.Errorf("channels: stored document is corrupt: %v", err)
+	}
+	d := &h.doc.C
+	tags := d.ChannelTags
+	if tags == nil {
+		tags = []string{}
+	}
+	h.c = &Channel{ChannelID: d.ChannelID, ChannelName: d.ChannelName, ChannelDescription: d.ChannelDescription, ChannelTags: tags}
+	return h, nil
+}
+
+// channel returns the channel, decoding its metadata first when withMeta says so.
+func (h *hit) channel(withMeta bool) (*Channel, error) {
+	if !withMeta || h.c.ChannelMetadata != nil {
+		return h.c, nil
+	}
+	m := map[string]any{}
+	if len(h.doc.C.ChannelMetadata) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(h.doc.C.ChannelMetadata))
+		dec.UseNumber()
+		if err := dec.Decode(&m); err != nil {
+			return nil, fmt.Errorf("channels: stored metadata of %q is corrupt: %v", h.c.ChannelID, err)
+		}
+		if m == nil {
+			m = map[string]any{}
+		}
+	}
+	h.c.ChannelMetadata = m
+	return h.c, nil
+}
+
+// json returns the channel's JSON as stored: the envelope is {"v":<n>,"c":<channel>}, written by
+// encodeDoc. Anything else is re-encoded from the decoded channel.
+func (h *hit) json() (json.RawMessage, error) {
+	const head = `{"v":`
+	if strings.HasPrefix(h.raw, head) && strings.HasSuffix(h.raw, "}") {
+		if i := strings.Index(h.raw, `,"c":`); i > 0 {
+			return json.RawMessage(h.raw[i+len(`,"c":`) : len(h.raw)-1]), nil
+		}
+	}
+	c, err := h.channel(true)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(c)
+}
+
+// query runs a query and returns the matching documents.
+func (s *Store) query(ctx context.Context, f *Filter, limit int, after string) (hits []*hit, next string, err error) {
 	if f == nil {
 		f = MatchAll()
 	}
@@ -41,7 +146,7 @@ func (s *Store) Query(ctx context.Context, f *Filter, limit int, after string) (
 	budget := max(10*limit, s.minBudget)
 	examined := 0
 	lastExamined := ""
-	out := make([]*Channel, 0, min(limit+1, 128))
+	out := make([]*hit, 0, min(limit+1, 128))
 	chunk := limit + 1
 	exhausted := false
 	for len(out) <= limit && examined < budget {
@@ -68,12 +173,16 @@ func (s *Store) Query(ctx context.Context, f *Filter, limit int, after string) (
 			if !ok {
 				continue // deleted since the index was read
 			}
-			e, err := decodeDoc(raw)
+			h, err := newHit(raw)
 			if err != nil {
 				return nil, "", err
 			}
-			if f.Match(e.C) {
-				out = append(out, e.C)
+			c, err := h.channel(f.needsMeta)
+			if err != nil {
+				return nil, "", err
+			}
+			if f.Match(c) {
+				out = append(out, h)
 				if len(out) > limit {
 					break
 				}
@@ -84,12 +193,11 @@ func (s *Store) Query(ctx context.Context, f *Filter, limit int, after string) (
 	switch {
 	case len(out) > limit:
 		out = out[:limit]
-		next = out[limit-1].ChannelID
+		next = out[limit-1].c.ChannelID
 	case exhausted:
 		next = ""
 	default:
-		// The budget ran out (or the last chunk ended the page exactly): resume after the last
-		// channel examined.
+		// The budget ran out: resume after the last channel examined.
 		next = lastExamined
 	}
 	return out, next, nil

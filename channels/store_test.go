@@ -542,6 +542,15 @@ func testFilterOperators(t *testing.T, s *Store) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.filter, err)
 		}
+		// The JSON answer is what encoding the channels gives.
+		chans, next, err := s.Query(ctxT(t), f, 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws, nextJSON, err := s.QueryJSON(ctxT(t), f, 100, "")
+		if err != nil || asJSON(chans) != asJSON(raws) || next != nextJSON {
+			t.Fatalf("%s: QueryJSON %s, Query %s (%v)", tc.filter, asJSON(raws), asJSON(chans), err)
+		}
 		for _, limit := range []int{1, 2, 100} {
 			got := strings.Join(queryAll(t, s, f, limit), " ")
 			if got != tc.want {
