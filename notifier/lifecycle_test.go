@@ -1,0 +1,117 @@
+package notifier
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/redisx/redistest"
+)
+
+func TestNeverAnsweringReceiverIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, func(c *Config) {
+		c.RequestTimeout = 100 * time.Millisecond
+		c.RetrySchedule = []time.Duration{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond}
+		c.BreakerFailures = 100
+	})
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	rc := newReceiver(t, func(_ int64, _ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
+	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
+	d := waitStatus(t, e, ids[0], StatusFailed, 5*time.Second)
+	if len(d.Attempts) != 4 || d.DeadReason != ReasonMaxTries {
+		t.Fatalf("%+v", d)
+	}
+	for _, o := range b.outcomes() {
+		if o.Reason != ReasonTimeout {
+			t.Errorf("outcome reason %q, want timeout", o.Reason)
+		}
+	}
+}
+
+func TestStopDrainsTriesInFlight(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.Shared(t)
+	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		w.WriteHeader(http.StatusOK)
+	})
+	e, err := New(rdb, testConfig(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
+	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
+	waitFor(t, 2*time.Second, "the try to start", func() bool { return rc.count.Load() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := e.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	d, err := e.Get(context.Background(), ids[0])
+	if err != nil || d.Status != StatusDelivered {
+		t.Fatalf("after a draining stop: %+v %v", d, err)
+	}
+	if err := e.Stop(context.Background()); err != nil {
+		t.Errorf("second stop: %v", err)
+	}
+}
+
+func TestStopDeadlinePutsTriesBackWithoutUsingThem(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.Shared(t)
+	var hang = make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	rc := newReceiver(t, func(n int64, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	cfg := testConfig(prefix)
+	cfg.RequestTimeout = 10 * time.Second
+	e, err := New(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
+	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
+	waitFor(t, 2*time.Second, "the try to start", func() bool { return rc.count.Load() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := e.Stop(ctx); err == nil {
+		t.Error("stop past its deadline returned no error")
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("stop took %s", el)
+	}
+	d, _ := e.Get(context.Background(), ids[0])
+	if d.Status != StatusPending || len(d.Attempts) != 0 {
+		t.Fatalf("the abandoned try counted: %+v", d)
+	}
+	// Another engine (or this one restarted) delivers it.
+	e2 := startEngine(t, rdb, testConfig(prefix))
+	d = waitStatus(t, e2, ids[0], StatusDelivered, 5*time.Second)
+	if len(d.Attempts) != 1 {
+		t.Errorf("attempts %+v", d.Attempts)
+	}
+}
