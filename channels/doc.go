@@ -38,7 +38,9 @@
 // indexable condition, judged by ZCARD; $or only when all its branches are indexable); anything
 // else walks the all-channels set. Candidates are merged from the sorted sets in id order a batch
 // at a time and their documents fetched with one MGET per batch, so the cost of a tag query
-// follows the channels it matches, not how many exist.
+// follows the channels it matches, not how many exist. A candidate's channel_metadata is decoded
+// only when the filter reads it, and the API writes matching channels out as the JSON they are
+// stored as (Store.QueryJSON); Store.Query returns decoded channels for Go callers.
 //
 // Results come in channel_id order, limit at a time (default 100, at most 1000), with an opaque
 // cursor (the last id, base64url) for the next page. A request examines at most
