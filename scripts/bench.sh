@@ -10,6 +10,7 @@
 # Flags: BENCH_N (100000), BENCH_RSS_N (1000000), BENCH_LAT_SECONDS (10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (the figures depend on what else runs)"
 
 n="${BENCH_N:-100000}"
 rss_n="${BENCH_RSS_N:-1000000}"
@@ -42,6 +43,7 @@ results="$work/results"
 echo "== ceiling (plain Go POSTs, 64 concurrent)";       "$b" ceiling -target "$target" -n "$n" -workers 64 | tee -a "$results"
 echo "== herald, $n deliveries over 1000 endpoints";      "$b" throughput -redis "$r" -target "$target" -n "$n" -endpoints 1000 | tee -a "$results"
 echo "== herald, $n deliveries over 10 endpoints";        "$b" throughput -redis "$r" -target "$target" -n "$n" -endpoints 10 | tee -a "$results"
+echo "== plain Go POSTs at 1000/s (the machine's latency floor)"; "$b" latency-floor -target "$target" -rate 1000 -duration "${lat_s}s" -endpoints 100 | tee -a "$results"
 echo "== herald, end-to-end latency at 1000/s";           "$b" latency -redis "$r" -target "$target" -rate 1000 -duration "${lat_s}s" -endpoints 100 | tee -a "$results"
 echo "== herald, peak RSS with $rss_n deliveries waiting"; "$b" rss -redis "$r" -target "$target" -n "$rss_n" -endpoints 1000 -workers 64 | tee -a "$results"
 
@@ -57,7 +59,9 @@ print(f"raw ceiling:            {ceil:,.0f} POST/s")
 for r in rows:
     if r["phase"] == "throughput":
         ps = float(r["per_sec"])
-        print(f"herald {r['endpoints']:>4} endpoints:  {ps:,.0f} deliveries/s = {ps/ceil:.2f} of ceiling (target >= 0.5); enqueue {float(r['enqueue_per_sec']):,.0f}/s")
+        print(f"herald {r['endpoints']:>4} endpoints:  {ps:,.0f} deliveries/s = {ps/ceil:.2f} of ceiling (target >= 0.5); enqueue {float(r['enqueue_per_sec']):,.0f}/s; Redis CPU {r['redis_cpu_us_per_delivery']} us/delivery")
+    if r["phase"] == "latency-floor":
+        print(f"plain POSTs at 1000/s:  p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms (no queue: this machine's floor)")
     if r["phase"] == "latency":
         print(f"end-to-end at 1000/s:   p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms (target p99 < 5 ms), {r['delivered']}/{r['n']} delivered")
     if r["phase"] == "rss":

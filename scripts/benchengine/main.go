@@ -69,6 +69,8 @@ func main() {
 		err = throughput(*redisAddr, *target, *n, *endpoints, *workers)
 	case "latency":
 		err = latency(*redisAddr, *target, *rate, *dur, *endpoints, *workers)
+	case "latency-floor":
+		err = latencyFloor(*target, *rate, *dur, *endpoints)
 	case "rss":
 		err = rss(*redisAddr, *target, *n, *endpoints, *workers)
 	default:
@@ -93,8 +95,10 @@ func body(t time.Time) []byte {
 
 type recv struct {
 	count atomic.Int64
+	dups  atomic.Int64
 	mu    sync.Mutex
 	lat   []time.Duration
+	seen  map[string]struct{} // webhook-ids, to count duplicate deliveries
 }
 
 func receiver(addr string) error {
@@ -102,12 +106,21 @@ func receiver(addr string) error {
 	if err != nil {
 		return err
 	}
-	r := &recv{lat: make([]time.Duration, 0, 1<<20)}
+	r := &recv{lat: make([]time.Duration, 0, 1<<20), seen: map[string]struct{}{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook/{ep}", func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
 		now := time.Now()
 		r.count.Add(1)
+		if id := req.Header.Get("webhook-id"); id != "" {
+			r.mu.Lock()
+			if _, dup := r.seen[id]; dup {
+				r.dups.Add(1)
+			} else if len(r.seen) < 2_000_000 {
+				r.seen[id] = struct{}{}
+			}
+			r.mu.Unlock()
+		}
 		if bytes.HasPrefix(b, []byte(`{"t":`)) {
 			if i := bytes.IndexByte(b, ','); i > 5 {
 				if ns, err := strconv.ParseInt(string(b[5:i]), 10, 64); err == nil {
@@ -132,12 +145,14 @@ func receiver(addr string) error {
 			}
 			return float64(l[min(len(l)-1, int(p*float64(len(l))))].Microseconds()) / 1000
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"count": r.count.Load(), "samples": len(l), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1)})
+		_ = json.NewEncoder(w).Encode(map[string]any{"count": r.count.Load(), "dups": r.dups.Load(), "samples": len(l), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1)})
 	})
 	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
 		r.mu.Lock()
 		r.lat = r.lat[:0]
+		clear(r.seen)
 		r.mu.Unlock()
+		r.dups.Store(0)
 		r.count.Store(0)
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -148,6 +163,7 @@ func receiver(addr string) error {
 
 type stats struct {
 	Count   int64   `json:"count"`
+	Dups    int64   `json:"dups"`
 	Samples int     `json:"samples"`
 	P50     float64 `json:"p50_ms"`
 	P99     float64 `json:"p99_ms"`
@@ -285,6 +301,10 @@ func throughput(redisAddr, target string, n, count, workers int) error {
 	if err != nil {
 		return err
 	}
+	cpu0 := redisCPU(ctx, rdb)
+	if os.Getenv("BENCH_STATS") != "" {
+		rdb.ConfigResetStat(ctx)
+	}
 	start := time.Now()
 	if err := e.Start(ctx); err != nil {
 		return err
@@ -303,10 +323,14 @@ func throughput(redisAddr, target string, n, count, workers int) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	el := time.Since(start)
+	redisUS := (redisCPU(ctx, rdb) - cpu0) * 1e6 / float64(n)
+	if os.Getenv("BENCH_STATS") != "" {
+		fmt.Fprintln(os.Stderr, rdb.Info(ctx, "commandstats").Val())
+	}
 	_ = e.Stop(ctx)
 	backlog, _ := rdb.Get(ctx, prefix+":{"+prefix+"}:backlog").Int()
-	fmt.Printf("RESULT phase=throughput endpoints=%d n=%d workers=%d enqueue_per_sec=%.0f seconds=%.2f per_sec=%.0f backlog_left=%d\n",
-		count, n, workers, float64(n)/enq.Seconds(), el.Seconds(), float64(n)/el.Seconds(), backlog)
+	fmt.Printf("RESULT phase=throughput endpoints=%d n=%d workers=%d enqueue_per_sec=%.0f seconds=%.2f per_sec=%.0f backlog_left=%d redis_cpu_us_per_delivery=%.0f\n",
+		count, n, workers, float64(n)/enq.Seconds(), el.Seconds(), float64(n)/el.Seconds(), backlog, redisUS)
 	cleanup(ctx, rdb, prefix)
 	return nil
 }
@@ -371,8 +395,8 @@ func latency(redisAddr, target string, rate int, dur time.Duration, count, worke
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = e.Stop(ctx)
-	fmt.Printf("RESULT phase=latency rate=%d achieved_rate=%.0f n=%d delivered=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
-		rate, float64(total)/sent.Seconds(), total, s.Count, s.P50, s.P99, s.Max)
+	fmt.Printf("RESULT phase=latency rate=%d achieved_rate=%.0f n=%d delivered=%d duplicates=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+		rate, float64(total)/sent.Seconds(), total, s.Count, s.Dups, s.P50, s.P99, s.Max)
 	cleanup(ctx, rdb, prefix)
 	return nil
 }
@@ -440,4 +464,47 @@ func infoField(info, key string) string {
 func cleanup(ctx context.Context, rdb *redis.Client, prefix string) {
 	_ = rdb.FlushDB(ctx).Err() // a throwaway Redis
 	_ = prefix
+}
+
+// redisCPU is the CPU time Redis has used, in seconds (user + system).
+func redisCPU(ctx context.Context, rdb *redis.Client) float64 {
+	info := rdb.Info(ctx, "cpu").Val()
+	u, _ := strconv.ParseFloat(infoField(info, "used_cpu_user"), 64)
+	s, _ := strconv.ParseFloat(infoField(info, "used_cpu_sys"), 64)
+	return u + s
+}
+
+// latencyFloor is the latency phase without herald: the same paced POSTs sent directly, so the
+// machine's own noise (scheduling, loopback) is known.
+func latencyFloor(target string, rate int, dur time.Duration, count int) error {
+	_ = reset(target)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
+	total := int(float64(rate) * dur.Seconds())
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range total {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			resp, err := client.Post(fmt.Sprintf("%s/hook/ep%d", target, i%count), "application/json", bytes.NewReader(body(time.Now())))
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}(i)
+	}
+	wg.Wait()
+	s, err := getStats(target)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("RESULT phase=latency-floor rate=%d n=%d delivered=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n", rate, total, s.Count, s.P50, s.P99, s.Max)
+	return nil
 }
