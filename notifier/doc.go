@@ -30,3 +30,24 @@
 // head is live; when it finishes (delivered or dead-lettered) the next goes. A failing head holds
 // back only its own line.
 package notifier
+
+// # Decisions where the contract is silent
+//
+//   - POST /deliveries/{id}/retry on a pending delivery answers 409 (code delivery_pending): it
+//     will be tried anyway, and a second copy would only duplicate it. Delivered and failed
+//     deliveries can be replayed; the replay keeps the earlier attempts and starts fresh tries.
+//   - Idempotency of Enqueue lasts as long as the record: after a finished delivery's retention
+//     (Config.Retention) has passed, the same id is accepted as new.
+//   - Enqueue batches over 256 requests are atomic per chunk of 256; calling again with the same
+//     ids completes a batch that failed half way, without duplicates.
+//   - A target refused by the address rules at dial time (a name that resolves to a private
+//     address) is dead-lettered at once (reason refused): retrying cannot help.
+//   - 4xx answers are retried like the seed says, but only 408 and 429 count against the breaker:
+//     a 400 or 404 is the request's fault, not the endpoint's health.
+//   - Breakers are per process (each process learns an endpoint's health itself); rate limits and
+//     in-flight bounds are shared by every process through Redis.
+//   - Every wait has ±10% jitter; a Retry-After on 429/503 lengthens the wait, capped at
+//     Config.MaxRetryAfter (10 minutes).
+//   - Deliveries are listed newest first by the time they were last accepted (enqueued or
+//     replayed); a page may hold fewer than limit items when filters skip many, and next is null
+//     at the end.
