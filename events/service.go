@@ -54,13 +54,13 @@ type Config struct {
 	MaxPending int64
 	// BatchSize is how many subscribers one expansion step matches and enqueues [500].
 	BatchSize int
-	// EnqueueChunk is how many deliveries one engine.Enqueue call takes [100]. The engine writes a
+	// EnqueueChunk is how many deliveries one engine.Enqueue call takes [50]. The engine writes a
 	// call in one Redis script, which holds Redis for everyone else while it runs: small chunks
 	// keep the API answering quickly during a large fan-out.
 	EnqueueChunk int
 	// Prefetch is how many pages of subscribers expansion matches ahead of the enqueueing [2].
 	Prefetch int
-	// CountPage is the page size used to count matching subscribers at acceptance [1000].
+	// CountPage is the page size used to count matching subscribers at acceptance [500].
 	CountPage int
 	// Workers is how many events this process expands at once [2].
 	Workers int
@@ -92,9 +92,9 @@ func (c *Config) fill() {
 	c.MaxMessageBytes = cmp.Or(c.MaxMessageBytes, 64<<10)
 	c.MaxPending = cmp.Or(c.MaxPending, 10000)
 	c.BatchSize = cmp.Or(c.BatchSize, 500)
-	c.EnqueueChunk = cmp.Or(c.EnqueueChunk, 100)
+	c.EnqueueChunk = cmp.Or(c.EnqueueChunk, 50)
 	c.Prefetch = cmp.Or(c.Prefetch, 2)
-	c.CountPage = cmp.Or(c.CountPage, 1000)
+	c.CountPage = cmp.Or(c.CountPage, 500)
 	c.Workers = cmp.Or(c.Workers, 2)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, 10*time.Second)
 	c.PollInterval = cmp.Or(c.PollInterval, 500*time.Millisecond)

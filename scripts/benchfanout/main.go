@@ -49,9 +49,10 @@ func run() int {
 	n := flag.Int("subscribers", 10000, "verified subscribers the event goes to")
 	runs := flag.Int("runs", 3, "events to send, one after the other")
 	probes := flag.Int("probes", 4, "concurrent clients calling GET /channel/{id} during the fan-out")
+	workers := flag.Int("workers", app.Default().Workers, "the engine's delivery workers (herald --workers)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the runs (not the set-up) to this file")
 	flag.Parse()
-	profile = *cpuProfile
+	profile, engineWorkers = *cpuProfile, *workers
 	if *redisURL == "" {
 		fmt.Fprintln(os.Stderr, "benchfanout: -redis-url is required (scripts/bench-fanout.sh starts one)")
 		return 2
@@ -63,7 +64,10 @@ func run() int {
 	return 0
 }
 
-var profile string
+var (
+	profile       string
+	engineWorkers int
+)
 
 func bench(redisURL string, n, runs, probes int) error {
 	ctx := context.Background()
@@ -102,6 +106,7 @@ func bench(redisURL string, n, runs, probes int) error {
 	cfg.RedisPrefix = "bench" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	cfg.AllowHTTP, cfg.AllowPrivate = true, true
 	cfg.APIRateLimit = 0
+	cfg.Workers = engineWorkers
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -160,6 +165,7 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 	var (
 		mu      sync.Mutex
 		lat     []time.Duration
+		sample  []timed // every probe in the window, to split it at the last enqueue
 		idleLat []time.Duration
 		errs    atomic.Int64
 		window  atomic.Bool
@@ -191,6 +197,7 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 				case window.Load():
 					mu.Lock()
 					lat = append(lat, d)
+					sample = append(sample, timed{t0, d})
 					mu.Unlock()
 				case idle.Load():
 					mu.Lock()
@@ -255,6 +262,13 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 	wg.Wait()
 
 	slices.Sort(lat)
+	var expanding []time.Duration
+	for _, x := range sample {
+		if x.at.Before(tEnq) {
+			expanding = append(expanding, x.d)
+		}
+	}
+	slices.Sort(expanding)
 	mu.Lock()
 	slices.Sort(idleLat)
 	mu.Unlock()
@@ -264,7 +278,9 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 	fmt.Printf("  202 -> last received        %8.2f ms  (%.0f deliveries/s)\n", ms(tRecv.Sub(t202)), float64(n)/tRecv.Sub(t202).Seconds())
 	fmt.Printf("  GET /channel/{id} idle:      %d calls, p50 %.2f ms, p99 %.2f ms, max %.2f ms (no fan-out running)\n",
 		len(idleLat), ms(pct(idleLat, 0.50)), ms(pct(idleLat, 0.99)), ms(pct(idleLat, 1)))
-	fmt.Printf("  GET /channel/{id} meanwhile: %d calls, %d errors, p50 %.2f ms, p99 %.2f ms, max %.2f ms (target p99 < 10 ms)\n",
+	fmt.Printf("  GET /channel/{id} expanding: %d calls, p50 %.2f ms, p99 %.2f ms, max %.2f ms (202 to last enqueued)\n",
+		len(expanding), ms(pct(expanding, 0.50)), ms(pct(expanding, 0.99)), ms(pct(expanding, 1)))
+	fmt.Printf("  GET /channel/{id} whole run: %d calls, %d errors, p50 %.2f ms, p99 %.2f ms, max %.2f ms (202 to last received; target p99 < 10 ms)\n",
 		len(lat), errs.Load(), ms(pct(lat, 0.50)), ms(pct(lat, 0.99)), ms(pct(lat, 1)))
 	return nil
 }
@@ -304,6 +320,11 @@ func slowLog(ctx context.Context, rdb redis.UniversalClient) {
 	for name, a := range by {
 		fmt.Printf("    %-40s %5d  max %6.2f ms  mean %6.2f ms\n", name, a.n, ms(a.max), ms(a.sum/time.Duration(a.n)))
 	}
+}
+
+type timed struct {
+	at time.Time
+	d  time.Duration
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
