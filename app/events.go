@@ -16,6 +16,7 @@ func mountEvents(a *App) error {
 		Retention:    a.Cfg.DeliveryRetention,
 		MaxBodyBytes: a.Cfg.MaxBodyBytes,
 		Logger:       a.Log,
+		Registerer:   a.Registry,
 	})
 	if err != nil {
 		return fmt.Errorf("events: %w", err)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/subscribers"
@@ -17,9 +19,10 @@ import (
 // anything, and new events are answered 503 with Retry-After meanwhile.
 func TestBacklogFull(t *testing.T) {
 	t.Parallel()
+	reg := prometheus.NewRegistry()
 	b := setup(t, setupOpts{
 		engine: notifier.Config{MaxBacklog: 4},
-		cfg:    Config{BatchSize: 3, FullBackoff: 1500 * time.Millisecond},
+		cfg:    Config{BatchSize: 3, FullBackoff: 1500 * time.Millisecond, Registerer: reg},
 	})
 	ctx := context.Background()
 	rcv := newReceiver(t)
@@ -46,6 +49,9 @@ func TestBacklogFull(t *testing.T) {
 	checkError(t, st, out, http.StatusServiceUnavailable, "unavailable", "")
 	if ra, _ := strconv.Atoi(h.Get("Retry-After")); ra < 1 || ra > 2 {
 		t.Errorf("Retry-After %q, want 1 or 2 seconds", h.Get("Retry-After"))
+	}
+	if v := gather(t, reg)["herald_events_refused_total"]; v != 1 {
+		t.Errorf("refused metric %v, want 1", v)
 	}
 	if n, _ := b.rdb.ZCard(ctx, b.svc.keys.expand()).Result(); n != 1 {
 		t.Errorf("%d events queued, want only the first", n)

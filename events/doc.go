@@ -23,7 +23,15 @@
 // save the last id as a cursor. The delivery id is DeliveryID(event, subscriber), so re-enqueueing
 // a batch after a crash is a no-op in the engine: a killed process loses nothing and duplicates
 // nothing; its event is resumed from the cursor when the lease runs out. When the engine's
-// backlog is full the event is handed back and tried again later, never dropped.
+// backlog is full the event is handed back and tried again later, never dropped. The matcher reads
+// up to Prefetch pages ahead of the enqueueing, and each page is enqueued EnqueueChunk deliveries
+// per call, so no single Redis script holds other API calls up for long.
+//
+// # Metrics
+//
+// herald_events_accepted_total{type}, herald_events_refused_total (503, backlog full),
+// herald_event_expansion_seconds (acceptance to last delivery enqueued) and
+// herald_events_awaiting_expansion.
 //
 // # Bodies
 //

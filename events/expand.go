@@ -232,6 +232,7 @@ func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan 
 					if err := s.finish(ctx, id, owner, n); err != nil {
 						return err
 					}
+					s.m.expandedSeconds.Observe(s.cfg.Now().Sub(ev.CreatedAt).Seconds())
 					log.Debug("event expanded")
 					return nil
 				}

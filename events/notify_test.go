@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/subscribers"
 )
@@ -295,7 +297,8 @@ func TestBadRequests(t *testing.T) {
 // TestGetEvent: GET /events/{id} shows the event and its deliveries, paged.
 func TestGetEvent(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{})
+	reg := prometheus.NewRegistry()
+	b := setup(t, setupOpts{cfg: Config{Registerer: reg}})
 	rcv := newReceiver(t)
 	b.channel(t, &channels.Channel{ChannelID: "c1"})
 	for i := range 5 {
@@ -354,4 +357,42 @@ func TestGetEvent(t *testing.T) {
 	if len(seen) != 5 {
 		t.Errorf("paging saw %d deliveries, want 5", len(seen))
 	}
+
+	// The metrics saw one accepted event, expanded, none waiting.
+	got := gather(t, reg)
+	for name, want := range map[string]float64{
+		"herald_events_accepted_total":     1,
+		"herald_events_refused_total":      0,
+		"herald_event_expansion_seconds":   1, // the histogram's count
+		"herald_events_awaiting_expansion": 0,
+	} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("metric %s = %v (present %v), want %v", name, v, ok, want)
+		}
+	}
+}
+
+// gather returns each metric family's value summed over its series (a histogram's sample count).
+func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range fams {
+		sum := 0.0
+		for _, m := range f.GetMetric() {
+			switch {
+			case m.Counter != nil:
+				sum += m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				sum += m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+		out[f.GetName()] = sum
+	}
+	return out
 }

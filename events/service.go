@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/channels"
@@ -75,7 +76,8 @@ type Config struct {
 	// ErrorBackoff is how long expansion waits after a store error [2 s].
 	ErrorBackoff time.Duration
 	Logger       *slog.Logger
-	Now          func() time.Time // the clock [time.Now]
+	Now          func() time.Time      // the clock [time.Now]
+	Registerer   prometheus.Registerer // receives the service's metrics [none]
 
 	// Test hooks. beforeBatch runs before each expansion batch (tests slow expansion down with
 	// it); afterEnqueue runs after a batch is enqueued and before its cursor is saved (tests crash
@@ -118,6 +120,7 @@ type Service struct {
 	cfg  Config
 	keys keys
 	log  *slog.Logger
+	m    *metrics
 
 	kick chan struct{} // wakes an idle worker when this process accepts an event
 
@@ -134,11 +137,13 @@ func New(rdb redis.UniversalClient, ch Channels, subs Subscribers, eng Engine, c
 		return nil, errors.New("events: New needs Redis, the channel store, the subscriber store and the engine")
 	}
 	cfg.fill()
-	return &Service{
+	s := &Service{
 		rdb: rdb, ch: ch, subs: subs, eng: eng, cfg: cfg,
 		keys: newKeys(cfg.Prefix), log: cfg.Logger.With("component", "events"),
 		kick: make(chan struct{}, 1),
-	}, nil
+	}
+	s.m = newMetrics(s, cfg.Registerer)
+	return s, nil
 }
 
 // Notification is a notify request.
@@ -310,6 +315,7 @@ func (s *Service) Notify(ctx context.Context, channelID string, n Notification, 
 	}
 	switch res[0] {
 	case "ok":
+		s.m.accepted.WithLabelValues(ev.Type).Inc()
 		s.wake()
 		s.log.Debug("event accepted", "event_id", ev.ID, "type", ev.Type, "channel_id", ev.ChannelID, "subscribers", count)
 		return acc, false, nil
@@ -318,6 +324,7 @@ func (s *Service) Notify(ctx context.Context, channelID string, n Notification, 
 	case "full":
 		var ms int64
 		_, _ = fmt.Sscan(res[1], &ms)
+		s.m.refused.Inc()
 		return Accepted{}, false, &BacklogError{RetryAfter: time.Duration(ms) * time.Millisecond}
 	}
 	return Accepted{}, false, fmt.Errorf("events: accept script answered %q", res[0])
