@@ -231,6 +231,9 @@ func TestOrderingPerKeyFailingHeadHoldsOnlyItsLine(t *testing.T) {
 		t.Errorf("line A delivered as %v", order["A"])
 	}
 	mu.Unlock()
+	// Once the last of each line is recorded delivered, the lines are gone.
+	waitStatus(t, e, "A9", StatusDelivered, 2*time.Second)
+	waitStatus(t, e, "C9", StatusDelivered, 2*time.Second)
 	if n := b.rdb.Exists(context.Background(), e.k.line("k:line-a"), e.k.line("ep:ord")).Val(); n != 0 {
 		t.Errorf("%d ordering lines left behind", n)
 	}
