@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -132,6 +133,7 @@ func (e *Engine) dispatch(es []entry) {
 				t.begin = beginScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.beginArgs(t.entry)...)
 			}
 		}
+		e.checkRates(ctx, begins)
 	}
 	for _, t := range started {
 		go func() {
@@ -154,6 +156,55 @@ type try struct {
 	breaker    *breaker
 	breakerErr error
 	begin      *redis.Cmd // the begin script's answer
+	res        []string   // its values, when it said go
+	rate       int        // the endpoint's rate limit per minute
+	allowed    bool       // the rate limiter let it through
+	retryAfter time.Duration
+	rateErr    error
+}
+
+// checkRates asks the endpoints' rate limits for the tries whose begin said go: once per
+// endpoint for all its tries in the batch (AllowAtMost), all endpoints at once through the
+// batcher. The limits are shared by every process.
+func (e *Engine) checkRates(ctx context.Context, begins []*try) {
+	type group struct {
+		tries []*try
+		rate  int
+	}
+	groups := map[string]*group{}
+	for _, t := range begins {
+		res, err := t.begin.StringSlice()
+		if err != nil || len(res) < 16 || res[0] != "go" {
+			continue
+		}
+		t.res = res
+		t.rate = int(atoi64(res[13]))
+		if t.rate <= 0 {
+			t.rate = e.cfg.RateLimitPerMinute
+		}
+		g := groups[res[1]]
+		if g == nil {
+			g = &group{rate: t.rate}
+			groups[res[1]] = g
+		}
+		g.tries = append(g.tries, t)
+	}
+	var wg sync.WaitGroup
+	for ep, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rl, err := e.limiter.AllowAtMost(ctx, e.k.rate(ep), redis_rate.PerMinute(g.rate), len(g.tries))
+			for i, t := range g.tries {
+				t.rateErr = err
+				if err == nil {
+					t.allowed = i < rl.Allowed
+					t.retryAfter = rl.RetryAfter
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func (e *Engine) beginArgs(en entry) []any {
@@ -197,7 +248,10 @@ func (e *Engine) process(t *try) {
 	done := t.done
 	notSent := func() { done(errNotSent) }
 
-	res, err := t.begin.StringSlice()
+	res, err := t.res, error(nil)
+	if res == nil {
+		res, err = t.begin.StringSlice()
+	}
 	if err != nil {
 		notSent()
 		e.redisFailed("begin a try", err)
@@ -221,25 +275,18 @@ func (e *Engine) process(t *try) {
 	ep, tries, acc := res[1], int(atoi64(res[2])), atoi64(res[4])
 	body, evt, sub := []byte(res[5]), res[6], res[7]
 	target, sec, psec, pexp := res[9], res[10], res[11], atoi64(res[12])
-	rate := int(atoi64(res[13]))
-	if rate <= 0 {
-		rate = e.cfg.RateLimitPerMinute
-	}
-
-	// The endpoint's rate limit, shared by every process.
-	lim := redis_rate.PerMinute(rate)
-	rl, err := e.limiter.Allow(ctx, e.k.rate(ep), lim)
-	if err != nil {
+	// The endpoint's rate limit (checked by dispatch; a Redis error is an error, not a limit).
+	if t.rateErr != nil {
 		notSent()
-		e.redisFailed("rate limiter", err)
+		e.redisFailed("rate limiter", t.rateErr)
 		e.deferTry(ctx, en, time.Second, true, 0, "")
 		return
 	}
-	if rl.Allowed == 0 {
+	if !t.allowed {
 		notSent()
 		e.m.rateLimitWaits.Inc()
-		interval := time.Minute / time.Duration(rate)
-		e.deferTry(ctx, en, max(rl.RetryAfter, time.Millisecond), true, interval, ReasonRateLimited)
+		interval := time.Minute / time.Duration(t.rate)
+		e.deferTry(ctx, en, max(t.retryAfter, interval, time.Millisecond), true, interval, ReasonRateLimited)
 		return
 	}
 
