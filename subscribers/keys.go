@@ -3,11 +3,13 @@ package subscribers
 // Redis keys of the subscribers package. Every key carries the hash tag {<prefix>:subs}, so all of
 // them live on one Cluster slot: the read-modify-write scripts touch a subscriber's document, the
 // id list, the verification queue and the match indexes of its channels and tags together, and
-// those index keys depend on the document's contents (see doc.go).
+// those index keys depend on the document's contents (see doc.go). Every key also starts with
+// "<prefix>:", so an operator's ACL pattern (~herald:*) and a SCAN by prefix find them, as they do
+// the other packages' keys.
 
 type keys struct{ tag string }
 
-func newKeys(prefix string) keys { return keys{tag: "{" + prefix + ":subs}"} }
+func newKeys(prefix string) keys { return keys{tag: prefix + ":{" + prefix + ":subs}"} }
 
 // docs: HASH subscriber id -> the subscriber's JSON document (secret included).
 func (k keys) docs() string { return k.tag + ":docs" }

@@ -275,7 +275,7 @@ func TestDeleteRemovesEverything(t *testing.T) {
 func allKeys(t *testing.T, b *bundle) []string {
 	t.Helper()
 	var out []string
-	iter := b.rdb.Scan(context.Background(), 0, "{"+b.prefix+":subs}*", 1000).Iterator()
+	iter := b.rdb.Scan(context.Background(), 0, b.prefix+":{"+b.prefix+":subs}*", 1000).Iterator()
 	for iter.Next(context.Background()) {
 		out = append(out, iter.Val())
 	}
