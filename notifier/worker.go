@@ -86,7 +86,13 @@ func (e *Engine) fetchLoop() {
 		for range len(es) - 1 {
 			e.slots <- struct{}{}
 		}
-		e.dispatch(es)
+		// Dispatch (two pipelined round trips) runs beside the next read, so entries that
+		// arrive meanwhile do not wait for it. It counts as a try for Stop.
+		e.tries.Add(1)
+		go func() {
+			defer e.tries.Done()
+			e.dispatch(es)
+		}()
 	}
 }
 
