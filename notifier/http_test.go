@@ -305,6 +305,16 @@ func TestMetrics(t *testing.T) {
 	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
 	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
 	waitStatus(t, e, ids[0], StatusDelivered, 5*time.Second)
+	// The counters move just after the record does.
+	waitFor(t, 2*time.Second, "the outcome to be counted", func() bool {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "herald_deliveries_total" {
+				return true
+			}
+		}
+		return false
+	})
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
