@@ -80,6 +80,9 @@ type Delivery struct {
 }
 
 // Outcome is reported after every try, so owners of endpoints (subscribers) can track health.
+// It is also reported, with StatusCode 0 and Delivered false, when a delivery is deferred without
+// a try (Reason breaker_open or rate_limited) and when it is dead-lettered without one (Reason
+// max_age or endpoint_deleted, Dead true): tell those apart by Reason.
 type Outcome struct {
 	DeliveryID   string
 	EndpointID   string

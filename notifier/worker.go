@@ -82,7 +82,8 @@ func (e *Engine) fetchLoop() {
 			continue
 		}
 		// One slot is held already; take one more per extra entry (free ones exist: we asked
-		// for no more than were free, and only this loop takes slots).
+		// for no more than were free; should the reaper have taken one meanwhile, this waits
+		// for a try to end).
 		for range len(es) - 1 {
 			e.slots <- struct{}{}
 		}
@@ -257,6 +258,9 @@ func (e *Engine) process(t *try) {
 	res, err := t.res, error(nil)
 	if res == nil {
 		res, err = t.begin.StringSlice()
+		if err == nil && (len(res) == 0 || res[0] == "go") {
+			err = errors.New("unexpected answer from the begin script")
+		}
 	}
 	if err != nil {
 		notSent()
