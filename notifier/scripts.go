@@ -54,12 +54,13 @@ local function release(ep, sid, now)
 end
 
 -- an index entry older than horizon ms is pruned now and then: when the id's last byte is a
--- multiple of 16 (ids end in random characters), so the cost is spread thin
-local function index(key, score, id, now, horizon)
+-- multiple of 16 (ids end in random characters), so the cost is spread thin. A per-subscriber,
+-- per-event or per-endpoint index (ttl true) also expires a horizon after its last entry.
+local function index(key, score, id, now, horizon, ttl)
   redis.call('ZADD', key, score, id)
+  if ttl then redis.call('PEXPIRE', key, horizon) end
   if string.byte(id, -1) % 16 == 0 then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - horizon)
-    redis.call('PEXPIRE', key, horizon)
   end
 end
 
@@ -147,9 +148,9 @@ for i = 1, n do
       'ok', ok, 'st', 'pending', 'n', 0, 'c', now, 'acc', now, 'na', now, 'sid', '')
     index(P .. 'ix:all', now, id, now, horizon)
     redis.call('ZADD', P .. 'ix:st:pending', now, id)
-    index(P .. 'ix:ep:' .. ep, now, id, now, horizon)
-    if sub ~= '' then index(P .. 'ix:sub:' .. sub, now, id, now, horizon) end
-    if evt ~= '' then index(P .. 'ix:evt:' .. evt, now, id, now, horizon) end
+    index(P .. 'ix:ep:' .. ep, now, id, now, horizon, true)
+    if sub ~= '' then index(P .. 'ix:sub:' .. sub, now, id, now, horizon, true) end
+    if evt ~= '' then index(P .. 'ix:evt:' .. evt, now, id, now, horizon, true) end
     local live = true
     if ok ~= '' then live = (redis.call('RPUSH', P .. 'o:' .. ok, id) == 1) end
     if live then makeLive(id, now, ep) end
@@ -326,9 +327,9 @@ redis.call('PERSIST', P .. 'a:' .. id)
 redis.call('HSET', rk, 'st', 'pending', 'n', 0, 'dr', '', 'dat', '', 'acc', now, 'na', now, 'sid', '')
 setStatus(id, r[1], 'pending', now, now, horizon)
 index(P .. 'ix:all', now, id, now, horizon)
-index(P .. 'ix:ep:' .. r[3], now, id, now, horizon)
-if r[4] and r[4] ~= '' then index(P .. 'ix:sub:' .. r[4], now, id, now, horizon) end
-if r[5] and r[5] ~= '' then index(P .. 'ix:evt:' .. r[5], now, id, now, horizon) end
+index(P .. 'ix:ep:' .. r[3], now, id, now, horizon, true)
+if r[4] and r[4] ~= '' then index(P .. 'ix:sub:' .. r[4], now, id, now, horizon, true) end
+if r[5] and r[5] ~= '' then index(P .. 'ix:evt:' .. r[5], now, id, now, horizon, true) end
 redis.call('INCR', P .. 'backlog')
 local live = true
 if r[2] and r[2] ~= '' then live = (redis.call('RPUSH', P .. 'o:' .. r[2], id) == 1) end
