@@ -115,3 +115,30 @@ func TestStopDeadlinePutsTriesBackWithoutUsingThem(t *testing.T) {
 		t.Errorf("attempts %+v", d.Attempts)
 	}
 }
+
+func TestIndexesOutliveTheirRecords(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.Shared(t)
+	cfg := testConfig(prefix)
+	cfg.Retention = time.Hour
+	cfg.MaxDeliveryAge = time.Hour
+	e, err := New(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	putEndpoint(t, e, Endpoint{ID: "ep", URL: "http://127.0.0.1:9/"})
+	enqueue(t, e, Request{EndpointID: "ep", SubscriberID: "quiet", EventID: "evt-1", Body: []byte(`{}`)})
+	// A per-subscriber, per-event and per-endpoint index lives at least as long as a record can
+	// (max age + retention) after its newest entry; the global ones do not expire.
+	for _, k := range []string{e.k.ixSubscriber("quiet"), e.k.ixEvent("evt-1"), e.k.ixEndpoint("ep")} {
+		if ttl := rdb.PTTL(ctx, k).Val(); ttl < 2*time.Hour {
+			t.Errorf("%s expires in %s, want >= 2h", k, ttl)
+		}
+	}
+	for _, k := range []string{e.k.ixAll(), e.k.ixStatus(StatusPending)} {
+		if ttl := rdb.PTTL(ctx, k).Val(); ttl != -1 {
+			t.Errorf("%s has a TTL %s", k, ttl)
+		}
+	}
+}
