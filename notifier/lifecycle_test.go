@@ -2,7 +2,10 @@ package notifier
 
 import (
 	"context"
+	"net"
 	"net/http"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,5 +143,34 @@ func TestIndexesOutliveTheirRecords(t *testing.T) {
 		if ttl := rdb.PTTL(ctx, k).Val(); ttl != -1 {
 			t.Errorf("%s has a TTL %s", k, ttl)
 		}
+	}
+}
+
+// A name that passes the URL check but resolves to a private address is refused at dial time,
+// and dead-lettered at once: no retry can help.
+func TestPrivateAddressRefusedAtDialTime(t *testing.T) {
+	t.Parallel()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no hostname")
+	}
+	addrs, err := net.LookupHost(host)
+	if err != nil || len(addrs) == 0 || !net.ParseIP(addrs[0]).IsLoopback() {
+		t.Skipf("hostname %q does not resolve to loopback here (%v)", host, addrs)
+	}
+	e, b := setup(t, func(c *Config) { c.AllowPrivate = false })
+	rc := newReceiver(t, nil)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(rc.URL, "http://"))
+	putEndpoint(t, e, Endpoint{ID: "ep", URL: "http://" + host + ":" + port + "/hook"})
+	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
+	d := waitStatus(t, e, ids[0], StatusFailed, 5*time.Second)
+	if d.DeadReason != ReasonRefused || len(d.Attempts) != 1 || !strings.Contains(d.Attempts[0].Error, "private targets are not allowed") {
+		t.Errorf("%+v", d)
+	}
+	if n := rc.count.Load(); n != 0 {
+		t.Errorf("the receiver got %d requests", n)
+	}
+	if o := b.outcomes(); len(o) != 1 || !o[0].Dead || o[0].Reason != ReasonRefused {
+		t.Errorf("outcomes %+v", o)
 	}
 }
