@@ -101,13 +101,16 @@ func (e *Engine) GetMany(ctx context.Context, ids []string) ([]*Delivery, error)
 	}
 	pipe := e.rdb.Pipeline()
 	recs := make([]*redis.MapStringStringCmd, len(ids))
-	atts := make([]*redis.StringSliceCmd, len(ids))
+	n := 0
 	for i, id := range ids {
 		if !httpx.ValidID(id) {
 			continue
 		}
 		recs[i] = pipe.HGetAll(ctx, e.k.record(id))
-		atts[i] = pipe.LRange(ctx, e.k.attempts(id), 0, -1)
+		n++
+	}
+	if n == 0 {
+		return out, nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("notifier: read deliveries: %w", err)
@@ -120,7 +123,7 @@ func (e *Engine) GetMany(ctx context.Context, ids []string) ([]*Delivery, error)
 		if len(h) == 0 || h["st"] == "" {
 			continue
 		}
-		out[i] = toDelivery(id, h, atts[i].Val())
+		out[i] = toDelivery(id, h)
 	}
 	return out, nil
 }
@@ -132,7 +135,11 @@ func msTime(s string) time.Time {
 	return time.UnixMilli(atoi64(s)).UTC()
 }
 
-func toDelivery(id string, h map[string]string, atts []string) *Delivery {
+func toDelivery(id string, h map[string]string) *Delivery {
+	var atts []string
+	if a := h["att"]; a != "" {
+		atts = strings.Split(a, "\n")
+	}
 	d := &Delivery{
 		ID:           id,
 		EventID:      h["evt"],
@@ -202,8 +209,8 @@ func (e *Engine) List(ctx context.Context, q ListQuery) ([]*Delivery, string, er
 		idx = e.k.ixSubscriber(q.SubscriberID)
 	case q.EndpointID != "":
 		idx = e.k.ixEndpoint(q.EndpointID)
-	case q.Status == StatusPending || q.Status == StatusFailed:
-		idx = e.k.ixStatus(q.Status) // delivered ones have no index of their own: ix:all, filtered
+	case q.Status == StatusFailed:
+		idx = e.k.ixStatus(q.Status) // the rare ones; pending and delivered: ix:all, filtered
 	default:
 		idx = e.k.ixAll()
 	}

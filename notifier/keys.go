@@ -12,7 +12,6 @@ package notifier
 //	P:{P}:delayed           ZSET    delivery id -> due time (unix ms): retries and deferred tries
 //	P:{P}:backlog           STRING  count of pending deliveries (enqueued, not yet delivered/failed)
 //	P:{P}:d:<id>            HASH    the delivery record (see recordFields)
-//	P:{P}:a:<id>            LIST    the delivery's attempts, JSON, oldest first (capped)
 //	P:{P}:ep:<id>           HASH    an endpoint: url, secrets, limits, ordered
 //	P:{P}:if:<endpoint>     ZSET    in-flight leases of an endpoint: stream entry id -> lease expiry (ms);
 //	                                expired leases (of dead processes) are dropped when it looks full
@@ -24,7 +23,7 @@ package notifier
 //	P:{P}:ix:all            ZSET    every delivery id -> accepted time (ms), for List. The ix: sets are
 //	                                pruned of entries older than max age + retention now and then
 //	                                (see index() in scripts.go) and of expired records by List
-//	P:{P}:ix:st:<status>    ZSET    pending or failed deliveries -> accepted time
+//	P:{P}:ix:st:failed      ZSET    dead-lettered deliveries -> accepted time
 //	P:{P}:ix:sub:<id>       ZSET    deliveries of a subscriber -> accepted time
 //	P:{P}:ix:evt:<id>       ZSET    deliveries of an event -> accepted time
 //	P:{P}:ix:ep:<id>        ZSET    deliveries to an endpoint -> accepted time
@@ -43,7 +42,6 @@ func (k keys) stream() string                 { return k.p + "stream" }
 func (k keys) delayed() string                { return k.p + "delayed" }
 func (k keys) backlog() string                { return k.p + "backlog" }
 func (k keys) record(id string) string        { return k.p + "d:" + id }
-func (k keys) attempts(id string) string      { return k.p + "a:" + id }
 func (k keys) endpoint(id string) string      { return k.p + "ep:" + id }
 func (k keys) inflight(ep string) string      { return k.p + "if:" + ep }
 func (k keys) waiters(ep string) string       { return k.p + "w:" + ep }

@@ -139,7 +139,7 @@ func TestIndexesOutliveTheirRecords(t *testing.T) {
 			t.Errorf("%s expires in %s, want >= 2h", k, ttl)
 		}
 	}
-	for _, k := range []string{e.k.ixAll(), e.k.ixStatus(StatusPending)} {
+	for _, k := range []string{e.k.ixAll()} {
 		if ttl := rdb.PTTL(ctx, k).Val(); ttl != -1 {
 			t.Errorf("%s has a TTL %s", k, ttl)
 		}
@@ -170,7 +170,47 @@ func TestPrivateAddressRefusedAtDialTime(t *testing.T) {
 	if n := rc.count.Load(); n != 0 {
 		t.Errorf("the receiver got %d requests", n)
 	}
-	if o := b.outcomes(); len(o) != 1 || !o[0].Dead || o[0].Reason != ReasonRefused {
+	waitFor(t, 2*time.Second, "the outcome", func() bool { return len(b.outcomes()) == 1 })
+	if o := b.outcomes(); !o[0].Dead || o[0].Reason != ReasonRefused {
 		t.Errorf("outcomes %+v", o)
+	}
+}
+
+// A delivery keeps its last 100 attempts, oldest first, across replays.
+func TestAttemptsAreCapped(t *testing.T) {
+	t.Parallel()
+	e, _ := setup(t, func(c *Config) {
+		c.RetrySchedule = make([]time.Duration, 50)
+		for i := range c.RetrySchedule {
+			c.RetrySchedule[i] = time.Millisecond
+		}
+		c.BreakerFailures = 1000
+	})
+	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) })
+	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL, RateLimitPerMinute: 100000})
+	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
+	d := waitStatus(t, e, ids[0], StatusFailed, 10*time.Second)
+	if len(d.Attempts) != 51 {
+		t.Fatalf("%d attempts, want 51", len(d.Attempts))
+	}
+	for range 2 {
+		if err := e.Retry(context.Background(), ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the replay to fail", func() bool {
+			d, _ = e.Get(context.Background(), ids[0])
+			return d.Status == StatusFailed
+		})
+	}
+	if len(d.Attempts) != 100 {
+		t.Fatalf("%d attempts kept, want 100", len(d.Attempts))
+	}
+	if n := rc.count.Load(); n != 153 {
+		t.Errorf("receiver got %d tries, want 153", n)
+	}
+	for i := 1; i < len(d.Attempts); i++ {
+		if d.Attempts[i].At.Before(d.Attempts[i-1].At) || d.Attempts[i].StatusCode != 500 {
+			t.Fatalf("attempt %d out of order or wrong: %+v", i, d.Attempts[i])
+		}
 	}
 }

@@ -3,6 +3,7 @@ package notifier
 import (
 	"context"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -101,7 +102,7 @@ var (
 		"Deliveries in the shared queue by state: backlog (all pending), ready (in the stream, incl. in flight), delayed (waiting for a retry).",
 		[]string{"state"}, nil)
 	queueOldestDesc = prometheus.NewDesc("herald_delivery_queue_oldest_age_seconds",
-		"Age of the oldest pending delivery (since accepted).", nil, nil)
+		"How long the oldest due delivery has been waiting in the stream (since it became due): how far behind the workers are.", nil, nil)
 )
 
 func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -120,13 +121,16 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		bl := pipe.Get(ctx, k.backlog())
 		xl := pipe.XLen(ctx, k.stream())
 		zc := pipe.ZCard(ctx, k.delayed())
-		old := pipe.ZRangeWithScores(ctx, k.ixStatus(StatusPending), 0, 0)
+		head := pipe.XRangeN(ctx, k.stream(), "-", "+", 1)
 		_, _ = pipe.Exec(ctx)
 		n, _ := bl.Int64()
 		q.backlog, q.ready, q.delayed = float64(n), float64(xl.Val()), float64(zc.Val())
 		q.oldest = 0
-		if zs := old.Val(); len(zs) > 0 {
-			q.oldest = max(0, float64(q.e.nowMS()-int64(zs[0].Score))/1000)
+		if msgs := head.Val(); len(msgs) > 0 {
+			// A stream id starts with the time the entry was added (ms).
+			if ms, _, ok := strings.Cut(msgs[0].ID, "-"); ok {
+				q.oldest = max(0, float64(time.Now().UnixMilli()-atoi64(ms))/1000)
+			}
 		}
 		q.at = time.Now()
 	}

@@ -19,7 +19,8 @@ import "github.com/redis/go-redis/v9"
 // Record fields (HASH P:{P}:d:<id>): ep endpoint id, url target at enqueue, body, evt, sub, kind,
 // ok ordering line ("" none, "k:<key>", "ep:<endpoint>"), st status, n tries used, c created ms,
 // acc accepted ms (enqueue or replay), na next attempt ms, dr dead reason, dat finished ms,
-// sid current stream entry id ("" when not in the stream).
+// sid current stream entry id ("" when not in the stream), att the attempts: one JSON object a
+// line, oldest first, at most the last 100 (JSON never holds a raw newline).
 
 // luaLib is prepended to every script.
 const luaLib = `
@@ -64,11 +65,11 @@ local function index(key, score, id, now, horizon, ttl)
   end
 end
 
--- move id from status index old to new; only pending and failed have an index (delivered ones
--- are found through ix:all)
+-- failed deliveries have an index of their own (pending and delivered ones are found through
+-- ix:all): keep it in step when a delivery moves from old status to new
 local function setStatus(id, old, new, score, now, horizon)
-  if old ~= 'delivered' then redis.call('ZREM', P .. 'ix:st:' .. old, id) end
-  if new ~= 'delivered' then index(P .. 'ix:st:' .. new, score, id, now, horizon) end
+  if old == 'failed' then redis.call('ZREM', P .. 'ix:st:failed', id) end
+  if new == 'failed' then index(P .. 'ix:st:failed', score, id, now, horizon) end
 end
 
 -- a finished delivery leaves its ordering line; the next one in line goes live
@@ -81,18 +82,18 @@ local function advanceLine(ok, id, now)
 end
 
 -- finish a pending delivery as delivered or failed (no stream entry or lease left to handle).
--- ok and acc are the record's ordering line and accepted time; n its tries (nil: unchanged).
-local function finalize(id, status, reason, now, retention, horizon, ok, acc, n)
+-- ok and acc are the record's ordering line and accepted time; n its tries and att its attempts
+-- (nil: unchanged).
+local function finalize(id, status, reason, now, retention, horizon, ok, acc, n, att)
   local rk = P .. 'd:' .. id
   if n then
-    redis.call('HSET', rk, 'st', status, 'dr', reason, 'sid', '', 'na', '', 'dat', now, 'n', n)
+    redis.call('HSET', rk, 'st', status, 'dr', reason, 'sid', '', 'na', '', 'dat', now, 'n', n, 'att', att)
   else
     redis.call('HSET', rk, 'st', status, 'dr', reason, 'sid', '', 'na', '', 'dat', now)
   end
   setStatus(id, 'pending', status, tonumber(acc) or now, now, horizon)
   if redis.call('DECR', P .. 'backlog') < 0 then redis.call('SET', P .. 'backlog', 0) end
   redis.call('PEXPIRE', rk, retention)
-  redis.call('PEXPIRE', P .. 'a:' .. id, retention)
   advanceLine(ok, id, now)
 end
 `
@@ -147,7 +148,6 @@ for i = 1, n do
     redis.call('HSET', rk, 'ep', ep, 'url', e[1], 'body', body, 'evt', evt, 'sub', sub, 'kind', kind,
       'ok', ok, 'st', 'pending', 'n', 0, 'c', now, 'acc', now, 'na', now, 'sid', '')
     index(P .. 'ix:all', now, id, now, horizon)
-    redis.call('ZADD', P .. 'ix:st:pending', now, id)
     index(P .. 'ix:ep:' .. ep, now, id, now, horizon, true)
     if sub ~= '' then index(P .. 'ix:sub:' .. sub, now, id, now, horizon, true) end
     if evt ~= '' then index(P .. 'ix:evt:' .. evt, now, id, now, horizon, true) end
@@ -245,25 +245,27 @@ return due
 var finishScript = redis.NewScript(luaLib + `
 local id, sid, now, outcome = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local rk = P .. 'd:' .. id
-local r = redis.call('HMGET', rk, 'st', 'sid')
+local r = redis.call('HMGET', rk, 'st', 'sid', 'att')
 if r[1] ~= 'pending' or r[2] ~= sid then
   ackDel(sid)
   return 0
 end
-local ak = P .. 'a:' .. id
-if redis.call('RPUSH', ak, ARGV[8]) > tonumber(ARGV[10]) then
-  redis.call('LTRIM', ak, -tonumber(ARGV[10]), -1)
+local att = ARGV[8]
+if r[3] and r[3] ~= '' then
+  att = r[3] .. '\n' .. ARGV[8]
+  local _, lines = string.gsub(att, '\n', '')
+  if lines >= tonumber(ARGV[10]) then att = string.sub(att, string.find(att, '\n', 1, true) + 1) end
 end
 ackDel(sid)
 release(ARGV[12], sid, now)
 if outcome == 'retry' then
   local due = tonumber(ARGV[6])
   redis.call('ZADD', P .. 'delayed', due, id)
-  redis.call('HSET', rk, 'sid', '', 'na', due, 'n', ARGV[13])
+  redis.call('HSET', rk, 'sid', '', 'na', due, 'n', ARGV[13], 'att', att)
 elseif outcome == 'ok' then
-  finalize(id, 'delivered', '', now, tonumber(ARGV[9]), tonumber(ARGV[11]), ARGV[14], ARGV[15], ARGV[13])
+  finalize(id, 'delivered', '', now, tonumber(ARGV[9]), tonumber(ARGV[11]), ARGV[14], ARGV[15], ARGV[13], att)
 else
-  finalize(id, 'failed', ARGV[7], now, tonumber(ARGV[9]), tonumber(ARGV[11]), ARGV[14], ARGV[15], ARGV[13])
+  finalize(id, 'failed', ARGV[7], now, tonumber(ARGV[9]), tonumber(ARGV[11]), ARGV[14], ARGV[15], ARGV[13], att)
 end
 return 1
 `)
@@ -323,7 +325,6 @@ if not r[1] then return -2 end
 if r[1] == 'pending' then return -3 end
 if tonumber(redis.call('GET', P .. 'backlog') or '0') >= tonumber(ARGV[4]) then return -1 end
 redis.call('PERSIST', rk)
-redis.call('PERSIST', P .. 'a:' .. id)
 redis.call('HSET', rk, 'st', 'pending', 'n', 0, 'dr', '', 'dat', '', 'acc', now, 'na', now, 'sid', '')
 setStatus(id, r[1], 'pending', now, now, horizon)
 index(P .. 'ix:all', now, id, now, horizon)
