@@ -37,3 +37,17 @@ func (k keys) verifyQueue() string { return k.tag + ":verify" }
 
 // failing: HASH subscriber id -> unix ms of the first failed delivery try since the last success.
 func (k keys) failing() string { return k.tag + ":failing" }
+
+// fan: HASH subscriber id -> the compact fan-out record of an active subscriber (its token and
+// filters, see fan.go). It holds exactly the subscribers the match indexes hold, written by the
+// same scripts, so fan-out and counting never decode whole documents.
+func (k keys) fan() string { return k.tag + ":fan" }
+
+// gen: STRING, a counter incremented by every write that changes the set of active subscribers or
+// the fan-out record of one (their filters, token). It is never deleted: counts are cached by it.
+func (k keys) gen() string { return k.tag + ":gen" }
+
+// counts: HASH of cached match counts for one generation: field "gen" -> the generation they were
+// counted at, field <channel signature> -> the number of active subscribers matching it. Any write
+// that increments gen deletes it; it is bounded in size (see fan.go).
+func (k keys) counts() string { return k.tag + ":counts" }

@@ -3,9 +3,6 @@ package subscribers
 import (
 	"context"
 	"fmt"
-	"slices"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/channels"
 )
@@ -20,75 +17,33 @@ const matchBatch = 128
 // It never scans all subscribers. The candidates are the union of three kinds of index: the set
 // of the channel's id, the sets of each of its tags, and the set of subscribers without channel
 // filters. Those sorted sets are merged by id (ZRANGEBYLEX from the cursor); candidates are then
-// loaded and filtered exactly in Go (Subscriber.Matches and Active), which also settles chat_types
-// and types.
+// filtered exactly in Go (Subscriber.Matches) by their compact fan-out records, which also
+// settles chat_types and types, and the documents of those that match are loaded (and checked
+// again, Active and Matches). Fan-out needs only ids and tokens: Targets returns those without
+// loading documents.
 func (s *Store) Match(ctx context.Context, ch *channels.Channel, eventType string, after string, limit int) ([]*Subscriber, string, error) {
 	limit = clampLimit(limit)
-	sources := []string{s.k.byChannel(ch.ChannelID), s.k.anyChannel()}
-	for _, t := range ch.ChannelTags {
-		if k := s.k.byTag(t); !slices.Contains(sources, k) {
-			sources = append(sources, k)
+	var ids []string
+	more, err := s.scan(ctx, ch, eventType, after, max(limit, matchBatch), max(limit, 16), func(id, _ string) bool {
+		ids = append(ids, id)
+		return len(ids) < limit
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("subscribers: match %s: %w", ch.ChannelID, err)
+	}
+	recs, err := s.getMany(ctx, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]*Subscriber, 0, len(recs))
+	for _, r := range recs {
+		if r != nil && r.Active() && r.Matches(ch, eventType) {
+			out = append(out, r.public())
 		}
 	}
-	batch := int64(max(limit, matchBatch))
-	cursor := after
-	var out []*Subscriber
-	for {
-		cmds := make([]*redis.StringSliceCmd, len(sources))
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range sources {
-				cmds[i] = p.ZRangeByLex(ctx, k, &redis.ZRangeBy{Min: lexAfter(cursor), Max: "+", Count: batch})
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, "", fmt.Errorf("subscribers: match %s: %w", ch.ChannelID, err)
-		}
-		// Ids up to the boundary are complete: every index that may hold more stopped at or past
-		// it. An index that returned less than a batch has nothing more.
-		var ids []string
-		boundary, bounded := "", false
-		var live []string
-		for i, c := range cmds {
-			got := c.Val()
-			ids = append(ids, got...)
-			if int64(len(got)) == batch {
-				live = append(live, sources[i])
-				if last := got[len(got)-1]; !bounded || last < boundary {
-					boundary, bounded = last, true
-				}
-			}
-		}
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
-		if bounded {
-			n, _ := slices.BinarySearch(ids, boundary)
-			ids = ids[:n+1]
-		}
-		// Load the candidates a chunk at a time, in id order, so a small page reads few documents.
-		chunk := max(limit, 16)
-		for start := 0; start < len(ids); start += chunk {
-			part := ids[start:min(start+chunk, len(ids))]
-			recs, err := s.getMany(ctx, part)
-			if err != nil {
-				return nil, "", err
-			}
-			for i, r := range recs {
-				if r == nil || !r.Active() || !r.Matches(ch, eventType) {
-					continue
-				}
-				out = append(out, r.public())
-				if len(out) == limit {
-					if start+i == len(ids)-1 && !bounded {
-						return out, "", nil
-					}
-					return out, r.ID, nil
-				}
-			}
-		}
-		if !bounded {
-			return out, "", nil
-		}
-		cursor, sources = boundary, live
+	next := ""
+	if more {
+		next = ids[len(ids)-1]
 	}
+	return out, next, nil
 }

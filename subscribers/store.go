@@ -100,23 +100,35 @@ func (s *Store) indexKeys(r *record) []string {
 }
 
 // casScript writes (or deletes) one subscriber if its version is still the one read, moving it
-// between match indexes in the same step.
+// between match indexes and keeping its fan-out record in the same step.
 //
 // KEYS[1] docs hash, KEYS[2] versions hash, KEYS[3] all-ids zset, KEYS[4] verification queue
-// zset, KEYS[5] failing hash, KEYS[6 .. 5+ARGV[4]] index zsets to remove the id from, the rest
-// index zsets to add it to.
+// zset, KEYS[5] failing hash, KEYS[6] fan-out records hash, KEYS[7] generation counter, KEYS[8]
+// count cache hash, KEYS[9 .. 8+ARGV[4]] index zsets to remove the id from, the rest index zsets
+// to add it to.
 // ARGV[1] id; ARGV[2] expected version (0: must not exist); ARGV[3] the new JSON document, or ""
 // to delete; ARGV[4] how many index keys to remove from; ARGV[5] the verification queue: "" leave
 // it, "done" remove the id, else the due time (unix ms) to queue it at; ARGV[6] "1" clears the
-// failure record.
+// failure record; ARGV[7] the new fan-out record ("" when the subscriber is not active); ARGV[8]
+// "1" when the write changes who is active or a fan-out record: the generation is incremented and
+// the cached counts dropped.
 // Returns the new version (0 after a delete), or -1 when the stored version differs (conflict).
 var casScript = redis.NewScript(`
 local id = ARGV[1]
 local cur = tonumber(redis.call('HGET', KEYS[2], id) or '0')
 if cur ~= tonumber(ARGV[2]) then return -1 end
 local nrem = tonumber(ARGV[4])
-for i = 6, 5 + nrem do redis.call('ZREM', KEYS[i], id) end
-for i = 6 + nrem, #KEYS do redis.call('ZADD', KEYS[i], 0, id) end
+for i = 9, 8 + nrem do redis.call('ZREM', KEYS[i], id) end
+for i = 9 + nrem, #KEYS do redis.call('ZADD', KEYS[i], 0, id) end
+if ARGV[7] == '' then
+  redis.call('HDEL', KEYS[6], id)
+else
+  redis.call('HSET', KEYS[6], id, ARGV[7])
+end
+if ARGV[8] == '1' then
+  redis.call('INCR', KEYS[7])
+  redis.call('DEL', KEYS[8])
+end
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
@@ -148,8 +160,14 @@ type effects struct {
 // record (nil to delete).
 func (s *Store) cas(ctx context.Context, id string, expect int64, old, r *record, eff effects) (int64, error) {
 	rem, add := s.indexKeys(old), s.indexKeys(r)
-	keys := append([]string{s.k.docs(), s.k.versions(), s.k.all(), s.k.verifyQueue(), s.k.failing()}, rem...)
+	keys := append([]string{s.k.docs(), s.k.versions(), s.k.all(), s.k.verifyQueue(), s.k.failing(),
+		s.k.fan(), s.k.gen(), s.k.counts()}, rem...)
 	keys = append(keys, add...)
+	oldFan, newFan := encodeFan(old), encodeFan(r)
+	bump := ""
+	if oldFan != newFan {
+		bump = "1"
+	}
 	doc := ""
 	if r != nil {
 		b, err := json.Marshal(r)
@@ -166,7 +184,7 @@ func (s *Store) cas(ctx context.Context, id string, expect int64, old, r *record
 	if eff.clearHealth {
 		clear = "1"
 	}
-	v, err := casScript.Run(ctx, s.rdb, keys, id, expect, doc, len(rem), verify, clear).Int64()
+	v, err := casScript.Run(ctx, s.rdb, keys, id, expect, doc, len(rem), verify, clear, newFan, bump).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("subscribers: write %s: %w", id, err)
 	}
