@@ -5,8 +5,10 @@
 // # Acceptance
 //
 // A notify call is validated, the channel is read, the matching subscribers are counted (the
-// "subscribers" of the 202: the number of verified, enabled subscribers matching at acceptance),
-// and the event is stored in one Lua script together with its entry in the expansion queue and,
+// "subscribers" of the 202: the number of verified, enabled subscribers whose filters match the
+// channel and type, exact at one moment during the call; subscribers.Store.CountMatch serves it
+// from a cache that any change of who is active or of their filters invalidates, so a repeated
+// notify on a channel costs one round trip), and the event is stored in one Lua script together with its entry in the expansion queue and,
 // with an Idempotency-Key, the key's record. Only then is 202 answered: the event is durable. A
 // repeated key (per channel, for 24 h) answers the first call's 202 again and creates nothing; the
 // same key with another request is 409. While the engine's backlog is full (expansion saw
@@ -19,7 +21,7 @@
 // # Expansion
 //
 // Workers (Start/Stop) claim due events with a short lease, then match subscribers a batch at a
-// time (subscribers.Store.Match, ordered by id), enqueue one notifier.Request per subscriber and
+// time (subscribers.Store.Targets: ids and tokens, ordered by id), enqueue one notifier.Request per subscriber and
 // save the last id as a cursor. The delivery id is DeliveryID(event, subscriber), so re-enqueueing
 // a batch after a crash is a no-op in the engine: a killed process loses nothing and duplicates
 // nothing; its event is resumed from the cursor when the lease runs out. When the engine's

@@ -264,7 +264,7 @@ func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan 
 // page is one batch of subscribers to enqueue. next is the cursor after it; last says it is the
 // event's final batch.
 type page struct {
-	subs []*subscribers.Subscriber
+	subs []subscribers.Target
 	next string
 	last bool
 	err  error
@@ -286,7 +286,7 @@ func (s *Service) pages(ctx context.Context, ev *Event, ch *channels.Channel) <-
 				p.subs, p.err = s.target(ctx, ev.SubscriberID)
 				p.last = true
 			} else {
-				p.subs, p.next, p.err = s.subs.Match(ctx, ch, ev.Type, after, s.cfg.BatchSize)
+				p.subs, p.next, p.err = s.subs.Targets(ctx, ch, ev.Type, after, s.cfg.BatchSize)
 				p.last = p.next == "" || len(p.subs) == 0
 			}
 			select {
@@ -305,7 +305,7 @@ func (s *Service) pages(ctx context.Context, ev *Event, ch *channels.Channel) <-
 
 // target returns the one subscriber a targeted event goes to, or none when it was deleted or is no
 // longer verified since the event was accepted.
-func (s *Service) target(ctx context.Context, id string) ([]*subscribers.Subscriber, error) {
+func (s *Service) target(ctx context.Context, id string) ([]subscribers.Target, error) {
 	sub, err := s.subs.Get(ctx, id)
 	if errors.Is(err, subscribers.ErrNotFound) {
 		return nil, nil
@@ -315,13 +315,13 @@ func (s *Service) target(ctx context.Context, id string) ([]*subscribers.Subscri
 	if !sub.Active() {
 		return nil, nil
 	}
-	return []*subscribers.Subscriber{sub}, nil
+	return []subscribers.Target{{ID: sub.ID, Token: sub.Token}}, nil
 }
 
 // enqueue hands one batch of deliveries to the engine, EnqueueChunk at a time, and returns how
 // many it enqueued. A subscriber whose endpoint the engine does not know (deleted since it
 // matched) is skipped. On an error some chunks may be stored; enqueueing them again is a no-op.
-func (s *Service) enqueue(ctx context.Context, ev *Event, subs []*subscribers.Subscriber) (int, error) {
+func (s *Service) enqueue(ctx context.Context, ev *Event, subs []subscribers.Target) (int, error) {
 	if len(subs) == 0 {
 		return 0, nil
 	}

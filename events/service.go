@@ -27,10 +27,12 @@ type Channels interface {
 	Get(ctx context.Context, id string) (*channels.Channel, error)
 }
 
-// Subscribers is what the service needs of the subscriber store.
+// Subscribers is what the service needs of the subscriber store: Get for a targeted event,
+// CountMatch for the count at acceptance, Targets (ids and tokens, paged by id) for expansion.
 type Subscribers interface {
 	Get(ctx context.Context, id string) (*subscribers.Subscriber, error)
-	Match(ctx context.Context, ch *channels.Channel, eventType string, after string, limit int) ([]*subscribers.Subscriber, string, error)
+	CountMatch(ctx context.Context, ch *channels.Channel, eventType string) (int, error)
+	Targets(ctx context.Context, ch *channels.Channel, eventType string, after string, limit int) ([]subscribers.Target, string, error)
 }
 
 // Engine is what the service needs of the delivery engine.
@@ -61,8 +63,6 @@ type Config struct {
 	EnqueueChunk int
 	// Prefetch is how many pages of subscribers expansion matches ahead of the enqueueing [2].
 	Prefetch int
-	// CountPage is the page size used to count matching subscribers at acceptance [500].
-	CountPage int
 	// Workers is how many events this process expands at once [2].
 	Workers int
 	// LeaseTTL is how long a worker's claim on an event lasts without renewal [10 s]; a crashed
@@ -96,7 +96,6 @@ func (c *Config) fill() {
 	c.BatchSize = cmp.Or(c.BatchSize, 500)
 	c.EnqueueChunk = cmp.Or(c.EnqueueChunk, 50)
 	c.Prefetch = cmp.Or(c.Prefetch, 2)
-	c.CountPage = cmp.Or(c.CountPage, 500)
 	c.Workers = cmp.Or(c.Workers, 2)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, 10*time.Second)
 	c.PollInterval = cmp.Or(c.PollInterval, 500*time.Millisecond)
@@ -282,7 +281,7 @@ func (s *Service) Notify(ctx context.Context, channelID string, n Notification, 
 		if !sub.Active() {
 			return acc, false, fmt.Errorf("%w: subscriber %s has status %q", ErrSubscriberNotVerified, sub.ID, sub.Status)
 		}
-	} else if count, err = s.count(ctx, ch, n.Type); err != nil {
+	} else if count, err = s.subs.CountMatch(ctx, ch, n.Type); err != nil {
 		return acc, false, err
 	}
 
@@ -339,22 +338,6 @@ func (s *Service) replay(raw, reqHash string) (Accepted, bool, error) {
 		return Accepted{}, false, ErrIdempotencyConflict
 	}
 	return rec.Accepted, true, nil
-}
-
-// count walks the subscriber index to count the subscribers an event for ch would reach.
-func (s *Service) count(ctx context.Context, ch *channels.Channel, typ string) (int, error) {
-	n, after := 0, ""
-	for {
-		page, next, err := s.subs.Match(ctx, ch, typ, after, s.cfg.CountPage)
-		if err != nil {
-			return 0, err
-		}
-		n += len(page)
-		if next == "" || len(page) == 0 {
-			return n, nil
-		}
-		after = next
-	}
 }
 
 // Get returns an event (without its deliveries); ErrNotFound when unknown or expired.
