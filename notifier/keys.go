@@ -8,10 +8,10 @@ package notifier
 //
 // Layout, for prefix P (default "herald"):
 //
-//	P:{P}:stream            STREAM  ready deliveries, field d = delivery id; consumer group "workers"
+//	P:{P}:stream            STREAM  due deliveries, fields d = delivery id, e = endpoint id; group "workers"
 //	P:{P}:delayed           ZSET    delivery id -> due time (unix ms): retries and deferred tries
 //	P:{P}:backlog           STRING  count of pending deliveries (enqueued, not yet delivered/failed)
-//	P:{P}:d:<id>            HASH    the delivery record (see recordFields)
+//	P:{P}:d:<id>            HASH    the delivery record with its attempts (fields: scripts.go)
 //	P:{P}:ep:<id>           HASH    an endpoint: url, secrets, limits, ordered
 //	P:{P}:if:<endpoint>     ZSET    in-flight leases of an endpoint: stream entry id -> lease expiry (ms);
 //	                                expired leases (of dead processes) are dropped when it looks full
