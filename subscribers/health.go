@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,12 +23,26 @@ const DefaultDisableAfter = 24 * time.Hour
 
 // Health watches the delivery engine's outcomes and disables the subscribers whose endpoints are
 // gone (410) or have failed every delivery try for DisableAfter. Register Observe with the
-// engine's OnOutcome. It costs one Redis command per outcome of a subscriber endpoint (an HDEL on
-// success, one script on failure); disabling, which is rare, costs a read and a write more.
+// engine's OnOutcome. A failure costs one script; successes clear the failure record with one
+// HDEL per group of concurrent successes (while one HDEL runs, the successes reported meanwhile
+// gather for the next, and each Observe returns once its own id is cleared), so a busy fan-out
+// does not cost a Redis command per delivery. Disabling, which is rare, costs a read and a write
+// more.
 type Health struct {
 	store        *Store
 	disableAfter time.Duration
 	log          *slog.Logger
+
+	mu   sync.Mutex
+	open *clearBatch // successes gathering while the previous batch is written; nil when none
+	last *clearBatch // the batch written last (or being written)
+}
+
+// clearBatch is a group of successes whose failure records one HDEL clears.
+type clearBatch struct {
+	ids  []string
+	done chan struct{} // closed when written; err is set before
+	err  error
 }
 
 // NewHealth returns a Health for store; disableAfter <= 0 means DefaultDisableAfter.
@@ -72,7 +87,7 @@ func (h *Health) Observe(o notifier.Outcome) {
 func (h *Health) observe(ctx context.Context, id string, o notifier.Outcome) error {
 	s := h.store
 	if o.Delivered {
-		return s.rdb.HDel(ctx, s.k.failing(), id).Err()
+		return h.clear(ctx, id)
 	}
 	if o.StatusCode == http.StatusGone {
 		return h.disable(ctx, id, ReasonGone)
@@ -91,6 +106,45 @@ func (h *Health) observe(ctx context.Context, id string, o notifier.Outcome) err
 	}
 	return h.disable(ctx, id, fmt.Sprintf("every delivery failed for %s (since %s); the last try %s",
 		h.disableAfter, since.UTC().Format(time.RFC3339), describeOutcome(o)))
+}
+
+// clear deletes id's failure record, together with those of the successes reported while the
+// previous clear was being written (group commit): one HDEL at a time, and each caller returns
+// when the HDEL holding its id is done.
+func (h *Health) clear(ctx context.Context, id string) error {
+	h.mu.Lock()
+	if b := h.open; b != nil {
+		b.ids = append(b.ids, id)
+		h.mu.Unlock()
+		select {
+		case <-b.done:
+			return b.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	b := &clearBatch{ids: []string{id}, done: make(chan struct{})}
+	prev := h.last
+	h.open, h.last = b, b
+	h.mu.Unlock()
+	// This caller writes the batch once the previous one is written; others join meanwhile.
+	if prev != nil {
+		select {
+		case <-prev.done:
+		case <-ctx.Done():
+		}
+	}
+	h.mu.Lock()
+	h.open = nil
+	ids := b.ids
+	h.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		b.err = err
+	} else {
+		b.err = h.store.rdb.HDel(ctx, h.store.k.failing(), ids...).Err()
+	}
+	close(b.done)
+	return b.err
 }
 
 func (h *Health) disable(ctx context.Context, id, reason string) error {

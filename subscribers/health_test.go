@@ -2,7 +2,9 @@ package subscribers
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,6 +90,45 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 		fail()
 		if s := status(); s != StatusVerified {
 			t.Fatalf("after re-enable, one failure disabled it again: %s", s)
+		}
+	})
+}
+
+// TestHealthConcurrentSuccesses: successes reported at once are cleared in groups, and each
+// Observe returns only once its own subscriber's failure record is gone.
+func TestHealthConcurrentSuccesses(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		h := NewHealth(b.store, time.Hour, nil)
+		const n = 40
+		var ids []string
+		for i := range n {
+			ids = append(ids, mustCreate(t, b.store, newSub(fmt.Sprintf("https://example.com/%d", i))).ID)
+		}
+		settle(t, b.store, nil)
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			wg.Go(func() {
+				ep := EndpointID(id)
+				for round := range 5 {
+					h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Reason: "http_5xx"})
+					if ok, _ := b.rdb.HExists(ctx, b.store.k.failing(), id).Result(); !ok {
+						t.Errorf("round %d: failure of %s not recorded", round, id)
+						return
+					}
+					h.Observe(notifier.Outcome{EndpointID: ep, Delivered: true, StatusCode: 200})
+					if ok, _ := b.rdb.HExists(ctx, b.store.k.failing(), id).Result(); ok {
+						t.Errorf("round %d: Observe of a success returned before %s's record was cleared", round, id)
+						return
+					}
+				}
+				h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Reason: "http_5xx"})
+			})
+		}
+		wg.Wait()
+		if got := b.rdb.HLen(ctx, b.store.k.failing()).Val(); got != n {
+			t.Fatalf("%d failure records at the end, want %d", got, n)
 		}
 	})
 }
