@@ -15,6 +15,114 @@ import (
 // few of 1,000 channel ids, 900 on a few of 100 tags, 100 want every channel. Run it with
 // go test -run '^$' -bench Match ./subscribers/ (it is not part of the default test run).
 func BenchmarkMatch(b *testing.B) {
+	s, _ := benchStore(b)
+	ctx := context.Background()
+	total := 0
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		ch := &channels.Channel{ChannelID: fmt.Sprintf("c%d", i%1000), ChannelTags: []string{fmt.Sprintf("t%d", i%100), "t-none"}}
+		got, _, err := s.Match(ctx, ch, TypeUpdateNotification, "", 1000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += len(got)
+	}
+	b.ReportMetric(float64(total)/float64(b.N), "matches/op")
+}
+
+// BenchmarkFanOut10k measures what one notification to 10,000 subscribers that all match costs
+// the subscriber store: the count at acceptance (fresh, then cached) and the expansion's pages of
+// ids and tokens (Targets, 500 a page), against the same pages of whole documents (Match).
+func BenchmarkFanOut10k(b *testing.B) {
+	rdb, prefix := redistest.Shared(b)
+	s := NewStore(rdb, prefix)
+	ctx := context.Background()
+	for i := range 10_000 {
+		sub := &Subscriber{ID: fmt.Sprintf("s%06d", i), URL: fmt.Sprintf("https://example.com/%d", i), Token: fmt.Sprintf("tok-%d", i), Secret: NewSecret()}
+		if _, err := s.Create(ctx, sub); err != nil {
+			b.Fatal(err)
+		}
+	}
+	verifyAll(b, s)
+	ch := &channels.Channel{ChannelID: "c", ChannelTags: []string{"t"}}
+	b.Run("CountFresh", func(b *testing.B) {
+		for b.Loop() {
+			if err := rdb.Del(ctx, s.k.counts()).Err(); err != nil {
+				b.Fatal(err)
+			}
+			if n, err := s.CountMatch(ctx, ch, TypeUpdateNotification); err != nil || n != 10_000 {
+				b.Fatal(n, err)
+			}
+		}
+	})
+	b.Run("CountCached", func(b *testing.B) {
+		for b.Loop() {
+			if n, err := s.CountMatch(ctx, ch, TypeUpdateNotification); err != nil || n != 10_000 {
+				b.Fatal(n, err)
+			}
+		}
+	})
+	b.Run("Targets", func(b *testing.B) {
+		for b.Loop() {
+			n, after := 0, ""
+			for {
+				page, next, err := s.Targets(ctx, ch, TypeUpdateNotification, after, 500)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n += len(page)
+				if next == "" {
+					break
+				}
+				after = next
+			}
+			if n != 10_000 {
+				b.Fatal(n)
+			}
+		}
+	})
+	b.Run("Match", func(b *testing.B) {
+		for b.Loop() {
+			n, after := 0, ""
+			for {
+				page, next, err := s.Match(ctx, ch, TypeUpdateNotification, after, 500)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n += len(page)
+				if next == "" {
+					break
+				}
+				after = next
+			}
+			if n != 10_000 {
+				b.Fatal(n)
+			}
+		}
+	})
+}
+
+func verifyAll(b *testing.B, s *Store) {
+	ctx := context.Background()
+	for {
+		tasks, err := s.ClaimVerifications(ctx, 1000, time.Minute)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(tasks) == 0 {
+			return
+		}
+		for _, t := range tasks {
+			if _, err := s.FinishVerification(ctx, t, ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// benchStore holds 10,000 active subscribers: 9,000 filter on a few of 1,000 channel ids, 900 on
+// a few of 100 tags, 100 want every channel.
+func benchStore(b *testing.B) (*Store, string) {
 	rdb, prefix := redistest.Shared(b)
 	s := NewStore(rdb, prefix)
 	ctx := context.Background()
@@ -31,29 +139,6 @@ func BenchmarkMatch(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for {
-		tasks, err := s.ClaimVerifications(ctx, 1000, time.Minute)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(tasks) == 0 {
-			break
-		}
-		for _, t := range tasks {
-			if _, err := s.FinishVerification(ctx, t, ""); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	total := 0
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		ch := &channels.Channel{ChannelID: fmt.Sprintf("c%d", i%1000), ChannelTags: []string{fmt.Sprintf("t%d", i%100), "t-none"}}
-		got, _, err := s.Match(ctx, ch, TypeUpdateNotification, "", 1000)
-		if err != nil {
-			b.Fatal(err)
-		}
-		total += len(got)
-	}
-	b.ReportMetric(float64(total)/float64(b.N), "matches/op")
+	verifyAll(b, s)
+	return s, prefix
 }
