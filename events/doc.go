@@ -27,7 +27,8 @@
 // nothing; its event is resumed from the cursor when the lease runs out. When the engine's
 // backlog is full the event is handed back and tried again later, never dropped. The matcher reads
 // up to Prefetch pages ahead of the enqueueing, and each page is enqueued EnqueueChunk deliveries
-// per call, so no single Redis script holds other API calls up for long.
+// per call, so no single Redis script holds other API calls up for long, with EnqueueInFlight
+// calls at once, so Redis does not sit idle for a round trip between chunks.
 //
 // # Metrics
 //

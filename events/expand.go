@@ -318,9 +318,11 @@ func (s *Service) target(ctx context.Context, id string) ([]subscribers.Target, 
 	return []subscribers.Target{{ID: sub.ID, Token: sub.Token}}, nil
 }
 
-// enqueue hands one batch of deliveries to the engine, EnqueueChunk at a time, and returns how
-// many it enqueued. A subscriber whose endpoint the engine does not know (deleted since it
-// matched) is skipped. On an error some chunks may be stored; enqueueing them again is a no-op.
+// enqueue hands one batch of deliveries to the engine, EnqueueChunk at a time with up to
+// EnqueueInFlight calls at once, and returns how many it enqueued. A subscriber whose endpoint the
+// engine does not know (deleted since it matched) is skipped. After an error no further chunk is
+// started, the chunks in flight are waited for, and the first error is returned; some chunks may
+// be stored, and enqueueing them again is a no-op.
 func (s *Service) enqueue(ctx context.Context, ev *Event, subs []subscribers.Target) (int, error) {
 	if len(subs) == 0 {
 		return 0, nil
@@ -336,27 +338,59 @@ func (s *Service) enqueue(ctx context.Context, ev *Event, subs []subscribers.Tar
 			Kind:         KindNotification,
 		}
 	}
-	n := 0
+	var (
+		mu       sync.Mutex
+		n        int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	slots := make(chan struct{}, s.cfg.EnqueueInFlight)
 	for chunk := range slices.Chunk(reqs, s.cfg.EnqueueChunk) {
-		_, err := s.eng.Enqueue(ctx, chunk...)
-		if err == nil {
-			n += len(chunk)
-			continue
+		slots <- struct{}{}
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			<-slots
+			break
 		}
-		if !errors.Is(err, notifier.ErrUnknownEndpoint) {
-			return n, err
-		}
-		// One endpoint of the chunk is unknown: enqueue one by one to find it and keep the others.
-		for _, r := range chunk {
-			_, err := s.eng.Enqueue(ctx, r)
-			switch {
-			case err == nil:
-				n++
-			case errors.Is(err, notifier.ErrUnknownEndpoint):
-				s.log.Warn("subscriber has no delivery endpoint; skipped", "event_id", ev.ID, "subscriber_id", r.SubscriberID)
-			default:
-				return n, err
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := s.enqueueChunk(ctx, ev, chunk)
+			mu.Lock()
+			n += k
+			if err != nil && firstErr == nil {
+				firstErr = err
 			}
+			mu.Unlock()
+			<-slots
+		}()
+	}
+	wg.Wait()
+	return n, firstErr
+}
+
+// enqueueChunk enqueues one chunk in one engine call; when one of its endpoints is unknown it
+// enqueues the chunk one by one to skip that one and keep the others.
+func (s *Service) enqueueChunk(ctx context.Context, ev *Event, chunk []notifier.Request) (int, error) {
+	_, err := s.eng.Enqueue(ctx, chunk...)
+	if err == nil {
+		return len(chunk), nil
+	}
+	if !errors.Is(err, notifier.ErrUnknownEndpoint) {
+		return 0, err
+	}
+	n := 0
+	for _, r := range chunk {
+		_, err := s.eng.Enqueue(ctx, r)
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, notifier.ErrUnknownEndpoint):
+			s.log.Warn("subscriber has no delivery endpoint; skipped", "event_id", ev.ID, "subscriber_id", r.SubscriberID)
+		default:
+			return n, err
 		}
 	}
 	return n, nil

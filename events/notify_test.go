@@ -396,3 +396,31 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	}
 	return out
 }
+
+// TestChunksInFlight: a batch enqueued in many small chunks, several at once, reaches every
+// subscriber exactly once, and a subscriber whose engine endpoint is gone is skipped without
+// losing the rest of its chunk.
+func TestChunksInFlight(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{cfg: Config{BatchSize: 60, EnqueueChunk: 7, EnqueueInFlight: 3}})
+	ctx := context.Background()
+	b.channel(t, &channels.Channel{ChannelID: "c1"})
+	ids := b.bulkSubscribers(t, 150, "http://127.0.0.1:9/hook")
+	gone := ids[75]
+	if err := b.eng.DeleteEndpoint(ctx, subscribers.EndpointID(gone)); err != nil {
+		t.Fatal(err)
+	}
+	acc := b.notify(t, "c1", map[string]any{"type": TypeRepublish})
+	if acc.Subscribers != len(ids) {
+		t.Errorf("202 subscribers = %d, want %d", acc.Subscribers, len(ids))
+	}
+	b.expand(t)
+	want := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == gone })
+	if got := b.subscriberIDs(t, acc.EventID); !slices.Equal(got, want) {
+		t.Errorf("deliveries to %d subscribers, want %d (all but %s)", len(got), len(want), gone)
+	}
+	ev, err := b.svc.Get(ctx, acc.EventID)
+	if err != nil || ev.Status != StatusExpanded || ev.Enqueued != len(want) {
+		t.Errorf("event after expansion: %+v, %v", ev, err)
+	}
+}

@@ -61,6 +61,11 @@ type Config struct {
 	// call in one Redis script, which holds Redis for everyone else while it runs: small chunks
 	// keep the API answering quickly during a large fan-out.
 	EnqueueChunk int
+	// EnqueueInFlight is how many engine.Enqueue calls of one batch may be in flight at once [2].
+	// Two keep Redis busy with the fan-out while the next chunk travels, without a round trip's
+	// gap between chunks; an API call may then wait behind two chunks, so keep
+	// EnqueueInFlight × EnqueueChunk about what one call may hold Redis for.
+	EnqueueInFlight int
 	// Prefetch is how many pages of subscribers expansion matches ahead of the enqueueing [2].
 	Prefetch int
 	// Workers is how many events this process expands at once [2].
@@ -95,6 +100,7 @@ func (c *Config) fill() {
 	c.MaxPending = cmp.Or(c.MaxPending, 10000)
 	c.BatchSize = cmp.Or(c.BatchSize, 500)
 	c.EnqueueChunk = cmp.Or(c.EnqueueChunk, 50)
+	c.EnqueueInFlight = cmp.Or(c.EnqueueInFlight, 2)
 	c.Prefetch = cmp.Or(c.Prefetch, 2)
 	c.Workers = cmp.Or(c.Workers, 2)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, 10*time.Second)
