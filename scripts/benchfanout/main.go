@@ -136,6 +136,15 @@ func bench(redisURL string, n, runs, probes int) error {
 	defer func() { stop(); <-served }()
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	// The Redis floor: PINGs on a connection of their own show how long any Redis call waits
+	// behind the others (the API cannot answer faster than that).
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return err
+	}
+	opt.PoolSize, opt.MinIdleConns = 1, 1
+	pinger := redis.NewClient(opt)
+	defer pinger.Close()
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err != nil {
@@ -151,7 +160,7 @@ func bench(redisURL string, n, runs, probes int) error {
 		// Redis's slow log shows the commands that held Redis (and so every API call) longest.
 		_ = a.RDB.ConfigSet(ctx, "slowlog-log-slower-than", "2000").Err()
 		_ = a.RDB.Do(ctx, "SLOWLOG", "RESET").Err()
-		if err := oneRun(ctx, client, base, a.Events, n, probes, done, r); err != nil {
+		if err := oneRun(ctx, client, base, a.Events, a.RDB, pinger, n, probes, done, r); err != nil {
 			return err
 		}
 		slowLog(ctx, a.RDB)
@@ -159,7 +168,8 @@ func bench(redisURL string, n, runs, probes int) error {
 	return nil
 }
 
-func oneRun(ctx context.Context, client *http.Client, base string, svc *events.Service, n, probes int, done <-chan int64, run int) error {
+func oneRun(ctx context.Context, client *http.Client, base string, svc *events.Service, rdb redis.UniversalClient,
+	pinger *redis.Client, n, probes int, done <-chan int64, run int) error {
 	// The probes call a cheap route for the whole run; latencies are kept from the 202 to the
 	// last delivery received.
 	var (
@@ -208,6 +218,38 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 			}
 		}()
 	}
+	var (
+		pingIdle, pingExp []time.Duration
+		enqueued          atomic.Bool
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stopped:
+				return
+			default:
+			}
+			t0 := time.Now()
+			err := pinger.Ping(ctx).Err()
+			d := time.Since(t0)
+			if err != nil {
+				errs.Add(1)
+			}
+			switch {
+			case window.Load() && !enqueued.Load():
+				mu.Lock()
+				pingExp = append(pingExp, d)
+				mu.Unlock()
+			case idle.Load():
+				mu.Lock()
+				pingIdle = append(pingIdle, d)
+				mu.Unlock()
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
 	time.Sleep(300 * time.Millisecond) // warm the probes' connections
 	// A baseline: the same calls for a second with no fan-out running (the machine's own noise).
 	idle.Store(true)
@@ -215,6 +257,7 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 	idle.Store(false)
 
 	body := `{"type": "update_notification", "update_type": "message_created", "message": {"timestamp": "2018-10-16T17:23:49.000100Z", "user": "USERID", "content": "A new message."}}`
+	stats0 := commandStats(ctx, rdb)
 	window.Store(true)
 	t0 := time.Now()
 	resp, err := client.Post(base+"/channel/bench/notify", "application/json", strings.NewReader(body))
@@ -240,6 +283,7 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 		}
 		if ev.Status == events.StatusExpanded {
 			tEnq = time.Now()
+			enqueued.Store(true)
 			if ev.Enqueued != n {
 				return fmt.Errorf("event expanded with %d deliveries, want %d", ev.Enqueued, n)
 			}
@@ -250,6 +294,7 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 		}
 		time.Sleep(time.Millisecond)
 	}
+	stats1 := commandStats(ctx, rdb)
 	var tRecv time.Time
 	select {
 	case ns := <-done:
@@ -271,6 +316,8 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 	slices.Sort(expanding)
 	mu.Lock()
 	slices.Sort(idleLat)
+	slices.Sort(pingIdle)
+	slices.Sort(pingExp)
 	mu.Unlock()
 	fmt.Printf("run %d: event %s to %d subscribers (202 said %d)\n", run, acc.EventID, n, acc.Subscribers)
 	fmt.Printf("  notify answered 202 in      %8.2f ms\n", ms(t202.Sub(t0)))
@@ -282,6 +329,9 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 		len(expanding), ms(pct(expanding, 0.50)), ms(pct(expanding, 0.99)), ms(pct(expanding, 1)))
 	fmt.Printf("  GET /channel/{id} whole run: %d calls, %d errors, p50 %.2f ms, p99 %.2f ms, max %.2f ms (202 to last received; target p99 < 10 ms)\n",
 		len(lat), errs.Load(), ms(pct(lat, 0.50)), ms(pct(lat, 0.99)), ms(pct(lat, 1)))
+	fmt.Printf("  Redis PING (own connection): idle p50 %.2f ms, p99 %.2f ms; expanding p50 %.2f ms, p99 %.2f ms, max %.2f ms (the floor under any API call)\n",
+		ms(pct(pingIdle, 0.5)), ms(pct(pingIdle, 0.99)), ms(pct(pingExp, 0.5)), ms(pct(pingExp, 0.99)), ms(pct(pingExp, 1)))
+	printBusy(stats0, stats1, tEnq.Sub(t0))
 	return nil
 }
 
@@ -320,6 +370,73 @@ func slowLog(ctx context.Context, rdb redis.UniversalClient) {
 	for name, a := range by {
 		fmt.Printf("    %-40s %5d  max %6.2f ms  mean %6.2f ms\n", name, a.n, ms(a.max), ms(a.sum/time.Duration(a.n)))
 	}
+}
+
+// cmdStat is one line of INFO commandstats.
+type cmdStat struct {
+	calls int64
+	usec  int64
+}
+
+// commandStats reads INFO commandstats (Redis's own time spent per command; a script's time
+// includes the commands it ran, which are counted again under their names) and the CPU time of
+// Redis's main thread (under "cpu", usec only).
+func commandStats(ctx context.Context, rdb redis.UniversalClient) map[string]cmdStat {
+	out := map[string]cmdStat{}
+	info, err := rdb.Info(ctx, "commandstats", "cpu").Result()
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (name == "used_cpu_sys_main_thread" || name == "used_cpu_user_main_thread") {
+			sec, _ := strconv.ParseFloat(rest, 64)
+			c := out["cpu"]
+			c.usec += int64(sec * 1e6)
+			out["cpu"] = c
+			continue
+		}
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		var st cmdStat
+		for _, kv := range strings.Split(rest, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "calls":
+				st.calls, _ = strconv.ParseInt(v, 10, 64)
+			case "usec":
+				st.usec, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		out[strings.TrimPrefix(name, "cmdstat_")] = st
+	}
+	return out
+}
+
+// printBusy prints how much of the window Redis spent executing commands, and on which.
+func printBusy(before, after map[string]cmdStat, window time.Duration) {
+	type row struct {
+		name string
+		cmdStat
+	}
+	var rows []row
+	for name, a := range after {
+		b := before[name]
+		d := cmdStat{calls: a.calls - b.calls, usec: a.usec - b.usec}
+		if d.calls <= 0 || name == "cpu" {
+			continue
+		}
+		rows = append(rows, row{name, d})
+	}
+	slices.SortFunc(rows, func(x, y row) int { return int(y.usec - x.usec) })
+	cpu := float64(after["cpu"].usec-before["cpu"].usec) / 1000
+	fmt.Printf("  Redis main thread CPU notify -> last enqueued: %.0f ms of %.0f ms (%.0f%%); by command (scripts include their commands):",
+		cpu, ms(window), 100*cpu/max(ms(window), 1))
+	for _, r := range rows[:min(len(rows), 7)] {
+		fmt.Printf(" %s %d calls %.0f ms (%.0f µs/call);", strings.ToLower(r.name), r.calls, float64(r.usec)/1000, float64(r.usec)/float64(r.calls))
+	}
+	fmt.Println()
 }
 
 type timed struct {
