@@ -72,7 +72,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.Limiter = redis_rate.NewLimiter(conn.Client)
 
 	a.Router = httpx.NewRouter()
-	a.Router.Use(httpx.Recover, httpx.Log)
+	a.Router.Use(httpx.Recover, httpx.Log, httpx.StrictQuery)
 	a.Router.Handle("/healthz", http.HandlerFunc(a.healthz)).Methods(http.MethodGet, http.MethodHead)
 	a.Router.Handle("/readyz", http.HandlerFunc(a.readyz)).Methods(http.MethodGet, http.MethodHead)
 	a.API = a.Router.NewRoute().Subrouter()

@@ -271,3 +271,18 @@ func TestRateLimitStoreDownIs503(t *testing.T) {
 	}
 	decodeErr(t, rec)
 }
+
+func TestStrictQuery(t *testing.T) {
+	t.Parallel()
+	h := httpx.StrictQuery(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
+	for q, want := range map[string]int{"": 204, "?limit=5&after=abc": 204, "?after=%%%": 400, "?a=%zz": 400} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/x"+q, nil))
+		if rec.Code != want {
+			t.Fatalf("%q: %d, want %d", q, rec.Code, want)
+		}
+		if want == 400 {
+			decodeErr(t, rec)
+		}
+	}
+}

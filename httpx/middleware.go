@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -209,4 +210,18 @@ func callerKey(r *http.Request) string {
 		host = r.RemoteAddr
 	}
 	return "ip:" + host
+}
+
+// StrictQuery answers 400 to a request whose query string cannot be parsed (a stray '%' or ';'),
+// instead of letting handlers silently ignore the broken parameters.
+func StrictQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery != "" {
+			if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+				WriteError(w, r, BadRequest(CodeInvalidValue, "", "the query string is malformed: %s", truncate(err.Error(), 100)))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }

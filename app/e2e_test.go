@@ -1,0 +1,295 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/app"
+	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/redisx/redistest"
+)
+
+// receiver is a subscriber endpoint like the seed's Django REST view: it answers the handshake
+// with the challenge as a JSON string and records every notification.
+type receiver struct {
+	*httptest.Server
+	mu    sync.Mutex
+	notes []note
+	block chan struct{} // when set, notifications wait on it before being answered
+}
+
+type note struct {
+	header http.Header
+	body   []byte
+}
+
+func newReceiver(t *testing.T) *receiver {
+	rc := &receiver{}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var p struct{ Token, Type, Challenge string }
+		_ = json.Unmarshal(body, &p)
+		if p.Type == "url_verification" {
+			_ = json.NewEncoder(w).Encode(p.Challenge)
+			return
+		}
+		rc.mu.Lock()
+		block := rc.block
+		rc.mu.Unlock()
+		if block != nil {
+			select {
+			case <-block:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		rc.mu.Lock()
+		rc.notes = append(rc.notes, note{r.Header.Clone(), body})
+		rc.mu.Unlock()
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func (rc *receiver) received() []note {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]note(nil), rc.notes...)
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNotificationEndToEnd follows the README's notification walkthrough through the whole
+// daemon: channel, subscriber, handshake, notify (retried with the same Idempotency-Key), exactly
+// one signed delivery with the seed's payload, and the event and delivery records.
+func TestNotificationEndToEnd(t *testing.T) {
+	t.Parallel()
+	base, _ := start(t, func(c *app.Config) { c.APIKeys = []string{testKey} })
+	rc := newReceiver(t)
+
+	resp, _ := do(t, "POST", base+"/channel", testKey, `{"channel_id": "slack-sim", "channel_tags": ["slack"],
+		"channel_metadata": {"endpoint_url": "`+rc.URL+`/incoming", "chat_type": "slack"}}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create channel: %d", resp.StatusCode)
+	}
+	resp, sub := do(t, "POST", base+"/subscribers", testKey, `{"url": "`+rc.URL+`/hook", "token": "tok", "channel_tags": ["slack"]}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create subscriber: %d %v", resp.StatusCode, sub)
+	}
+	id, secret := sub["id"].(string), sub["secret"].(string)
+	waitFor(t, "the subscriber to be verified", 10*time.Second, func() bool {
+		_, s := do(t, "GET", base+"/subscribers/"+id, testKey, "")
+		return s["status"] == "verified"
+	})
+
+	notify := func() map[string]any {
+		req, _ := http.NewRequest("POST", base+"/channel/slack-sim/notify", strings.NewReader(
+			`{"type": "update_notification", "update_type": "message_changed", "message": {"user": "U1", "content": "edited"}}`))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", "publish-42")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		if resp.StatusCode != 202 {
+			t.Fatalf("notify: %d %v", resp.StatusCode, m)
+		}
+		return m
+	}
+	first, again := notify(), notify()
+	if first["event_id"] != again["event_id"] || first["subscribers"] != float64(1) {
+		t.Fatalf("notify answers %v then %v", first, again)
+	}
+	evt := first["event_id"].(string)
+
+	waitFor(t, "the notification", 10*time.Second, func() bool { return len(rc.received()) >= 1 })
+	time.Sleep(200 * time.Millisecond) // a duplicate would show up now
+	got := rc.received()
+	if len(got) != 1 {
+		t.Fatalf("received %d notifications, want exactly 1", len(got))
+	}
+	if err := notifier.Verify(secret, got[0].header, got[0].body, time.Minute); err != nil {
+		t.Fatalf("signature: %v", err)
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(got[0].body, &payload); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"token": "tok", "type": "update_notification", "channel": "slack-sim", "chat_type": "slack",
+		"update_type": "message_changed", "message": map[string]any{"user": "U1", "content": "edited"}}
+	if fmt.Sprint(payload) != fmt.Sprint(want) {
+		t.Fatalf("payload %v\nwant    %v", payload, want)
+	}
+
+	waitFor(t, "the event to show its delivery as delivered", 10*time.Second, func() bool {
+		_, e := do(t, "GET", base+"/events/"+evt, testKey, "")
+		ds, _ := e["deliveries"].([]any)
+		return len(ds) == 1 && ds[0].(map[string]any)["status"] == "delivered"
+	})
+	_, e := do(t, "GET", base+"/events/"+evt, testKey, "")
+	d := e["deliveries"].([]any)[0].(map[string]any)
+	if d["subscriber_id"] != id || d["event_id"] != evt || got[0].header.Get("webhook-id") != d["id"] {
+		t.Fatalf("delivery record %v does not match the request (webhook-id %q)", d, got[0].header.Get("webhook-id"))
+	}
+	resp, one := do(t, "GET", base+"/deliveries/"+d["id"].(string), testKey, "")
+	if resp.StatusCode != 200 || len(one["attempts"].([]any)) != 1 {
+		t.Fatalf("GET /deliveries/{id}: %d %v", resp.StatusCode, one)
+	}
+	resp, failed := do(t, "GET", base+"/deliveries?status=failed", testKey, "")
+	if resp.StatusCode != 200 || len(failed["deliveries"].([]any)) != 0 {
+		t.Fatalf("dead letters: %d %v", resp.StatusCode, failed)
+	}
+}
+
+// TestBadInputNeverBreaksTheDaemon sends malformed requests to every route: each gets a JSON 4xx
+// naming the problem, never a 5xx, and the daemon goes on serving good requests.
+func TestBadInputNeverBreaksTheDaemon(t *testing.T) {
+	t.Parallel()
+	base, _ := start(t, func(c *app.Config) { c.MaxBodyBytes = 4096 })
+	if resp, _ := do(t, "POST", base+"/channel", "", `{"channel_id": "c1", "channel_metadata": {"endpoint_url": "http://127.0.0.1:1/x"}}`); resp.StatusCode != 201 {
+		t.Fatalf("setup: %d", resp.StatusCode)
+	}
+	big := `{"channel_id": "big", "channel_name": "` + strings.Repeat("x", 5000) + `"}`
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/channel", `{`},
+		{"POST", "/channel", `{"channel_id": ["x"]}`},
+		{"POST", "/channel", `{"channel_id": "c2", "channel_metadata": {"endpoint_url": "ftp://x"}}`},
+		{"POST", "/channel", big},
+		{"PUT", "/channel/c1", `{"channel_tags": "slack"}`},
+		{"PUT", "/channel/bad%20id", `{}`},
+		{"POST", "/channels", `{"channel_tags": {"$regex": "x"}}`},
+		{"POST", "/channels?limit=-1", `{}`},
+		{"POST", "/channels?after=%%%", `{}`},
+		{"POST", "/subscribers", `{"url": "not a url"}`},
+		{"POST", "/subscribers", `{"url": "https://example.com", "types": ["nope"]}`},
+		{"POST", "/subscribers", `{"url": "https://example.com", "secret": "plain"}`},
+		{"PATCH", "/subscribers/nope", `{"url": "https://example.com"}`},
+		{"POST", "/channel/c1/notify", `{"type": "bogus"}`},
+		{"POST", "/channel/c1/notify", `{"type": "update_notification", "update_type": "message_exploded"}`},
+		{"POST", "/channel/c1/notify", `{"type": "republish_request", "subscriber_id": "sub_missing"}`},
+		{"POST", "/channel/nope/notify", `{"type": "republish_request"}`},
+		{"POST", "/channel/message", `{"channel_id": "c1", "session_id": "", "message": "m"}`},
+		{"POST", "/channel/message", `{"channel_id": "nope", "session_id": "s", "message": "m"}`},
+		{"POST", "/webhook-response", `{"session_id": "never"}`},
+		{"POST", "/webhook-response", `not json`},
+		{"GET", "/sessions/never", ``},
+		{"GET", "/events/never", ``},
+		{"GET", "/deliveries?status=lost", ``},
+		{"GET", "/deliveries/never", ``},
+		{"POST", "/deliveries/never/retry", ``},
+		{"DELETE", "/channels", ``},
+	} {
+		resp, m := do(t, c.method, base+c.path, "", c.body)
+		if resp.StatusCode < 400 || resp.StatusCode >= 500 {
+			t.Errorf("%s %s %.60s: status %d, want a 4xx", c.method, c.path, c.body, resp.StatusCode)
+			continue
+		}
+		e, _ := m["error"].(map[string]any)
+		if e["code"] == "" || e["message"] == "" {
+			t.Errorf("%s %s: error body %v lacks code or message", c.method, c.path, m)
+		}
+	}
+	// Nothing half-written, and the daemon still serves.
+	if resp, _ := do(t, "GET", base+"/channel/big", "", ""); resp.StatusCode != 404 {
+		t.Fatalf("oversize create left a channel: %d", resp.StatusCode)
+	}
+	if resp, ch := do(t, "GET", base+"/channel/c1", "", ""); resp.StatusCode != 200 || len(ch["channel_tags"].([]any)) != 0 {
+		t.Fatalf("c1 after bad updates: %d %v", resp.StatusCode, ch)
+	}
+	if resp, _ := do(t, "GET", base+"/healthz", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("healthz: %d", resp.StatusCode)
+	}
+}
+
+// TestAcceptedWorkSurvivesShutdown accepts a notification while the receiver is stuck, shuts the
+// daemon down, and starts a new one on the same Redis: the notification still arrives.
+func TestAcceptedWorkSurvivesShutdown(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.Shared(t)
+	addr := rdb.(*redis.Client).Options().Addr
+	rc := newReceiver(t)
+
+	run := func() (string, func()) {
+		cfg := app.Default()
+		cfg.Redis.URL = "redis://" + addr
+		cfg.RedisPrefix = prefix
+		cfg.AllowHTTP, cfg.AllowPrivate = true, true
+		cfg.ShutdownTimeout = 2 * time.Second
+		cfg.RequestTimeout = time.Second
+		cfg.RetrySchedule = []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Addr = ln.Addr().String()
+		a, err := app.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Serve(ctx, ln) }()
+		return "http://" + cfg.Addr, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		}
+	}
+
+	base, stop := run()
+	do(t, "POST", base+"/channel", "", `{"channel_id": "c", "channel_metadata": {"endpoint_url": "`+rc.URL+`/x"}}`)
+	_, sub := do(t, "POST", base+"/subscribers", "", `{"url": "`+rc.URL+`/hook"}`)
+	waitFor(t, "verification", 10*time.Second, func() bool {
+		_, s := do(t, "GET", base+"/subscribers/"+sub["id"].(string), "", "")
+		return s["status"] == "verified"
+	})
+	rc.mu.Lock()
+	rc.block = make(chan struct{})
+	rc.mu.Unlock()
+	if resp, _ := do(t, "POST", base+"/channel/c/notify", "", `{"type": "unpublish_request"}`); resp.StatusCode != 202 {
+		t.Fatalf("notify: %d", resp.StatusCode)
+	}
+	time.Sleep(300 * time.Millisecond) // the try is now stuck at the receiver
+	stop()
+
+	rc.mu.Lock()
+	close(rc.block)
+	rc.block = nil
+	rc.mu.Unlock()
+	_, stop2 := run()
+	defer stop2()
+	waitFor(t, "the accepted notification after a restart", 20*time.Second, func() bool {
+		for _, n := range rc.received() {
+			if strings.Contains(string(n.body), `"unpublish_request"`) {
+				return true
+			}
+		}
+		return false
+	})
+}
