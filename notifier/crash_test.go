@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -153,4 +154,75 @@ func TestRedisRestart(t *testing.T) {
 	for _, id := range ids {
 		waitStatus(t, e, id, StatusDelivered, 10*time.Second)
 	}
+}
+
+// Tries answered while Redis is down are recorded once it is back (from its AOF), without being
+// made again and without holding the endpoint's in-flight slots: every delivery, including those
+// waiting behind the held slots, is delivered within a few seconds of the restart, each POSTed
+// once.
+func TestTriesAnsweredDuringARedisOutageAreRecordedWhenItReturns(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	rdb := srv.Client(t)
+	cfg := testConfig("outage")
+	cfg.Heartbeat = time.Second // the reaper would need 2 s and a second POST to take a try back
+	cfg.RequestTimeout = 10 * time.Second
+	cfg.MaxInFlight = 4
+	logs := &logBuffer{}
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e := startEngine(t, rdb, cfg)
+	hold := make(chan struct{})
+	rc := newReceiver(t, func(n int64, w http.ResponseWriter, _ *http.Request) {
+		if n <= 4 {
+			<-hold // the first four tries answer only once Redis is gone
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
+	var reqs []Request
+	for i := range 12 {
+		reqs = append(reqs, Request{ID: fmt.Sprintf("o%d", i), EndpointID: "ep", Body: []byte(`{}`)})
+	}
+	ids := enqueue(t, e, reqs...)
+	waitFor(t, 5*time.Second, "four tries in flight", func() bool { return rc.count.Load() >= 4 })
+
+	srv.Kill()
+	close(hold)
+	// The answers land and recording them fails (after the client's own retries).
+	waitFor(t, 15*time.Second, "a try's record to fail", func() bool { return logs.has(`op="record a try"`) })
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	for _, id := range ids {
+		waitStatus(t, e, id, StatusDelivered, 5*time.Second)
+	}
+	t.Logf("all delivered %s after Redis returned", time.Since(back).Round(time.Millisecond))
+	seen := map[string]int{}
+	for _, r := range rc.received() {
+		seen[r.header.Get(HeaderID)]++
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("delivery %s was POSTed %d times, want once", id, seen[id])
+		}
+	}
+}
+
+// logBuffer collects an engine's log lines for a test to wait on.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) has(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Contains(l.buf.String(), s)
 }

@@ -6,10 +6,12 @@
 //
 // Due deliveries sit in a Redis Stream read through one consumer group by every process; retries
 // and deferred tries wait in a sorted set by due time and are pumped back into the stream when
-// due; each delivery has a record (a hash) and an attempt list. Every state change is one Lua
+// due; each delivery has a record (a hash, holding its attempts too). Every state change is one Lua
 // script (scripts.go), all keys share one Cluster slot (keys.go). Processes renew a heartbeat key;
 // when one dies its pending stream entries are claimed by the others within a few heartbeats.
-// When Redis loses the group (a restart without persistence) the fetcher recreates it.
+// When Redis loses the group (a restart without persistence) the fetcher recreates it. A try
+// answered while Redis is unreachable (down, or loading its data after a restart) is recorded
+// as soon as Redis answers again, so it is neither made twice nor holds its in-flight lease.
 //
 // # A try
 //

@@ -243,13 +243,17 @@ func (e *Engine) process(t *try) {
 
 	// An open breaker defers at once: no lease, no rate token, no try.
 	if t.breakerErr != nil {
-		delay := 250 * time.Millisecond // half-open: the probe's answer is awaited
+		// Half-open: the probe's answer is awaited (a try takes at most the request timeout,
+		// usually far less), so look again soon. Open: come back when it lets a probe through.
+		// The spread (a tenth of the cooldown, at most a second) keeps the deferred deliveries
+		// from arriving all at once; a wider one only delays them once the endpoint is back.
+		delay := 250 * time.Millisecond
 		if errors.Is(t.breakerErr, gobreaker.ErrOpenState) {
 			delay = time.Until(t.breaker.reopenAt(e.cfg.BreakerCooldown))
 		}
-		// Spread the wake-ups so the deferred deliveries do not stampede the probe.
-		delay = max(delay, 0) + time.Duration(float64(e.cfg.BreakerCooldown)*0.5*rnd())
-		e.deferTry(ctx, en, delay, false, 0, ReasonBreakerOpen)
+		spread := min(e.cfg.BreakerCooldown/10, time.Second)
+		delay = max(delay, 0) + time.Duration(float64(spread)*rnd())
+		e.deferTry(en, delay, false, 0, ReasonBreakerOpen)
 		return
 	}
 	done := t.done
@@ -289,14 +293,14 @@ func (e *Engine) process(t *try) {
 	if t.rateErr != nil {
 		notSent()
 		e.redisFailed("rate limiter", t.rateErr)
-		e.deferTry(ctx, en, time.Second, true, 0, "")
+		e.deferTry(en, time.Second, true, 0, "")
 		return
 	}
 	if !t.allowed {
 		notSent()
 		e.m.rateLimitWaits.Inc()
 		interval := time.Minute / time.Duration(t.rate)
-		e.deferTry(ctx, en, max(t.retryAfter, interval, time.Millisecond), true, interval, ReasonRateLimited)
+		e.deferTry(en, max(t.retryAfter, interval, time.Millisecond), true, interval, ReasonRateLimited)
 		return
 	}
 
@@ -321,7 +325,7 @@ func (e *Engine) process(t *try) {
 	e.m.inflight.Dec()
 	if tr.aborted {
 		notSent()
-		e.deferTry(ctx, en, 0, true, 0, "")
+		e.deferTry(en, 0, true, 0, "")
 		return
 	}
 	v := classify(tr.status, tr.err)
@@ -365,13 +369,19 @@ func (e *Engine) process(t *try) {
 			outcome = "retry"
 		}
 	}
-	// Run through the batcher: the finishes of concurrent tries share round trips.
-	fin, err := finishScript.Run(ctx, e.batch, []string{e.k.stream()}, e.k.p, en.id, en.sid, finishedAt,
-		outcome, due, dead, attJSON, e.cfg.Retention.Milliseconds(), maxAttemptsKept, e.horizonMS(),
-		ep, tries, res[15], acc).Int()
+	// Run through the batcher: the finishes of concurrent tries share round trips. The try was
+	// made: record it as soon as Redis answers again (an outage, a restart still loading its
+	// data) rather than leave it to the reaper, which would make it again while its lease kept
+	// other deliveries of the endpoint waiting.
+	var fin int
+	err = e.untilRedisAnswers("record a try", func(ctx context.Context) (err error) {
+		fin, err = finishScript.Run(ctx, e.batch, []string{e.k.stream()}, e.k.p, en.id, en.sid, finishedAt,
+			outcome, due, dead, attJSON, e.cfg.Retention.Milliseconds(), maxAttemptsKept, e.horizonMS(),
+			ep, tries, res[15], acc).Int()
+		return err
+	})
 	if err != nil {
-		e.redisFailed("record a try", err)
-		return // pending here; the reaper hands it back and it is tried again
+		return // stopping, or not a passing Redis failure: pending here; the reaper hands it back
 	}
 	if fin == 0 {
 		return // another process finished it meanwhile
@@ -403,17 +413,20 @@ func reasonLabel(v verdict) string {
 
 // deferTry puts the entry back without using a try, due after delay. interval > 0 spreads
 // rate-limited deliveries over the endpoint's future slots.
-func (e *Engine) deferTry(ctx context.Context, en entry, delay time.Duration, release bool, interval time.Duration, reason string) {
+func (e *Engine) deferTry(en entry, delay time.Duration, release bool, interval time.Duration, reason string) {
 	rel := "0"
 	if release {
 		rel = "1"
 	}
-	now := e.nowMS()
-	due, err := deferScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, en.id, en.sid, now,
-		now+delay.Milliseconds(), rel, interval.Milliseconds()).Int64()
+	var due int64
+	err := e.untilRedisAnswers("defer a try", func(ctx context.Context) (err error) {
+		now := e.nowMS()
+		due, err = deferScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, en.id, en.sid, now,
+			now+delay.Milliseconds(), rel, interval.Milliseconds()).Int64()
+		return err
+	})
 	if err != nil {
-		e.redisFailed("defer a try", err)
-		return
+		return // pending here; the reaper hands it back
 	}
 	if due >= 0 && reason != "" {
 		e.m.deliveries.WithLabelValues("deferred", reason).Inc()
@@ -422,6 +435,48 @@ func (e *Engine) deferTry(ctx context.Context, en entry, delay time.Duration, re
 	if due >= 0 {
 		e.pokeAt(due)
 	}
+}
+
+// untilRedisAnswers runs call (a script that moves a try on) until Redis answers it, waiting
+// 100 ms doubling to 2 s between calls while Redis is unreachable, loading its data after a
+// restart, or otherwise failing in passing. It gives up on an error that another call would
+// only repeat (a script error) and when Stop abandons the tries in flight; the entry then stays
+// pending in this process and the reaper hands it back.
+func (e *Engine) untilRedisAnswers(what string, call func(context.Context) error) error {
+	wait, first := 100*time.Millisecond, true
+	for {
+		ctx, cancel := e.redisCtx()
+		err := call(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if first || !passing(err) {
+			e.redisFailed(what, err) // once per outage and try, not once per call
+		} else {
+			e.m.redisErrors.Inc()
+		}
+		first = false
+		if !passing(err) {
+			return err
+		}
+		select {
+		case <-e.hard.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// passing tells a Redis failure that may pass (no connection, a timeout, a restart loading its
+// data, a read-only replica during a failover) from an answer another call would repeat.
+func passing(err error) bool {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return false
+	}
+	s := err.Error()
+	return !strings.HasPrefix(s, "ERR") && !strings.HasPrefix(s, "WRONGTYPE")
 }
 
 func (e *Engine) redisFailed(what string, err error) {
