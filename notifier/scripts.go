@@ -160,49 +160,66 @@ if newCount > 0 then redis.call('INCRBY', P .. 'backlog', newCount) end
 return out
 `)
 
-// beginScript starts a try of the delivery in stream entry sid: it checks the entry is current,
-// dead-letters a delivery past its age or whose endpoint is gone, and takes an in-flight lease of
-// the endpoint (or parks the delivery in the endpoint's waiter list when all are taken).
+// beginScript starts the tries of a fetched batch of stream entries, one script call for all of
+// them. For each it checks the entry is current, dead-letters a delivery past its age or whose
+// endpoint is gone, and takes an in-flight lease of the endpoint (or parks the delivery in the
+// endpoint's waiter list when all are taken).
 //
 // KEYS[1] stream
-// ARGV[1] prefix, ARGV[2] delivery id, ARGV[3] sid, ARGV[4] now ms, ARGV[5] default max in
-// flight, ARGV[6] lease ms, ARGV[7] max age ms, ARGV[8] retention ms, ARGV[9] horizon ms.
-// Returns {'skip'} (stale entry, dropped), {'dead', reason}, {'wait'} (parked), or
-// {'go', ep, n, c, acc, body, evt, sub, kind, url, secret, prev secret, prev expiry, rate, max in flight, ok}.
+// ARGV[1] prefix, ARGV[2] now ms, ARGV[3] default max in flight, ARGV[4] lease ms, ARGV[5] max
+// age ms, ARGV[6] retention ms, ARGV[7] horizon ms, ARGV[8] count n, then n pairs: delivery id,
+// sid.
+// Returns one answer per pair, in order: {'skip'} (stale entry, dropped), {'dead', reason},
+// {'wait'} (parked), or {'go', ep, n, c, acc, body, evt, sub, kind, url, secret, prev secret,
+// prev expiry, rate, max in flight, ok}.
 var beginScript = redis.NewScript(luaLib + `
-local id, sid, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local rk = P .. 'd:' .. id
-local r = redis.call('HMGET', rk, 'st', 'sid', 'ep', 'n', 'c', 'acc', 'body', 'evt', 'sub', 'kind', 'ok')
-if r[1] ~= 'pending' or r[2] ~= sid then
-  ackDel(sid)
-  return {'skip'}
-end
-local ep = r[3]
-local e = redis.call('HMGET', P .. 'ep:' .. ep, 'url', 'sec', 'psec', 'pexp', 'rate', 'mif')
-local reason = nil
-if not e[1] then reason = 'endpoint_deleted'
-elseif now - tonumber(r[5]) > tonumber(ARGV[7]) then reason = 'max_age' end
-if reason then
-  ackDel(sid)
-  finalize(id, 'failed', reason, now, tonumber(ARGV[8]), tonumber(ARGV[9]), r[11], r[6], nil)
-  return {'dead', reason}
-end
-local ifk = P .. 'if:' .. ep
-local mif = tonumber(e[6]) or 0
-if mif <= 0 then mif = tonumber(ARGV[5]) end
-if redis.call('ZCARD', ifk) >= mif then
-  -- full: drop expired leases (of dead processes); a reclaimed entry keeps its own lease
-  redis.call('ZREMRANGEBYSCORE', ifk, '-inf', now)
-  if not redis.call('ZSCORE', ifk, sid) and redis.call('ZCARD', ifk) >= mif then
+local now = tonumber(ARGV[2])
+local defMif, lease, maxAge = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local retention, horizon = tonumber(ARGV[6]), tonumber(ARGV[7])
+local eps = {}
+local function begin(id, sid)
+  local rk = P .. 'd:' .. id
+  local r = redis.call('HMGET', rk, 'st', 'sid', 'ep', 'n', 'c', 'acc', 'body', 'evt', 'sub', 'kind', 'ok')
+  if r[1] ~= 'pending' or r[2] ~= sid then
     ackDel(sid)
-    redis.call('HSET', rk, 'sid', '')
-    redis.call('RPUSH', P .. 'w:' .. ep, id)
-    redis.call('SADD', P .. 'waiting', ep)
-    return {'wait'}
+    return {'skip'}
   end
+  local ep = r[3]
+  local e = eps[ep]
+  if not e then
+    e = redis.call('HMGET', P .. 'ep:' .. ep, 'url', 'sec', 'psec', 'pexp', 'rate', 'mif')
+    eps[ep] = e
+  end
+  local reason = nil
+  if not e[1] then reason = 'endpoint_deleted'
+  elseif now - tonumber(r[5]) > maxAge then reason = 'max_age' end
+  if reason then
+    ackDel(sid)
+    finalize(id, 'failed', reason, now, retention, horizon, r[11], r[6], nil)
+    return {'dead', reason}
+  end
+  local ifk = P .. 'if:' .. ep
+  local mif = tonumber(e[6]) or 0
+  if mif <= 0 then mif = defMif end
+  if redis.call('ZCARD', ifk) >= mif then
+    -- full: drop expired leases (of dead processes); a reclaimed entry keeps its own lease
+    redis.call('ZREMRANGEBYSCORE', ifk, '-inf', now)
+    if not redis.call('ZSCORE', ifk, sid) and redis.call('ZCARD', ifk) >= mif then
+      ackDel(sid)
+      redis.call('HSET', rk, 'sid', '')
+      redis.call('RPUSH', P .. 'w:' .. ep, id)
+      redis.call('SADD', P .. 'waiting', ep)
+      return {'wait'}
+    end
+  end
+  redis.call('ZADD', ifk, now + lease, sid)
+  return {'go', ep, r[4], r[5], r[6], r[7], r[8] or '', r[9] or '', r[10] or '', e[1], e[2] or '', e[3] or '', e[4] or '', e[5] or '', tostring(mif), r[11] or ''}
 end
-redis.call('ZADD', ifk, now + tonumber(ARGV[6]), sid)
-return {'go', ep, r[4], r[5], r[6], r[7], r[8] or '', r[9] or '', r[10] or '', e[1], e[2] or '', e[3] or '', e[4] or '', e[5] or '', tostring(mif), r[11] or ''}
+local out = {}
+for i = 1, tonumber(ARGV[8]) do
+  out[i] = begin(ARGV[7 + 2 * i], ARGV[8 + 2 * i])
+end
+return out
 `)
 
 // deferScript puts a delivery back without using a try (breaker open, rate limited, shutdown).

@@ -99,8 +99,8 @@ func (e *Engine) fetchLoop() {
 
 // dispatch starts a try for each entry; the caller holds one worker slot per entry. The
 // breaker is asked first (an open one defers the delivery without touching its lease or rate
-// limit), then every entry's begin script runs in one pipelined round trip, then each try goes
-// on in its own goroutine.
+// limit), then one begin script call starts all the others, then each try goes on in its own
+// goroutine.
 func (e *Engine) dispatch(es []entry) {
 	started := make([]*try, 0, len(es))
 	e.activeMu.Lock()
@@ -117,8 +117,9 @@ func (e *Engine) dispatch(es []entry) {
 
 	ctx, cancel := e.redisCtx()
 	defer cancel()
-	pipe := e.rdb.Pipeline()
 	var begins []*try
+	args := []any{e.k.p, e.nowMS(), e.cfg.MaxInFlight, (e.cfg.RequestTimeout + 5*time.Second).Milliseconds(),
+		e.cfg.MaxDeliveryAge.Milliseconds(), e.cfg.Retention.Milliseconds(), e.horizonMS(), 0}
 	for _, t := range started {
 		if t.id == "" || t.ep == "" {
 			continue // not an entry of ours: process drops it
@@ -130,14 +131,24 @@ func (e *Engine) dispatch(es []entry) {
 			continue
 		}
 		t.done = done
-		t.begin = pipe.EvalSha(ctx, beginScript.Hash(), []string{e.k.stream()}, e.beginArgs(t.entry)...)
+		args = append(args, t.id, t.sid)
 		begins = append(begins, t)
 	}
 	if len(begins) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil && isNoScript(err) {
-			// Redis lost its scripts (a restart): load them and run the begins one by one.
-			for _, t := range begins {
-				t.begin = beginScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.beginArgs(t.entry)...)
+		args[7] = len(begins)
+		answers, err := beginScript.Run(ctx, e.rdb, []string{e.k.stream()}, args...).Slice()
+		if err == nil && len(answers) != len(begins) {
+			err = errors.New("unexpected answer from the begin script")
+		}
+		for i, t := range begins {
+			if err != nil {
+				t.beginErr = err
+				continue
+			}
+			a, _ := answers[i].([]any)
+			t.res = make([]string, len(a))
+			for j, v := range a {
+				t.res[j], _ = v.(string)
 			}
 		}
 		e.checkRates(ctx, begins)
@@ -162,10 +173,10 @@ type try struct {
 	done       func(error) // the breaker's callback, nil when it refused
 	breaker    *breaker
 	breakerErr error
-	begin      *redis.Cmd // the begin script's answer
-	res        []string   // its values, when it said go
-	rate       int        // the endpoint's rate limit per minute
-	allowed    bool       // the rate limiter let it through
+	beginErr   error    // the begin script failed
+	res        []string // the begin script's answer for this entry
+	rate       int      // the endpoint's rate limit per minute
+	allowed    bool     // the rate limiter let it through
 	retryAfter time.Duration
 	rateErr    error
 }
@@ -180,11 +191,10 @@ func (e *Engine) checkRates(ctx context.Context, begins []*try) {
 	}
 	groups := map[string]*group{}
 	for _, t := range begins {
-		res, err := t.begin.StringSlice()
-		if err != nil || len(res) < 16 || res[0] != "go" {
+		res := t.res
+		if t.beginErr != nil || len(res) < 16 || res[0] != "go" {
 			continue
 		}
-		t.res = res
 		t.rate = int(atoi64(res[13]))
 		if t.rate <= 0 {
 			t.rate = e.cfg.RateLimitPerMinute
@@ -213,14 +223,6 @@ func (e *Engine) checkRates(ctx context.Context, begins []*try) {
 	}
 	wg.Wait()
 }
-
-func (e *Engine) beginArgs(en entry) []any {
-	return []any{e.k.p, en.id, en.sid, e.nowMS(),
-		e.cfg.MaxInFlight, (e.cfg.RequestTimeout + 5*time.Second).Milliseconds(),
-		e.cfg.MaxDeliveryAge.Milliseconds(), e.cfg.Retention.Milliseconds(), e.horizonMS()}
-}
-
-func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
 
 // redisCtx is for the Redis calls of a try: they must complete even while the engine stops, or
 // the delivery would stay in this process's pending list until the reaper took it back.
@@ -259,12 +261,9 @@ func (e *Engine) process(t *try) {
 	done := t.done
 	notSent := func() { done(errNotSent) }
 
-	res, err := t.res, error(nil)
-	if res == nil {
-		res, err = t.begin.StringSlice()
-		if err == nil && (len(res) == 0 || res[0] == "go") {
-			err = errors.New("unexpected answer from the begin script")
-		}
+	res, err := t.res, t.beginErr
+	if err == nil && (len(res) == 0 || res[0] == "go" && len(res) < 16 || res[0] == "dead" && len(res) < 2) {
+		err = errors.New("unexpected answer from the begin script")
 	}
 	if err != nil {
 		notSent()
