@@ -2,20 +2,28 @@ package notifier
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// batcher pipelines the script calls of concurrent tries: EvalSha blocks its caller until the
-// call has run, but the calls that arrive while a pipeline is in flight go out together in the
-// next one. With hundreds of tries in flight this turns hundreds of round trips (each a pair of
-// syscalls on both sides) into a few. It implements the Scripter interface that go-redis
-// scripts and redis_rate take, so the rate limiter's own script is batched too; the other
-// methods go straight to Redis.
+// batcher shares Redis round trips between concurrent tries. finish blocks its caller until
+// the try is recorded, but the finishes that arrive while a call is in flight go out together
+// as one finish script call. EvalSha likewise pipelines the calls that arrive together. With
+// hundreds of tries in flight this turns hundreds of round trips (each a pair of syscalls on both
+// sides) into a few. It implements the Scripter interface that go-redis scripts and redis_rate
+// take, so the rate limiter's own script is pipelined this way; the other methods go straight
+// to Redis.
 type batcher struct {
 	rdb redis.UniversalClient
 	ch  chan *batchCall
+	// fin carries finish calls: those that arrive together go out as ONE finish script call (the
+	// script takes many tries), which saves Redis a script invocation per try.
+	fin    chan *finishCall
+	stream string // the stream key (KEYS[1] of the finish script)
+	prefix string // the key prefix (ARGV[1])
+	fixed  []any  // the finish script's ARGV[2..4]: retention, attempts kept, horizon
 
 	mu      sync.Mutex
 	running bool
@@ -29,16 +37,26 @@ type batchCall struct {
 
 const maxBatch = 128
 
-func newBatcher(rdb redis.UniversalClient, queue int) *batcher {
-	return &batcher{rdb: rdb, ch: make(chan *batchCall, queue)}
+// finishCall is one try's finish: its group of 11 finish script arguments and the answer.
+type finishCall struct {
+	args []any
+	res  int64
+	err  error
+	done chan struct{}
+}
+
+func newBatcher(rdb redis.UniversalClient, queue int, k keys, fixed []any) *batcher {
+	return &batcher{rdb: rdb, ch: make(chan *batchCall, queue), fin: make(chan *finishCall, queue),
+		stream: k.stream(), prefix: k.p, fixed: fixed}
 }
 
 func (b *batcher) start() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.running = true
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.loop()
+	go b.finishLoop()
 }
 
 // stop ends the loop once every call sent before has run. No call may be made after it.
@@ -51,6 +69,7 @@ func (b *batcher) stop() {
 	b.running = false
 	b.mu.Unlock()
 	close(b.ch)
+	close(b.fin)
 	b.wg.Wait()
 }
 
@@ -120,4 +139,55 @@ func (b *batcher) ScriptLoad(ctx context.Context, script string) *redis.StringCm
 
 func (b *batcher) Del(ctx context.Context, keys ...string) *redis.IntCmd {
 	return b.rdb.Del(ctx, keys...)
+}
+
+// finish records one try (args: the 11 values of a finish script group) together with the
+// finishes that arrive meanwhile. It returns the script's answer for this try (1 recorded, 0
+// stale).
+func (b *batcher) finish(args ...any) (int64, error) {
+	c := &finishCall{args: args, done: make(chan struct{})}
+	b.fin <- c
+	<-c.done
+	return c.res, c.err
+}
+
+func (b *batcher) finishLoop() {
+	defer b.wg.Done()
+	batch := make([]*finishCall, 0, maxBatch)
+	for first := range b.fin {
+		batch = append(batch[:0], first)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case c, ok := <-b.fin:
+				if !ok {
+					break more
+				}
+				batch = append(batch, c)
+			default:
+				break more
+			}
+		}
+		args := make([]any, 0, 5+11*len(batch))
+		args = append(args, b.prefix)
+		args = append(args, b.fixed...)
+		args = append(args, len(batch))
+		for _, c := range batch {
+			args = append(args, c.args...)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
+		res, err := finishScript.Run(ctx, b.rdb, []string{b.stream}, args...).Int64Slice()
+		cancel()
+		if err == nil && len(res) != len(batch) {
+			err = errors.New("unexpected answer from the finish script")
+		}
+		for i, c := range batch {
+			if err != nil {
+				c.err = err
+			} else {
+				c.res = res[i]
+			}
+			close(c.done)
+		}
+	}
 }

@@ -54,7 +54,7 @@ type Engine struct {
 	hardStop context.CancelFunc
 	loops    sync.WaitGroup // fetcher, pump, reaper
 	tries    sync.WaitGroup // tries in flight
-	batch    *batcher       // pipelines the script calls of tries (finish, rate limit)
+	batch    *batcher       // shares the Redis calls of tries (finish, rate limit)
 }
 
 type breaker struct {
@@ -78,13 +78,13 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 		cfg:      cfg,
 		k:        newKeys(cfg.Prefix),
 		policy:   egress.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivate},
-		batch:    newBatcher(rdb, cfg.Workers),
 		ua:       "herald/" + cfg.Version,
 		breakers: map[string]*breaker{},
 		active:   map[string]struct{}{},
 		slots:    make(chan struct{}, cfg.Workers),
 		wake:     make(chan struct{}, 1),
 	}
+	e.batch = newBatcher(rdb, cfg.Workers, e.k, []any{cfg.Retention.Milliseconds(), maxAttemptsKept, e.horizonMS()})
 	e.client = egress.NewClient(egress.ClientOptions{
 		Policy:  e.policy,
 		Timeout: cfg.RequestTimeout,

@@ -251,40 +251,50 @@ redis.call('HSET', rk, 'sid', '', 'na', due)
 return due
 `)
 
-// finishScript records a try and moves the delivery on: delivered, scheduled again, or failed.
+// finishScript records tries and moves their deliveries on: delivered, scheduled again, or
+// failed. The finishes of concurrent tries share one call (batcher.go).
 //
 // KEYS[1] stream
-// ARGV[1] prefix, ARGV[2] delivery id, ARGV[3] sid, ARGV[4] now ms, ARGV[5] 'ok' | 'retry' | 'dead',
-// ARGV[6] due ms (retry), ARGV[7] dead reason, ARGV[8] attempt JSON, ARGV[9] retention ms,
-// ARGV[10] attempts kept, ARGV[11] horizon ms, ARGV[12] endpoint id, ARGV[13] tries used now,
-// ARGV[14] ordering line, ARGV[15] accepted ms (the last three as begin returned them).
-// Returns 1, or 0 for a stale entry (another process finished it; the try is not recorded).
+// ARGV[1] prefix, ARGV[2] retention ms, ARGV[3] attempts kept, ARGV[4] horizon ms, ARGV[5] count
+// n, then n groups of 11: delivery id, sid, now ms, 'ok' | 'retry' | 'dead', due ms (retry), dead
+// reason, attempt JSON, endpoint id, tries used now, ordering line, accepted ms (the last three
+// as begin returned them).
+// Returns one number per group: 1, or 0 for a stale entry (another process finished it; the try
+// is not recorded).
 var finishScript = redis.NewScript(luaLib + `
-local id, sid, now, outcome = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local rk = P .. 'd:' .. id
-local r = redis.call('HMGET', rk, 'st', 'sid', 'att')
-if r[1] ~= 'pending' or r[2] ~= sid then
+local retention, kept, horizon = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local function finish(id, sid, now, outcome, due, dead, attempt, ep, tries, ok, acc)
+  local rk = P .. 'd:' .. id
+  local r = redis.call('HMGET', rk, 'st', 'sid', 'att')
+  if r[1] ~= 'pending' or r[2] ~= sid then
+    ackDel(sid)
+    return 0
+  end
+  local att = attempt
+  if r[3] and r[3] ~= '' then
+    att = r[3] .. '\n' .. attempt
+    local _, lines = string.gsub(att, '\n', '')
+    if lines >= kept then att = string.sub(att, string.find(att, '\n', 1, true) + 1) end
+  end
   ackDel(sid)
-  return 0
+  release(ep, sid, now)
+  if outcome == 'retry' then
+    redis.call('ZADD', P .. 'delayed', due, id)
+    redis.call('HSET', rk, 'sid', '', 'na', due, 'n', tries, 'att', att)
+  elseif outcome == 'ok' then
+    finalize(id, 'delivered', '', now, retention, horizon, ok, acc, tries, att)
+  else
+    finalize(id, 'failed', dead, now, retention, horizon, ok, acc, tries, att)
+  end
+  return 1
 end
-local att = ARGV[8]
-if r[3] and r[3] ~= '' then
-  att = r[3] .. '\n' .. ARGV[8]
-  local _, lines = string.gsub(att, '\n', '')
-  if lines >= tonumber(ARGV[10]) then att = string.sub(att, string.find(att, '\n', 1, true) + 1) end
+local out = {}
+for i = 1, tonumber(ARGV[5]) do
+  local b = 5 + (i - 1) * 11
+  out[i] = finish(ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4], tonumber(ARGV[b + 5]),
+    ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9], ARGV[b + 10], ARGV[b + 11])
 end
-ackDel(sid)
-release(ARGV[12], sid, now)
-if outcome == 'retry' then
-  local due = tonumber(ARGV[6])
-  redis.call('ZADD', P .. 'delayed', due, id)
-  redis.call('HSET', rk, 'sid', '', 'na', due, 'n', ARGV[13], 'att', att)
-elseif outcome == 'ok' then
-  finalize(id, 'delivered', '', now, tonumber(ARGV[9]), tonumber(ARGV[11]), ARGV[14], ARGV[15], ARGV[13], att)
-else
-  finalize(id, 'failed', ARGV[7], now, tonumber(ARGV[9]), tonumber(ARGV[11]), ARGV[14], ARGV[15], ARGV[13], att)
-end
-return 1
+return out
 `)
 
 // pumpScript moves due deliveries from the delayed set into the stream.

@@ -368,15 +368,13 @@ func (e *Engine) process(t *try) {
 			outcome = "retry"
 		}
 	}
-	// Run through the batcher: the finishes of concurrent tries share round trips. The try was
+	// Run through the batcher: the finishes of concurrent tries share one script call. The try was
 	// made: record it as soon as Redis answers again (an outage, a restart still loading its
 	// data) rather than leave it to the reaper, which would make it again while its lease kept
 	// other deliveries of the endpoint waiting.
-	var fin int
-	err = e.untilRedisAnswers("record a try", func(ctx context.Context) (err error) {
-		fin, err = finishScript.Run(ctx, e.batch, []string{e.k.stream()}, e.k.p, en.id, en.sid, finishedAt,
-			outcome, due, dead, attJSON, e.cfg.Retention.Milliseconds(), maxAttemptsKept, e.horizonMS(),
-			ep, tries, res[15], acc).Int()
+	var fin int64
+	err = e.untilRedisAnswers("record a try", func(context.Context) (err error) {
+		fin, err = e.batch.finish(en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, res[15], acc)
 		return err
 	})
 	if err != nil {
