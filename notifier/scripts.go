@@ -263,11 +263,12 @@ return due
 // is not recorded).
 var finishScript = redis.NewScript(luaLib + `
 local retention, kept, horizon = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local acks = {} -- the entries to acknowledge and delete, all in one XACK and one XDEL at the end
 local function finish(id, sid, now, outcome, due, dead, attempt, ep, tries, ok, acc)
   local rk = P .. 'd:' .. id
   local r = redis.call('HMGET', rk, 'st', 'sid', 'att')
   if r[1] ~= 'pending' or r[2] ~= sid then
-    ackDel(sid)
+    acks[#acks + 1] = sid
     return 0
   end
   local att = attempt
@@ -276,7 +277,7 @@ local function finish(id, sid, now, outcome, due, dead, attempt, ep, tries, ok, 
     local _, lines = string.gsub(att, '\n', '')
     if lines >= kept then att = string.sub(att, string.find(att, '\n', 1, true) + 1) end
   end
-  ackDel(sid)
+  acks[#acks + 1] = sid
   release(ep, sid, now)
   if outcome == 'retry' then
     redis.call('ZADD', P .. 'delayed', due, id)
@@ -293,6 +294,10 @@ for i = 1, tonumber(ARGV[5]) do
   local b = 5 + (i - 1) * 11
   out[i] = finish(ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4], tonumber(ARGV[b + 5]),
     ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9], ARGV[b + 10], ARGV[b + 11])
+end
+if #acks > 0 then
+  redis.call('XACK', STREAM, 'workers', unpack(acks))
+  redis.call('XDEL', STREAM, unpack(acks))
 end
 return out
 `)
