@@ -87,7 +87,7 @@ func (e *Engine) fetchLoop() {
 		for range len(es) - 1 {
 			e.slots <- struct{}{}
 		}
-		// Dispatch (two pipelined round trips) runs beside the next read, so entries that
+		// Dispatch (two round trips: the begin script, the rate limits) runs beside the next read, so entries that
 		// arrive meanwhile do not wait for it. It counts as a try for Stop.
 		e.tries.Add(1)
 		go func() {
