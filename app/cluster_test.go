@@ -1,0 +1,51 @@
+package app_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/app"
+	"github.com/heraldhq/herald/redisx/redistest"
+)
+
+// TestOnRedisCluster runs the walkthrough against a real three-node Redis Cluster: every Lua script
+// must keep its keys on one slot (a CROSSSLOT error would fail a request here).
+func TestOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	addrs := redistest.StartCluster(t)
+	base, _ := start(t, func(c *app.Config) {
+		c.Redis.URL = ""
+		c.Redis.Addrs = addrs
+	})
+	rc := newReceiver(t)
+	mustStatus := func(want int, method, path, body string) map[string]any {
+		t.Helper()
+		resp, m := do(t, method, base+path, "", body)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %d %v, want %d", method, path, resp.StatusCode, m, want)
+		}
+		return m
+	}
+	mustStatus(201, "POST", "/channel", `{"channel_id": "c1", "channel_tags": ["slack"], "channel_metadata": {"endpoint_url": "`+rc.URL+`/incoming"}}`)
+	mustStatus(200, "PUT", "/channel/c1", `{"channel_tags": ["slack", "b"]}`)
+	if got := mustStatus(200, "POST", "/channels", `{"channel_tags": {"$in": ["b"]}}`); len(got["channels"].([]any)) != 1 {
+		t.Fatalf("query: %v", got)
+	}
+	sub := mustStatus(201, "POST", "/subscribers", `{"url": "`+rc.URL+`/hook", "channel_tags": ["slack"]}`)
+	waitFor(t, "verification on the cluster", 10*time.Second, func() bool {
+		_, s := do(t, "GET", base+"/subscribers/"+sub["id"].(string), "", "")
+		return s["status"] == "verified"
+	})
+	evt := mustStatus(202, "POST", "/channel/c1/notify", `{"type": "republish_request"}`)
+	mustStatus(202, "POST", "/channel/message", `{"channel_id": "c1", "session_id": "s1", "message": "hi"}`)
+	waitFor(t, "both deliveries on the cluster", 10*time.Second, func() bool { return len(rc.received()) >= 2 })
+	waitFor(t, "the event's delivery record", 10*time.Second, func() bool {
+		_, e := do(t, "GET", base+"/events/"+evt["event_id"].(string), "", "")
+		ds, _ := e["deliveries"].([]any)
+		return len(ds) == 1 && ds[0].(map[string]any)["status"] == "delivered"
+	})
+	mustStatus(200, "GET", "/sessions/s1", "")
+	mustStatus(200, "GET", "/deliveries?status=failed", "")
+	mustStatus(200, "DELETE", "/subscribers/"+sub["id"].(string), "")
+	mustStatus(200, "DELETE", "/channel/c1", "")
+}
