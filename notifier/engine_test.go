@@ -222,8 +222,14 @@ func TestDeadLetterThenReplay(t *testing.T) {
 	if len(d.Attempts) != 4 || d.DeadReason != ReasonMaxTries || d.NextAttemptAt != nil {
 		t.Fatalf("dead delivery %+v", d)
 	}
-	last := b.outcomes()[len(b.outcomes())-1]
-	if !last.Dead || last.Reason != ReasonHTTP5xx {
+	// The record turns failed just before the outcome reaches the listeners.
+	var last Outcome
+	waitFor(t, 5*time.Second, "the dead-letter outcome", func() bool {
+		os := b.outcomes()
+		last = os[len(os)-1]
+		return last.Dead
+	})
+	if last.Reason != ReasonHTTP5xx {
 		t.Errorf("last outcome %+v", last)
 	}
 	// Listed as failed.
