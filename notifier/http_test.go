@@ -189,9 +189,11 @@ func TestMaxDeliveryAgeDeadLetters(t *testing.T) {
 	if d.DeadReason != ReasonMaxAge || len(d.Attempts) != 2 {
 		t.Errorf("dead: %+v", d)
 	}
-	if o := b.outcomes(); !o[len(o)-1].Dead {
-		t.Errorf("last outcome %+v", o[len(o)-1])
-	}
+	// The record turns failed just before the outcome reaches the listeners.
+	waitFor(t, 3*time.Second, "the dead-letter outcome", func() bool {
+		o := b.outcomes()
+		return len(o) > 0 && o[len(o)-1].Dead
+	})
 }
 
 func TestDeletedEndpointDeadLetters(t *testing.T) {
