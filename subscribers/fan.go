@@ -146,46 +146,114 @@ func (s *Store) candidates(ch *channels.Channel, after string, batch int) *candi
 	return &candidates{s: s, sources: sources, cursor: after, batch: int64(batch)}
 }
 
-// next returns the next candidate ids, sorted and without duplicates, and whether more may follow
-// them. The ids are complete up to the last one: every index that may hold more stopped at or
-// past it (an index that returned less than a batch has nothing more).
-func (c *candidates) next(ctx context.Context) ([]string, bool, error) {
-	if c.done {
-		return nil, false, nil
-	}
+// queue adds the reads of the next round to p; read takes their answers.
+func (c *candidates) queue(ctx context.Context, p redis.Pipeliner) []*redis.StringSliceCmd {
 	cmds := make([]*redis.StringSliceCmd, len(c.sources))
-	_, err := c.s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, k := range c.sources {
-			cmds[i] = p.ZRangeByLex(ctx, k, &redis.ZRangeBy{Min: lexAfter(c.cursor), Max: "+", Count: c.batch})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("subscribers: read match indexes: %w", err)
+	for i, k := range c.sources {
+		cmds[i] = p.ZRangeByLex(ctx, k, &redis.ZRangeBy{Min: lexAfter(c.cursor), Max: "+", Count: c.batch})
 	}
-	var ids, live []string
+	return cmds
+}
+
+// read returns the candidate ids of a round, sorted and without duplicates, and whether more may
+// follow them. The ids are complete up to the last one (the boundary): every index that returned
+// a full batch stopped at or past it, and an index that returned less has nothing more. Ids past
+// the boundary are left for the next round, which reads, from the boundary on, the indexes that
+// returned a full batch and those that returned ids past it.
+func (c *candidates) read(cmds []*redis.StringSliceCmd) ([]string, bool) {
+	var ids []string
 	boundary, bounded := "", false
-	for i, cmd := range cmds {
+	for _, cmd := range cmds {
 		got := cmd.Val()
 		ids = append(ids, got...)
 		if int64(len(got)) == c.batch {
-			live = append(live, c.sources[i])
 			if last := got[len(got)-1]; !bounded || last < boundary {
 				boundary, bounded = last, true
 			}
 		}
 	}
-	if len(c.sources) > 1 {
+	if len(cmds) > 1 {
 		slices.Sort(ids)
 		ids = slices.Compact(ids)
 	}
 	if !bounded {
 		c.done = true
-		return ids, false, nil
+		return ids, false
+	}
+	var live []string
+	for i, cmd := range cmds {
+		if got := cmd.Val(); int64(len(got)) == c.batch || len(got) > 0 && got[len(got)-1] > boundary {
+			live = append(live, c.sources[i])
+		}
 	}
 	n, _ := slices.BinarySearch(ids, boundary)
 	c.cursor, c.sources = boundary, live
-	return ids[:n+1], true, nil
+	return ids[:n+1], true
+}
+
+// next reads the next round: its candidate ids and whether more may follow them.
+func (c *candidates) next(ctx context.Context) ([]string, bool, error) {
+	if c.done {
+		return nil, false, nil
+	}
+	var cmds []*redis.StringSliceCmd
+	if _, err := c.s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmds = c.queue(ctx, p)
+		return nil
+	}); err != nil {
+		return nil, false, fmt.Errorf("subscribers: read match indexes: %w", err)
+	}
+	ids, more := c.read(cmds)
+	return ids, more, nil
+}
+
+// judge checks candidate ids against their fan-out records vals (an HMGET's answer) and calls hit,
+// in order, for those that match ch and eventType, until hit returns false. It returns the index
+// in ids hit stopped at, or -1 when it did not stop.
+func (s *Store) judge(ctx context.Context, ids []string, vals []any, ch *channels.Channel, eventType string,
+	f *fanRecord, hit func(id, token string) bool) (int, error) {
+	// A candidate without a record is either no longer active (it changed since the index was
+	// read) or was stored before fan-out records existed: its document decides.
+	var missing []string
+	for i, v := range vals {
+		if v == nil {
+			missing = append(missing, ids[i])
+		}
+	}
+	var docs map[string]*record
+	if len(missing) > 0 {
+		recs, err := s.getMany(ctx, missing)
+		if err != nil {
+			return -1, err
+		}
+		docs = make(map[string]*record, len(missing))
+		for i, id := range missing {
+			docs[id] = recs[i]
+		}
+	}
+	for i, v := range vals {
+		id := ids[i]
+		var token string
+		if raw, ok := v.(string); ok {
+			if err := f.decode(raw); err != nil {
+				return -1, fmt.Errorf("subscribers: %s: %w", id, err)
+			}
+			if !f.sub.Matches(ch, eventType) {
+				continue
+			}
+			token = f.token
+		} else {
+			r := docs[id]
+			if r == nil || !r.Active() || !r.Matches(ch, eventType) {
+				continue
+			}
+			token = r.Token
+		}
+		if !hit(id, token) {
+			return i, nil
+		}
+	}
+	return -1, nil
 }
 
 // scan calls hit, in id order, for every active subscriber with an id after after whose filters
@@ -207,56 +275,55 @@ func (s *Store) scan(ctx context.Context, ch *channels.Channel, eventType, after
 			if err != nil {
 				return false, fmt.Errorf("subscribers: read %d fan-out records: %w", len(part), err)
 			}
-			// A candidate without a record is either no longer active (it changed since the index
-			// was read) or was stored before fan-out records existed: its document decides.
-			var docs map[string]*record
-			for i, v := range vals {
-				if v == nil {
-					if docs == nil {
-						docs = map[string]*record{}
-					}
-					docs[part[i]] = nil
-				}
+			at, err := s.judge(ctx, part, vals, ch, eventType, &f, hit)
+			if err != nil {
+				return false, err
 			}
-			if docs != nil {
-				missing := make([]string, 0, len(docs))
-				for id := range docs {
-					missing = append(missing, id)
-				}
-				recs, err := s.getMany(ctx, missing)
-				if err != nil {
-					return false, err
-				}
-				for i, id := range missing {
-					docs[id] = recs[i]
-				}
-			}
-			for i, v := range vals {
-				id := part[i]
-				var token string
-				if raw, ok := v.(string); ok {
-					if err := f.decode(raw); err != nil {
-						return false, fmt.Errorf("subscribers: %s: %w", id, err)
-					}
-					if !f.sub.Matches(ch, eventType) {
-						continue
-					}
-					token = f.token
-				} else {
-					r := docs[id]
-					if r == nil || !r.Active() || !r.Matches(ch, eventType) {
-						continue
-					}
-					token = r.Token
-				}
-				if !hit(id, token) {
-					return more || start+i < len(ids)-1, nil
-				}
+			if at >= 0 {
+				return more || start+at < len(ids)-1, nil
 			}
 		}
 		if !more {
 			return false, nil
 		}
+	}
+}
+
+// count counts what scan would find from the start. Each round trip carries the fan-out records
+// of one round of candidates and the index reads of the next.
+func (s *Store) count(ctx context.Context, ch *channels.Channel, eventType string) (int, error) {
+	it := s.candidates(ch, "", countBatch)
+	ids, more, err := it.next(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var f fanRecord
+	for {
+		var recs *redis.SliceCmd
+		var next []*redis.StringSliceCmd
+		if len(ids) > 0 || more {
+			if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				if len(ids) > 0 {
+					recs = p.HMGet(ctx, s.k.fan(), ids...)
+				}
+				if more {
+					next = it.queue(ctx, p)
+				}
+				return nil
+			}); err != nil {
+				return 0, fmt.Errorf("subscribers: read fan-out records and match indexes: %w", err)
+			}
+		}
+		if recs != nil {
+			if _, err := s.judge(ctx, ids, recs.Val(), ch, eventType, &f, func(string, string) bool { n++; return true }); err != nil {
+				return 0, err
+			}
+		}
+		if !more {
+			return n, nil
+		}
+		ids, more = it.read(next)
 	}
 }
 
@@ -359,11 +426,8 @@ func (s *Store) CountMatch(ctx context.Context, ch *channels.Channel, eventType 
 			}
 		}
 	}
-	n := 0
-	if _, err := s.scan(ctx, ch, eventType, "", countBatch, countBatch, func(string, string) bool {
-		n++
-		return true
-	}); err != nil {
+	n, err := s.count(ctx, ch, eventType)
+	if err != nil {
 		return 0, fmt.Errorf("subscribers: count %s: %w", ch.ChannelID, err)
 	}
 	if err := setCountScript.Run(ctx, s.rdb, []string{s.k.gen(), s.k.counts()}, gen, sig, n, maxCachedCounts).Err(); err != nil {

@@ -252,6 +252,19 @@ func (w *world) check(step string) {
 					t.Fatalf("after %s: targets %s %s limit %d:\n got %v\nwant %v", step, ch.ChannelID, typ, limit, got, want)
 				}
 			}
+			// Small rounds make the indexes stop at different ids, which the merge must join.
+			for _, batch := range []int{1, 3} {
+				var got []Target
+				if _, err := w.b.store.scan(ctx, ch, typ, "", batch, 2, func(id, token string) bool {
+					got = append(got, Target{ID: id, Token: token})
+					return true
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("after %s: scan %s %v %s in rounds of %d:\n got %v\nwant %v", step, ch.ChannelID, ch.ChannelTags, typ, batch, got, want)
+				}
+			}
 			subs, next, err := w.b.store.Match(ctx, ch, typ, "", 1000)
 			if err != nil || next != "" || len(subs) != len(want) {
 				t.Fatalf("after %s: match = %d subscribers, next %q, err %v; want %d", step, len(subs), next, err, len(want))
@@ -273,7 +286,7 @@ func TestCountAndTargetsExact(t *testing.T) {
 	backends(t, func(t *testing.T, b *bundle) {
 		w := newWorld(t, b, 60)
 		w.check("set-up")
-		for step := range 20 {
+		for step := range 15 {
 			what := w.mutate()
 			w.check(fmt.Sprintf("step %d (%s)", step, what))
 		}
@@ -427,5 +440,68 @@ func TestCountRacingWrites(t *testing.T) {
 		close(stop)
 		wg.Wait()
 		w.check("racing writes")
+	})
+}
+
+// TestMatchJoinsIndexesOfDifferentSizes: a large index (subscribers without channel filters, here
+// all filtered out by their types) and a small one (the channel's id) are merged without losing
+// the small one's ids past the point the large one's first round stopped at.
+func TestMatchJoinsIndexesOfDifferentSizes(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		var want []string
+		for i := range 300 {
+			s := newSub(fmt.Sprintf("https://example.com/%d", i))
+			if i%30 == 0 {
+				s.ChannelIDs = []string{"c1"}
+			} else {
+				s.Types = []string{TypeRepublishRequest}
+			}
+			id := mustCreate(t, b.store, s).ID
+			if i%30 == 0 {
+				want = append(want, id)
+			}
+		}
+		settle(t, b.store, nil)
+		slices.Sort(want)
+		ch := &channels.Channel{ChannelID: "c1"}
+		for _, limit := range []int{50, 1000} {
+			var got, gotTargets []string
+			after := ""
+			for {
+				page, next, err := b.store.Match(ctx, ch, TypeUpdateNotification, after, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range page {
+					got = append(got, s.ID)
+				}
+				if next == "" {
+					break
+				}
+				after = next
+			}
+			after = ""
+			for {
+				page, next, err := b.store.Targets(ctx, ch, TypeUpdateNotification, after, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range page {
+					gotTargets = append(gotTargets, s.ID)
+				}
+				if next == "" {
+					break
+				}
+				after = next
+			}
+			if !slices.Equal(got, want) || !slices.Equal(gotTargets, want) {
+				t.Fatalf("limit %d: match found %d, targets %d, want %d", limit, len(got), len(gotTargets), len(want))
+			}
+		}
+		if n, err := b.store.CountMatch(ctx, ch, TypeUpdateNotification); n != len(want) || err != nil {
+			t.Fatalf("count = %d, %v; want %d", n, err, len(want))
+		}
 	})
 }
