@@ -219,7 +219,7 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 		}()
 	}
 	var (
-		pingIdle, pingExp []time.Duration
+		pingIdle, pingExp, pingDel []time.Duration
 		enqueued          atomic.Bool
 	)
 	wg.Add(1)
@@ -241,6 +241,10 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 			case window.Load() && !enqueued.Load():
 				mu.Lock()
 				pingExp = append(pingExp, d)
+				mu.Unlock()
+			case window.Load():
+				mu.Lock()
+				pingDel = append(pingDel, d)
 				mu.Unlock()
 			case idle.Load():
 				mu.Lock()
@@ -318,6 +322,7 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 	slices.Sort(idleLat)
 	slices.Sort(pingIdle)
 	slices.Sort(pingExp)
+	slices.Sort(pingDel)
 	mu.Unlock()
 	fmt.Printf("run %d: event %s to %d subscribers (202 said %d)\n", run, acc.EventID, n, acc.Subscribers)
 	fmt.Printf("  notify answered 202 in      %8.2f ms\n", ms(t202.Sub(t0)))
@@ -329,8 +334,10 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 		len(expanding), ms(pct(expanding, 0.50)), ms(pct(expanding, 0.99)), ms(pct(expanding, 1)))
 	fmt.Printf("  GET /channel/{id} whole run: %d calls, %d errors, p50 %.2f ms, p99 %.2f ms, max %.2f ms (202 to last received; target p99 < 10 ms)\n",
 		len(lat), errs.Load(), ms(pct(lat, 0.50)), ms(pct(lat, 0.99)), ms(pct(lat, 1)))
-	fmt.Printf("  Redis PING (own connection): idle p50 %.2f ms, p99 %.2f ms; expanding p50 %.2f ms, p99 %.2f ms, max %.2f ms (the floor under any API call)\n",
-		ms(pct(pingIdle, 0.5)), ms(pct(pingIdle, 0.99)), ms(pct(pingExp, 0.5)), ms(pct(pingExp, 0.99)), ms(pct(pingExp, 1)))
+	fmt.Printf("  Redis PING (own connection): idle p50 %.2f ms, p99 %.2f ms; expanding p50 %.2f ms, p99 %.2f ms, max %.2f ms; "+
+		"delivering only p50 %.2f ms, p99 %.2f ms (the floor under any API call)\n",
+		ms(pct(pingIdle, 0.5)), ms(pct(pingIdle, 0.99)), ms(pct(pingExp, 0.5)), ms(pct(pingExp, 0.99)), ms(pct(pingExp, 1)),
+		ms(pct(pingDel, 0.5)), ms(pct(pingDel, 0.99)))
 	printBusy(stats0, stats1, tEnq.Sub(t0))
 	return nil
 }
