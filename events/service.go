@@ -55,7 +55,9 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxPending bounds the events accepted but not yet expanded; past it new events get 503 [10000].
 	MaxPending int64
-	// BatchSize is how many subscribers one expansion step matches and enqueues [500].
+	// BatchSize is how many subscribers one expansion step matches and enqueues [1000, the most
+	// subscribers.Store.Targets returns]. Each step ends by saving the cursor, after the step's
+	// enqueue calls have all returned, so fewer, larger steps leave fewer gaps.
 	BatchSize int
 	// EnqueueChunk is how many deliveries one engine.Enqueue call takes [16]. The engine writes a
 	// call in one Redis script, which holds Redis for everyone else while it runs: small chunks
@@ -100,7 +102,7 @@ func (c *Config) fill() {
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, httpx.DefaultMaxBody)
 	c.MaxMessageBytes = cmp.Or(c.MaxMessageBytes, 64<<10)
 	c.MaxPending = cmp.Or(c.MaxPending, 10000)
-	c.BatchSize = cmp.Or(c.BatchSize, 500)
+	c.BatchSize = cmp.Or(c.BatchSize, subscribers.MaxLimit)
 	c.EnqueueChunk = cmp.Or(c.EnqueueChunk, 16)
 	c.EnqueueInFlight = cmp.Or(c.EnqueueInFlight, 3)
 	c.Prefetch = cmp.Or(c.Prefetch, 2)
