@@ -220,7 +220,7 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 	}
 	var (
 		pingIdle, pingExp, pingDel []time.Duration
-		enqueued          atomic.Bool
+		enqueued                   atomic.Bool
 	)
 	wg.Add(1)
 	go func() {
