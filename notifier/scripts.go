@@ -56,10 +56,15 @@ end
 
 -- an index entry older than horizon ms is pruned now and then: when the id's last byte is a
 -- multiple of 16 (ids end in random characters), so the cost is spread thin. A per-subscriber,
--- per-event or per-endpoint index (ttl true) also expires a horizon after its last entry.
+-- per-event or per-endpoint index (ttl true) also expires a horizon after its last entry; its
+-- expiry is refreshed once per script call (a fan-out batch adds many entries to one event's).
+local expiring = {} -- index keys whose expiry this script call has already refreshed
 local function index(key, score, id, now, horizon, ttl)
   redis.call('ZADD', key, score, id)
-  if ttl then redis.call('PEXPIRE', key, horizon) end
+  if ttl and not expiring[key] then
+    redis.call('PEXPIRE', key, horizon)
+    expiring[key] = true
+  end
   if string.byte(id, -1) % 16 == 0 then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - horizon)
   end
