@@ -6,22 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source scripts/lib.sh
 bin=$(mktemp -d)
-cleanup() {
-	if [[ -n "${redis_pid:-}" ]]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
-	rm -rf "$bin"
-}
+cleanup() { stop_redis; rm -rf "$bin"; }
 trap cleanup EXIT
 
 go build -o "$bin/benchfanout" ./scripts/benchfanout
 
 if [[ -z "${REDIS_URL:-}" ]]; then
-	command -v redis-server >/dev/null || { echo "redis-server is not installed" >&2; exit 1; }
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --dir "$bin" --loglevel warning &
-	redis_pid=$!
-	for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-	REDIS_URL="redis://127.0.0.1:$port/0"
+	start_redis "$bin"
+	port=$REDIS_PORT
 fi
 
 # The machine's own ceiling, measured now (the machine is shared): plain Redis round trips.

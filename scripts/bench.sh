@@ -16,21 +16,20 @@ n="${BENCH_N:-100000}"
 rss_n="${BENCH_RSS_N:-1000000}"
 lat_s="${BENCH_LAT_SECONDS:-10}"
 
+source scripts/lib.sh
 work="$(mktemp -d)"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  stop_redis
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 go build -o "$work/benchengine" ./scripts/benchengine
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --bind 127.0.0.1 --port "$port" --dir "$work" --save "" --appendonly no \
-  --daemonize no --loglevel warning --logfile "$work/redis.log" &
-pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis "$work"
+port=$REDIS_PORT
 
 "$work/benchengine" receiver -addr 127.0.0.1:0 >"$work/receiver.out" &
 pids+=($!)
