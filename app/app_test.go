@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,9 +20,8 @@ import (
 
 const testKey = "test-api-key-0123456789"
 
-// start runs a whole herald in-process on a free port against the shared test Redis, with its own
-// key prefix, and stops it when the test ends.
-func start(t *testing.T, mutate func(*app.Config)) (base string, a *app.App) {
+// testConfig is a daemon config on the shared test Redis with a key prefix of this test's own.
+func testConfig(t *testing.T) app.Config {
 	t.Helper()
 	rdb, prefix := redistest.Shared(t)
 	cfg := app.Default()
@@ -29,9 +29,25 @@ func start(t *testing.T, mutate func(*app.Config)) (base string, a *app.App) {
 	cfg.RedisPrefix = prefix
 	cfg.AllowHTTP, cfg.AllowPrivate = true, true
 	cfg.ShutdownTimeout = 5 * time.Second
+	return cfg
+}
+
+// start runs a whole herald in-process on a free port against the shared test Redis, with its own
+// key prefix, and stops it when the test ends.
+func start(t *testing.T, mutate func(*app.Config)) (base string, a *app.App) {
+	t.Helper()
+	cfg := testConfig(t)
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	base, a, _ = serve(t, cfg)
+	return base, a
+}
+
+// serve runs a daemon with cfg on a free port. stop shuts it down gracefully and waits for Serve
+// to return; it is safe to call twice and runs when the test ends.
+func serve(t *testing.T, cfg app.Config) (base string, a *app.App, stop func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -44,18 +60,22 @@ func start(t *testing.T, mutate func(*app.Config)) (base string, a *app.App) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Error("Serve did not return after shutdown")
 			}
-		case <-time.After(15 * time.Second):
-			t.Error("Serve did not return after shutdown")
-		}
-	})
-	return "http://" + cfg.Addr, a
+		})
+	}
+	t.Cleanup(stop)
+	return "http://" + cfg.Addr, a, stop
 }
 
 func do(t *testing.T, method, url, key, body string) (*http.Response, map[string]any) {

@@ -1,12 +1,9 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/heraldhq/herald/app"
 	"github.com/heraldhq/herald/notifier"
-	"github.com/heraldhq/herald/redisx/redistest"
 )
 
 // receiver is a subscriber endpoint like the seed's Django REST view: it answers the handshake
@@ -230,39 +224,13 @@ func TestBadInputNeverBreaksTheDaemon(t *testing.T) {
 // daemon down, and starts a new one on the same Redis: the notification still arrives.
 func TestAcceptedWorkSurvivesShutdown(t *testing.T) {
 	t.Parallel()
-	rdb, prefix := redistest.Shared(t)
-	addr := rdb.(*redis.Client).Options().Addr
 	rc := newReceiver(t)
+	cfg := testConfig(t) // both daemons share its Redis and key prefix
+	cfg.ShutdownTimeout = 2 * time.Second
+	cfg.RequestTimeout = time.Second
+	cfg.RetrySchedule = []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}
 
-	run := func() (string, func()) {
-		cfg := app.Default()
-		cfg.Redis.URL = "redis://" + addr
-		cfg.RedisPrefix = prefix
-		cfg.AllowHTTP, cfg.AllowPrivate = true, true
-		cfg.ShutdownTimeout = 2 * time.Second
-		cfg.RequestTimeout = time.Second
-		cfg.RetrySchedule = []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Addr = ln.Addr().String()
-		a, err := app.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Serve(ctx, ln) }()
-		return "http://" + cfg.Addr, func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		}
-	}
-
-	base, stop := run()
+	base, _, stop := serve(t, cfg)
 	do(t, "POST", base+"/channel", "", `{"channel_id": "c", "channel_metadata": {"endpoint_url": "`+rc.URL+`/x"}}`)
 	_, sub := do(t, "POST", base+"/subscribers", "", `{"url": "`+rc.URL+`/hook"}`)
 	waitFor(t, "verification", 10*time.Second, func() bool {
@@ -282,8 +250,7 @@ func TestAcceptedWorkSurvivesShutdown(t *testing.T) {
 	close(rc.block)
 	rc.block = nil
 	rc.mu.Unlock()
-	_, stop2 := run()
-	defer stop2()
+	serve(t, cfg)
 	waitFor(t, "the accepted notification after a restart", 20*time.Second, func() bool {
 		for _, n := range rc.received() {
 			if strings.Contains(string(n.body), `"unpublish_request"`) {

@@ -90,9 +90,7 @@ var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
 type ClientOptions struct {
 	Policy  Policy
 	Timeout time.Duration // per request, including reading the body; default 30s
-	// MaxConnsPerHost bounds connections to one host (0: no bound). Keep-alive connections are
-	// reused up to MaxIdleConnsPerHost (default 16).
-	MaxConnsPerHost     int
+	// MaxIdleConnsPerHost bounds the keep-alive connections kept per host (default 16).
 	MaxIdleConnsPerHost int
 }
 
@@ -124,7 +122,6 @@ func NewClient(o ClientOptions) *http.Client {
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
-		MaxConnsPerHost:       o.MaxConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -26,9 +27,8 @@ func IsUnavailable(err error) bool {
 	}
 	var re redis.Error
 	if errors.As(err, &re) {
-		msg := re.Error()
 		for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY"} {
-			if len(msg) >= len(p) && msg[:len(p)] == p {
+			if strings.HasPrefix(re.Error(), p) {
 				return true
 			}
 		}

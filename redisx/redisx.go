@@ -90,6 +90,3 @@ func (c *Conn) Close() error {
 	}
 	return err
 }
-
-// IsNil reports whether err is redis.Nil (a missing key).
-func IsNil(err error) bool { return errors.Is(err, redis.Nil) }
