@@ -160,6 +160,37 @@ func TestDeliveriesAPI(t *testing.T) {
 	}
 }
 
+// A dead letter replayed after longer than the maximum age gets fresh tries: the age counts from
+// acceptance, and a replay accepts the delivery again.
+func TestReplayOlderThanMaxAge(t *testing.T) {
+	t.Parallel()
+	var offset atomic.Int64 // the clock runs, and can jump ahead
+	e, _ := setup(t, func(c *Config) {
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+		c.MaxDeliveryAge = time.Hour
+		c.RetrySchedule = []time.Duration{10 * time.Millisecond}
+		c.BreakerFailures = 100
+	})
+	var healthy atomic.Bool
+	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
+		if !healthy.Load() {
+			w.WriteHeader(500)
+		}
+	})
+	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
+	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
+	waitStatus(t, e, ids[0], StatusFailed, 5*time.Second)
+	offset.Add(int64(25 * time.Hour))
+	healthy.Store(true)
+	if err := e.Retry(context.Background(), ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	d := waitStatus(t, e, ids[0], StatusDelivered, 5*time.Second)
+	if len(d.Attempts) != 3 || rc.count.Load() != 3 {
+		t.Fatalf("after the replay: %d attempts, %d requests; %+v", len(d.Attempts), rc.count.Load(), d)
+	}
+}
+
 func TestMaxDeliveryAgeDeadLetters(t *testing.T) {
 	t.Parallel()
 	var clock atomic.Int64

@@ -197,7 +197,7 @@ local function begin(id, sid)
   end
   local reason = nil
   if not e[1] then reason = 'endpoint_deleted'
-  elseif now - tonumber(r[5]) > maxAge then reason = 'max_age' end
+  elseif now - tonumber(r[6]) > maxAge then reason = 'max_age' end -- age counts from acceptance (a replay resets it)
   if reason then
     ackDel(sid)
     finalize(id, 'failed', reason, now, retention, horizon, r[11], r[6], nil)

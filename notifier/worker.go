@@ -355,14 +355,13 @@ func (e *Engine) process(t *try) {
 		if tr.retryAfter > 0 {
 			wait = max(wait, min(tr.retryAfter, e.cfg.MaxRetryAfter))
 		}
-		created := atoi64(res[3])
 		due = finishedAt + wait.Milliseconds()
 		switch {
 		case !v.Retryable:
 			outcome, dead = "dead", v.Reason
 		case tries > len(e.cfg.RetrySchedule):
 			outcome, dead = "dead", ReasonMaxTries
-		case due-created > e.cfg.MaxDeliveryAge.Milliseconds():
+		case due-acc > e.cfg.MaxDeliveryAge.Milliseconds(): // age counts from acceptance: a replay resets it
 			outcome, dead = "dead", ReasonMaxAge
 		default:
 			outcome = "retry"
