@@ -214,6 +214,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *app.Config) { c.PublicURL = "nope" }, "--public-url"},
 		{func(c *app.Config) { c.APIKeys = []string{"short"} }, "--api-key"},
 		{func(c *app.Config) { c.SigningSecret = "abc" }, "--signing-secret"},
+		{func(c *app.Config) { c.SigningSecret = "whsec_abc" }, "--signing-secret"},
 		{func(c *app.Config) { c.LogFormat = "xml" }, "--log-format"},
 		{func(c *app.Config) { c.RequestTimeout = 0 }, "--request-timeout"},
 	} {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx"
 )
 
@@ -158,8 +159,9 @@ func (c *Config) Validate() error {
 	default:
 		bad("log-level", "must be debug, info, warn or error")
 	}
-	if c.SigningSecret != "" && !strings.HasPrefix(c.SigningSecret, "whsec_") {
-		bad("signing-secret", "must look like whsec_<base64>")
+	if err := notifier.CheckSecret(c.SigningSecret); err != nil {
+		// The same check the engine makes when it signs; the message never holds the value.
+		bad("signing-secret", "must be whsec_ followed by the base64 of 24 to 64 random bytes")
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

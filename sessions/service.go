@@ -139,6 +139,9 @@ func New(ctx context.Context, rdb redis.UniversalClient, ch Channels, eng Engine
 		}
 	}
 
+	if err := notifier.CheckSecret(cfg.SigningSecret); err != nil {
+		return nil, fmt.Errorf("sessions: the signing secret is not usable: %w", err)
+	}
 	s.secret = cfg.SigningSecret
 	if s.secret == "" {
 		secret, generated, err := sharedSecret(ctx, rdb, s.keys.signingSecret(), NewSigningSecret)
