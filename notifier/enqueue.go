@@ -77,7 +77,8 @@ func (e *Engine) Enqueue(ctx context.Context, reqs ...Request) ([]string, error)
 			}
 		}
 	}
-	e.poke()
+	// New entries are in the stream, which wakes the blocked readers: the retry pump (poke) only
+	// serves the delayed set, which enqueueing does not touch.
 	return ids, nil
 }
 
@@ -184,8 +185,7 @@ func (e *Engine) Retry(ctx context.Context, id string) error {
 	case -3:
 		return ErrPending
 	}
-	e.poke()
-	return nil
+	return nil // the replay went into the stream (or its ordering line), not the delayed set
 }
 
 // List pages through deliveries, newest first. It walks the most selective index the query

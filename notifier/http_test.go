@@ -321,10 +321,16 @@ func TestEmbeddedStore(t *testing.T) {
 	if err != nil || len(ds) != 2 {
 		t.Errorf("list: %v %d", err, len(ds))
 	}
+	before := rc.count.Load()
 	if err := e.Retry(context.Background(), ids[0]); err != nil {
 		t.Error(err)
 	}
-	waitStatus(t, e, ids[0], StatusDelivered, 5*time.Second)
+	// The delivery is already delivered: wait for the replay's own request, not for the status.
+	waitFor(t, 5*time.Second, "the replay on the embedded store", func() bool { return rc.count.Load() == before+1 })
+	waitFor(t, 5*time.Second, "the replay to be recorded", func() bool {
+		d, _ := e.Get(context.Background(), ids[0])
+		return d != nil && d.Status == StatusDelivered && len(d.Attempts) == 3 // a 500, a 200, the replay
+	})
 	if err := e.Ready(context.Background()); err != nil {
 		t.Error(err)
 	}
