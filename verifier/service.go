@@ -55,14 +55,19 @@ type Service struct {
 
 	nudge chan struct{}
 
-	mu       sync.Mutex
-	started  bool
-	stopping chan struct{} // closed by Stop: claim nothing more, skip remaining retries
-	cancel   context.CancelFunc
+	mu      sync.Mutex
+	cur     *generation // the running Start's state; nil when stopped
+	running int
+}
+
+// generation is one Start's state. The loop and the workers get their generation as an argument,
+// so a Start that follows a Stop cannot swap what a Stop still waits on.
+type generation struct {
 	ctx      context.Context
+	cancel   context.CancelFunc
+	stopping chan struct{} // closed by Stop: claim nothing more, skip remaining retries
 	loopDone chan struct{}
 	workers  sync.WaitGroup
-	running  int
 }
 
 // New returns a Service; Start runs it.
@@ -110,15 +115,14 @@ func (s *Service) Nudge() {
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started {
+	if s.cur != nil {
 		return nil
 	}
-	s.started = true
+	g := &generation{stopping: make(chan struct{}), loopDone: make(chan struct{})}
 	// The handshakes outlive ctx: Stop decides when they end.
-	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.stopping = make(chan struct{})
-	s.loopDone = make(chan struct{})
-	go s.loop()
+	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.cur = g
+	go s.loop(g)
 	return nil
 }
 
@@ -127,37 +131,37 @@ func (s *Service) Start(ctx context.Context) error {
 // twice.
 func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	if !s.started {
-		s.mu.Unlock()
+	g := s.cur
+	s.cur = nil
+	s.mu.Unlock()
+	if g == nil {
 		return nil
 	}
-	s.started = false
-	close(s.stopping)
-	s.mu.Unlock()
+	close(g.stopping)
 
-	<-s.loopDone
+	<-g.loopDone
 	done := make(chan struct{})
-	go func() { s.workers.Wait(); close(done) }()
+	go func() { g.workers.Wait(); close(done) }()
 	var err error
 	select {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
-		s.cancel()
+		g.cancel()
 		<-done
 	}
-	s.cancel()
+	g.cancel()
 	return err
 }
 
-func (s *Service) loop() {
-	defer close(s.loopDone)
+func (s *Service) loop(g *generation) {
+	defer close(g.loopDone)
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		s.claim()
+		s.claim(g)
 		select {
-		case <-s.stopping:
+		case <-g.stopping:
 			return
 		case <-s.nudge:
 		case <-t.C:
@@ -166,14 +170,14 @@ func (s *Service) loop() {
 }
 
 // claim takes as many due handshakes as there is room for and starts them.
-func (s *Service) claim() {
+func (s *Service) claim(g *generation) {
 	s.mu.Lock()
 	free := s.cfg.Concurrency - s.running
 	s.mu.Unlock()
 	if free <= 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(g.ctx, 5*time.Second)
 	tasks, err := s.cfg.Store.ClaimVerifications(ctx, free, s.cfg.Lease)
 	cancel()
 	if err != nil {
@@ -184,23 +188,23 @@ func (s *Service) claim() {
 		s.mu.Lock()
 		s.running++
 		s.mu.Unlock()
-		s.workers.Add(1)
-		go s.work(t)
+		g.workers.Add(1)
+		go s.work(g, t)
 	}
 }
 
-func (s *Service) work(t subscribers.VerifyTask) {
+func (s *Service) work(g *generation, t subscribers.VerifyTask) {
 	defer func() {
 		s.mu.Lock()
 		s.running--
 		s.mu.Unlock()
-		s.workers.Done()
+		g.workers.Done()
 		s.Nudge() // room for another
 	}()
 	log := s.cfg.Log.With("subscriber_id", t.ID, "url", egress.Redact(t.URL))
-	reason, err := s.run(t, log)
+	reason, err := s.run(g, t, log)
 	// Recording the result must not be cut short by Stop's cancellation.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(g.ctx), 5*time.Second)
 	defer cancel()
 	if errors.Is(err, ErrCanceled) {
 		if err := s.cfg.Store.ReleaseVerification(ctx, t.ID); err != nil {
@@ -229,11 +233,11 @@ func (s *Service) work(t subscribers.VerifyTask) {
 
 // run tries the handshake until it succeeds or the tries are used up, and returns the last
 // reason ("" on success). It returns ErrCanceled when the service stops first.
-func (s *Service) run(t subscribers.VerifyTask, log *slog.Logger) (string, error) {
+func (s *Service) run(g *generation, t subscribers.VerifyTask, log *slog.Logger) (string, error) {
 	var reason string
 	for try := 0; ; try++ {
 		var err error
-		reason, err = Handshake(s.ctx, s.cfg.Client, t.URL, t.Token, s.ua, s.cfg.Timeout)
+		reason, err = Handshake(g.ctx, s.cfg.Client, t.URL, t.Token, s.ua, s.cfg.Timeout)
 		if err != nil || reason == "" {
 			return reason, err
 		}
@@ -244,7 +248,7 @@ func (s *Service) run(t subscribers.VerifyTask, log *slog.Logger) (string, error
 		timer := time.NewTimer(s.cfg.Backoff[try])
 		select {
 		case <-timer.C:
-		case <-s.stopping:
+		case <-g.stopping:
 			timer.Stop()
 			return "", ErrCanceled
 		}

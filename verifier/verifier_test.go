@@ -375,3 +375,34 @@ func TestStopPutsUnfinishedWorkBack(t *testing.T) {
 		t.Fatalf("after restart: %+v", got)
 	}
 }
+
+// Start and Stop may race (a restart while a stop is still draining): every Stop returns, and the
+// race detector sees no shared state swapped under it.
+func TestStartStopRacing(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	svc := verifier.New(f.cfg)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = svc.Start(context.Background()) }()
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := svc.Stop(ctx); err != nil {
+				t.Errorf("stop: %v", err)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a Stop hung while Starts and Stops raced")
+	}
+	if err := svc.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
