@@ -9,7 +9,7 @@ import (
 // mountEvents builds the notification service (contract: Notifications): POST /channel/{id}/notify
 // stores an event durably and GET /events/{id} shows it with its deliveries. Its expansion
 // workers, which turn each event into one delivery per matching subscriber, run as a background
-// service; they stop after the engine's consumers have been told to (services stop in reverse).
+// service; services stop in reverse order, so they stop before the engine they enqueue into.
 func mountEvents(a *App) error {
 	svc, err := events.New(a.RDB, a.Channels, a.Subscribers, a.Engine, events.Config{
 		Prefix:       a.Cfg.RedisPrefix,

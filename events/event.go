@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/subscribers"
 )
 
-// Event types (seed 002).
+// Event types (seed 002): the ones subscribers filter on.
 const (
-	TypeUpdate    = "update_notification"
-	TypeRepublish = "republish_request"
-	TypeUnpublish = "unpublish_request"
+	TypeUpdate    = subscribers.TypeUpdateNotification
+	TypeRepublish = subscribers.TypeRepublishRequest
+	TypeUnpublish = subscribers.TypeUnpublishRequest
 )
 
 // Update types of an update_notification.

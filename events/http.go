@@ -38,10 +38,7 @@ type notifyRequest struct {
 }
 
 func (s *Service) handleNotify(w http.ResponseWriter, r *http.Request) error {
-	channelID := mux.Vars(r)["id"]
-	if err := httpx.CheckID("channel_id", channelID); err != nil {
-		return err
-	}
+	channelID := mux.Vars(r)["id"] // Notify checks it
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > maxIdempotencyKey || strings.ContainsFunc(key, func(c rune) bool { return c < 0x20 || c > 0x7e }) {
 		return httpx.Invalid("Idempotency-Key", "the Idempotency-Key header must be at most %d printable ASCII characters", maxIdempotencyKey)

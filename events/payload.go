@@ -38,7 +38,8 @@ const tokenHead = `{"token":""`
 // bodyTail builds the part of an event's body that follows the token: the same for every
 // subscriber. message is compact JSON (an object) or nil. The tail is computed once per event so
 // that a fan-out to many subscribers does not re-encode a large message for each of them.
-func bodyTail(typ string, ch *channels.Channel, updateType string, message json.RawMessage) ([]byte, error) {
+// doc is the channel as stored, already encoded (it is also kept on the event record).
+func bodyTail(typ string, ch *channels.Channel, doc []byte, updateType string, message json.RawMessage) ([]byte, error) {
 	chatType, err := json.Marshal(ch.ChatType())
 	if err != nil {
 		return nil, fmt.Errorf("encode chat_type: %w", err)
@@ -52,10 +53,6 @@ func bodyTail(typ string, ch *channels.Channel, updateType string, message json.
 		}
 		v = b
 	case TypeRepublish, TypeUnpublish:
-		doc, err := json.Marshal(ch)
-		if err != nil {
-			return nil, fmt.Errorf("encode channel_data: %w", err)
-		}
 		v = channelRequest{Type: typ, Channel: ch.ChannelID, ChannelData: string(doc), ChatType: chatType}
 	default:
 		return nil, fmt.Errorf("unknown event type %q", typ)

@@ -131,7 +131,7 @@ func TestPayloads(t *testing.T) {
 func TestBodyTemplate(t *testing.T) {
 	t.Parallel()
 	ch := &channels.Channel{ChannelID: "c", ChannelMetadata: map[string]any{"chat_type": map[string]any{"odd": true}}}
-	tail, err := bodyTail(TypeUpdate, ch, "", json.RawMessage(`{"a":"<b>"}`))
+	tail, err := bodyTail(TypeUpdate, ch, nil, "", json.RawMessage(`{"a":"<b>"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

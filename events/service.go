@@ -295,13 +295,13 @@ func (s *Service) Notify(ctx context.Context, channelID string, n Notification, 
 		return acc, false, err
 	}
 
-	tail, err := bodyTail(n.Type, ch, n.UpdateType, n.Message)
-	if err != nil {
-		return acc, false, err
-	}
 	doc, err := json.Marshal(ch)
 	if err != nil {
 		return acc, false, fmt.Errorf("encode channel: %w", err)
+	}
+	tail, err := bodyTail(n.Type, ch, doc, n.UpdateType, n.Message)
+	if err != nil {
+		return acc, false, err
 	}
 	ev := &Event{
 		ID: httpx.NewID("evt"), Type: n.Type, ChannelID: ch.ChannelID, UpdateType: n.UpdateType,

@@ -38,9 +38,6 @@ func NewStore(rdb redis.UniversalClient, prefix string, opts ...Option) *Store {
 	return s
 }
 
-// Now is the store's clock.
-func (s *Store) Now() time.Time { return s.now() }
-
 // ErrExists: Create was given an id that is taken.
 var ErrExists = errors.New("subscribers: subscriber id already exists")
 
