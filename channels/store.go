@@ -1,7 +1,7 @@
 package channels
 
 import (
-	"bytes"
+	"strings"
 	"context"
 	"encoding/json"
 	"errors"
@@ -57,7 +57,7 @@ func encodeDoc(v int64, c *Channel) (string, error) {
 // decodeDoc reads a stored envelope. Numbers in channel_metadata stay json.Number so they are
 // served back exactly as they were sent.
 func decodeDoc(raw string) (*envelope, error) {
-	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.UseNumber()
 	var e envelope
 	if err := dec.Decode(&e); err != nil || e.C == nil {

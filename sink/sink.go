@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/egress"
+	"github.com/heraldhq/herald/httpx"
 	"github.com/heraldhq/herald/notifier"
 )
 
@@ -167,7 +168,7 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.answer(status, answer)
 	s.print(p)
 	if status != 0 {
-		writeJSON(w, status, answer)
+		httpx.WriteJSON(w, status, answer)
 	}
 	if after != nil {
 		after()
@@ -334,11 +335,4 @@ func (s *Sink) printf(format string, args ...any) {
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
 	fmt.Fprintf(s.cfg.Out, format, args...)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, _ := json.Marshal(v)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
 }
