@@ -8,12 +8,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/subscribers"
 )
 
@@ -400,9 +402,26 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 // TestChunksInFlight: a batch enqueued in many small chunks, several at once, reaches every
 // subscriber exactly once, and a subscriber whose engine endpoint is gone is skipped without
 // losing the rest of its chunk.
+// overlapEngine counts how many Enqueue calls are in flight at once.
+type overlapEngine struct {
+	Engine
+	now, peak atomic.Int64
+}
+
+func (o *overlapEngine) Enqueue(ctx context.Context, reqs ...notifier.Request) ([]string, error) {
+	n := o.now.Add(1)
+	defer o.now.Add(-1)
+	for p := o.peak.Load(); n > p && !o.peak.CompareAndSwap(p, n); p = o.peak.Load() {
+	}
+	time.Sleep(2 * time.Millisecond) // long enough for the chunks sent together to meet here
+	return o.Engine.Enqueue(ctx, reqs...)
+}
+
 func TestChunksInFlight(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{cfg: Config{BatchSize: 60, EnqueueChunk: 7, EnqueueInFlight: 3}})
+	oe := &overlapEngine{}
+	b := setup(t, setupOpts{cfg: Config{BatchSize: 60, EnqueueChunk: 7, EnqueueInFlight: 3},
+		wrapEngine: func(e Engine) Engine { oe.Engine = e; return oe }})
 	ctx := context.Background()
 	b.channel(t, &channels.Channel{ChannelID: "c1"})
 	ids := b.bulkSubscribers(t, 150, "http://127.0.0.1:9/hook")
@@ -422,5 +441,8 @@ func TestChunksInFlight(t *testing.T) {
 	ev, err := b.svc.Get(ctx, acc.EventID)
 	if err != nil || ev.Status != StatusExpanded || ev.Enqueued != len(want) {
 		t.Errorf("event after expansion: %+v, %v", ev, err)
+	}
+	if p := oe.peak.Load(); p < 2 || p > 3 {
+		t.Errorf("at most %d Enqueue calls were in flight at once, want 2 or 3 (EnqueueInFlight 3)", p)
 	}
 }

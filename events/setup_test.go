@@ -43,6 +43,7 @@ type setupOpts struct {
 	engine      notifier.Config // engine config; Prefix and target rules are set by setup
 	startEngine bool            // run the engine's workers (deliveries are sent)
 	embedded    bool            // use the embedded store (miniredis) instead of redis-server
+	wrapEngine  func(Engine) Engine
 }
 
 func setup(t *testing.T, o setupOpts) *bundle {
@@ -80,7 +81,11 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	cfg := o.cfg
 	cfg.Prefix = prefix
 	cfg.PollInterval = cmpOr(cfg.PollInterval, 50*time.Millisecond)
-	b.svc, err = New(rdb, b.chans, b.subs, eng, cfg)
+	var svcEngine Engine = eng
+	if o.wrapEngine != nil {
+		svcEngine = o.wrapEngine(eng)
+	}
+	b.svc, err = New(rdb, b.chans, b.subs, svcEngine, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
