@@ -1,7 +1,12 @@
 package app
 
 import (
+	"context"
+	"errors"
+	"log/slog"
+
 	"github.com/heraldhq/herald/egress"
+	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/subscribers"
 	"github.com/heraldhq/herald/verifier"
 )
@@ -16,6 +21,7 @@ func mountSubscribers(a *App) error {
 	policy := egress.Policy{AllowHTTP: a.Cfg.AllowHTTP, AllowPrivate: a.Cfg.AllowPrivate}
 	v := verifier.New(verifier.Config{
 		Store:      store,
+		OnVerified: registerVerified(store, a.Engine, log),
 		Policy:     policy,
 		Version:    a.Cfg.Version,
 		Registerer: a.Registry,
@@ -34,4 +40,19 @@ func mountSubscribers(a *App) error {
 	a.addService(v)
 	a.Subscribers = store
 	return nil
+}
+
+// registerVerified registers a subscriber's URL with the delivery engine once its handshake has
+// passed; until then a changed URL's subscriber keeps its previous, verified endpoint.
+func registerVerified(store *subscribers.Store, engine *notifier.Engine, log *slog.Logger) func(context.Context, string) {
+	return func(ctx context.Context, id string) {
+		sub, err := store.Get(ctx, id)
+		if err == nil {
+			err = engine.PutEndpoint(ctx, subscribers.Endpoint(sub))
+		}
+		if err != nil && !errors.Is(err, subscribers.ErrNotFound) {
+			log.Warn("could not register a verified subscriber's URL with the delivery engine; PATCH or /verify registers it again",
+				"subscriber_id", id, "err", err)
+		}
+	}
 }

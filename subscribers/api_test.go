@@ -104,8 +104,16 @@ func setupAPI(t *testing.T, o apiOptions) *api {
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// As the daemon wires it (app/subscribers.go): a URL reaches the engine once verified.
+	onVerified := func(ctx context.Context, id string) {
+		if sub, err := a.store.Get(ctx, id); err == nil {
+			if err := eng.PutEndpoint(ctx, subscribers.Endpoint(sub)); err != nil {
+				t.Errorf("register verified endpoint: %v", err)
+			}
+		}
+	}
 	v := verifier.New(verifier.Config{Store: a.store, Policy: o.policy, Version: "test", Timeout: 2 * time.Second,
-		Backoff: []time.Duration{}, PollInterval: 20 * time.Millisecond, Log: log})
+		Backoff: []time.Duration{}, PollInterval: 20 * time.Millisecond, Log: log, OnVerified: onVerified})
 	if !o.noVerifier {
 		if err := v.Start(ctx); err != nil {
 			t.Fatal(err)
@@ -383,6 +391,22 @@ func TestAPIPatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	second.waitDelivery(t, 1)
+	// A URL that fails its handshake never gets a delivery: deliveries already queued (retries,
+	// say) keep going to the last verified URL.
+	third := newReceiver(t, "another-token") // answers the handshake 403
+	a.mustDo(200, "PATCH", "/subscribers/"+id, map[string]any{"url": third.URL})
+	a.waitStatus(id, "failed")
+	if _, err := a.engine.Enqueue(context.Background(), notifier.Request{EndpointID: subscribers.EndpointID(id), Body: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	second.waitDelivery(t, 2)
+	third.mu.Lock()
+	n := len(third.got)
+	third.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("the unverified URL got %d deliveries", n)
+	}
+	a.mustDo(200, "PATCH", "/subscribers/"+id, map[string]any{"url": second.URL}) // back, for what follows
 	// A merge-patch content type is accepted too.
 	req, _ := http.NewRequest("PATCH", a.url+"/subscribers/"+id, strings.NewReader(`{"ordered": true}`))
 	req.Header.Set("Content-Type", "application/merge-patch+json")

@@ -70,14 +70,16 @@ func (h *Handlers) Routes(r *mux.Router) {
 }
 
 // endpoint is the engine's view of a subscriber.
-func endpoint(s *Subscriber) notifier.Endpoint {
+// Endpoint is the delivery engine's view of s. Register it only for a verified URL: a new URL is
+// registered when its handshake succeeds (see verifier.Config.OnVerified).
+func Endpoint(s *Subscriber) notifier.Endpoint {
 	return notifier.Endpoint{ID: EndpointID(s.ID), URL: s.URL, Secret: s.Secret,
 		RateLimitPerMinute: s.RateLimitPerMinute, MaxInFlight: s.MaxInFlight, Ordered: s.Ordered}
 }
 
 // putEndpoint registers s with the engine, turning a refused target into a 400.
 func (h *Handlers) putEndpoint(ctx context.Context, s *Subscriber) error {
-	err := h.cfg.Engine.PutEndpoint(ctx, endpoint(s))
+	err := h.cfg.Engine.PutEndpoint(ctx, Endpoint(s))
 	if errors.Is(err, notifier.ErrInvalidTarget) {
 		return httpx.Invalid("url", "the delivery engine refused the url: %s", err.Error())
 	}
@@ -220,10 +222,15 @@ func (h *Handlers) patch(w http.ResponseWriter, r *http.Request) error {
 		if err := httpx.Unmarshal(merged, &in); err != nil {
 			return err
 		}
+		verifiedURL := sub.URL
 		if err := h.v.apply(&in, sub); err != nil {
 			return err
 		}
-		return h.putEndpoint(ctx, sub)
+		// Deliveries already queued keep going to the URL that passed its handshake: a new URL
+		// gets nothing before its own handshake succeeds, when the verifier registers it.
+		ep := *sub
+		ep.URL = verifiedURL
+		return h.putEndpoint(ctx, &ep)
 	})
 	if err != nil {
 		return storeError(err, id)

@@ -19,6 +19,9 @@ import (
 // Config configures a Service. Zero values take the defaults named on each field.
 type Config struct {
 	Store *subscribers.Store
+	// OnVerified is called after a handshake succeeded and its result was recorded, with the
+	// subscriber's id: the daemon registers the (possibly new) URL with the delivery engine then.
+	OnVerified func(ctx context.Context, id string)
 	// Policy is the operator's target rules; the client refuses private addresses at dial time
 	// unless they are allowed.
 	Policy  egress.Policy
@@ -225,6 +228,9 @@ func (s *Service) work(g *generation, t subscribers.VerifyTask) {
 	case reason == "":
 		s.results.WithLabelValues("verified").Inc()
 		log.Info("subscriber verified")
+		if s.cfg.OnVerified != nil {
+			s.cfg.OnVerified(ctx, t.ID)
+		}
 	default:
 		s.results.WithLabelValues("failed").Inc()
 		log.Warn("subscriber verification failed", "reason", reason)
