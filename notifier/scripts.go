@@ -44,10 +44,14 @@ local function ackDel(sid)
   redis.call('XDEL', STREAM, sid)
 end
 
+-- anyWaiting: does any endpoint have deliveries waiting for an in-flight slot? Asked once per
+-- script call (it is rare), then per endpoint only when one has.
+local anyWaiting = nil
 -- free the in-flight lease sid of endpoint ep and wake the next waiter, if any
 local function release(ep, sid, now)
   redis.call('ZREM', P .. 'if:' .. ep, sid)
-  if redis.call('SISMEMBER', P .. 'waiting', ep) == 0 then return end
+  if anyWaiting == nil then anyWaiting = redis.call('SCARD', P .. 'waiting') > 0 end
+  if not anyWaiting or redis.call('SISMEMBER', P .. 'waiting', ep) == 0 then return end
   local wk = P .. 'w:' .. ep
   local w = redis.call('LPOP', wk)
   if w then makeLive(w, now) end
@@ -86,9 +90,16 @@ local function advanceLine(ok, id, now)
   if nxt then makeLive(nxt, now) end
 end
 
+-- deliveries finalized by this script call: the backlog counter drops by that many once, at the
+-- end (flushBacklog), rather than once per delivery
+local finalized = 0
+local function flushBacklog()
+  if finalized > 0 and redis.call('DECRBY', P .. 'backlog', finalized) < 0 then redis.call('SET', P .. 'backlog', 0) end
+end
+
 -- finish a pending delivery as delivered or failed (no stream entry or lease left to handle).
 -- ok and acc are the record's ordering line and accepted time; n its tries and att its attempts
--- (nil: unchanged).
+-- (nil: unchanged). The caller calls flushBacklog before it returns.
 local function finalize(id, status, reason, now, retention, horizon, ok, acc, n, att)
   local rk = P .. 'd:' .. id
   if n then
@@ -97,7 +108,7 @@ local function finalize(id, status, reason, now, retention, horizon, ok, acc, n,
     redis.call('HSET', rk, 'st', status, 'dr', reason, 'sid', '', 'na', '', 'dat', now)
   end
   setStatus(id, 'pending', status, tonumber(acc) or now, now, horizon)
-  if redis.call('DECR', P .. 'backlog') < 0 then redis.call('SET', P .. 'backlog', 0) end
+  finalized = finalized + 1
   redis.call('PEXPIRE', rk, retention)
   advanceLine(ok, id, now)
 end
@@ -206,10 +217,14 @@ local function begin(id, sid)
   local ifk = P .. 'if:' .. ep
   local mif = tonumber(e[6]) or 0
   if mif <= 0 then mif = defMif end
-  if redis.call('ZCARD', ifk) >= mif then
+  -- e.n: the endpoint's leases as far as this call knows (counted once, then kept up to date;
+  -- may count one too many for a reclaimed entry re-adding its own lease, never too few)
+  if not e.n then e.n = redis.call('ZCARD', ifk) end
+  if e.n >= mif then
     -- full: drop expired leases (of dead processes); a reclaimed entry keeps its own lease
     redis.call('ZREMRANGEBYSCORE', ifk, '-inf', now)
-    if not redis.call('ZSCORE', ifk, sid) and redis.call('ZCARD', ifk) >= mif then
+    e.n = redis.call('ZCARD', ifk)
+    if not redis.call('ZSCORE', ifk, sid) and e.n >= mif then
       ackDel(sid)
       redis.call('HSET', rk, 'sid', '')
       redis.call('RPUSH', P .. 'w:' .. ep, id)
@@ -217,13 +232,14 @@ local function begin(id, sid)
       return {'wait'}
     end
   end
-  redis.call('ZADD', ifk, now + lease, sid)
+  e.n = e.n + redis.call('ZADD', ifk, now + lease, sid)
   return {'go', ep, r[4], r[5], r[6], r[7], r[8] or '', r[9] or '', r[10] or '', e[1], e[2] or '', e[3] or '', e[4] or '', e[5] or '', tostring(mif), r[11] or ''}
 end
 local out = {}
 for i = 1, tonumber(ARGV[8]) do
   out[i] = begin(ARGV[7 + 2 * i], ARGV[8 + 2 * i])
 end
+flushBacklog()
 return out
 `)
 
@@ -304,6 +320,7 @@ if #acks > 0 then
   redis.call('XACK', STREAM, 'workers', unpack(acks))
   redis.call('XDEL', STREAM, unpack(acks))
 end
+flushBacklog()
 return out
 `)
 
