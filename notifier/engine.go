@@ -28,6 +28,7 @@ type Engine struct {
 	policy  egress.Policy
 	client  *http.Client
 	limiter *redis_rate.Limiter
+	credits rateCredits // tokens taken from the limiter, not used yet
 	m       *metrics
 	ua      string
 
@@ -42,8 +43,10 @@ type Engine struct {
 	activeMu sync.Mutex
 	active   map[string]struct{}
 
-	slots chan struct{} // one per try this process may run at once
-	wake  chan struct{} // pokes the pump when a retry is scheduled sooner than it sleeps
+	slots   chan struct{}  // one per try this process may run at once
+	work    chan *try      // tries for the workers; as many places as slots
+	workers sync.WaitGroup // the worker goroutines
+	wake    chan struct{}  // pokes the pump when a retry is scheduled sooner than it sleeps
 
 	lifeMu   sync.Mutex
 	started  bool
@@ -82,6 +85,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 		breakers: map[string]*breaker{},
 		active:   map[string]struct{}{},
 		slots:    make(chan struct{}, cfg.Workers),
+		work:     make(chan *try, cfg.Workers),
 		wake:     make(chan struct{}, 1),
 	}
 	e.batch = newBatcher(rdb, cfg.Workers, e.k, []any{cfg.Retention.Milliseconds(), maxAttemptsKept, e.horizonMS()})
@@ -146,6 +150,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.started = true
 	e.batch.start()
+	e.workers.Add(e.cfg.Workers)
+	for range e.cfg.Workers {
+		go e.worker()
+	}
 	e.loops.Add(3)
 	go e.fetchLoop()
 	go e.pumpLoop()
@@ -175,6 +183,8 @@ func (e *Engine) Stop(ctx context.Context) error {
 	go func() {
 		e.loops.Wait() // the loops start tries: wait for them first
 		e.tries.Wait()
+		close(e.work) // nothing can start a try any more
+		e.workers.Wait()
 		e.batch.stop()
 		close(drained)
 	}()

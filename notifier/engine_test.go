@@ -60,6 +60,28 @@ func TestDeliverSignedOnce(t *testing.T) {
 	}
 }
 
+// Credentials in an endpoint URL are sent as HTTP Basic auth, as any HTTP client would, and kept
+// out of the record.
+func TestURLCredentialsSentAsBasicAuth(t *testing.T) {
+	t.Parallel()
+	e, _ := setup(t, nil)
+	rc := newReceiver(t, nil)
+	putEndpoint(t, e, Endpoint{ID: "ep", URL: strings.Replace(rc.URL, "http://", "http://hook:pa55@", 1) + "/in"})
+	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
+	d := waitStatus(t, e, ids[0], StatusDelivered, 5*time.Second)
+	got := rc.received()
+	if len(got) != 1 {
+		t.Fatalf("receiver got %d requests, want 1", len(got))
+	}
+	req := &http.Request{Header: got[0].header}
+	if u, p, ok := req.BasicAuth(); !ok || u != "hook" || p != "pa55" {
+		t.Errorf("basic auth %q %q %v, want hook pa55", u, p, ok)
+	}
+	if strings.Contains(d.Target, "pa55") {
+		t.Errorf("target %q shows the password", d.Target)
+	}
+}
+
 func TestRetry500ThenSuccess(t *testing.T) {
 	t.Parallel()
 	e, _ := setup(t, nil)

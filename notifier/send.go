@@ -114,7 +114,13 @@ func (e *Engine) send(target string, headers http.Header, body []byte) tryResult
 		return tryResult{err: fmt.Errorf("POST %s: cannot build request", egress.Redact(target)), duration: time.Since(start)}
 	}
 	req.Header = headers
-	resp, err := e.client.Do(req)
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		pw, _ := u.Password()
+		req.SetBasicAuth(u.Username(), pw) // as http.Client would
+	}
+	// Straight to the transport: the client would only add its redirect machinery (redirects
+	// are never followed) and a copy of the headers for it; the timeout is ctx's.
+	resp, err := e.client.Transport.RoundTrip(req)
 	if err != nil {
 		res := tryResult{duration: time.Since(start)}
 		if e.hard.Err() != nil {

@@ -154,16 +154,21 @@ func (e *Engine) dispatch(es []entry) {
 		e.checkRates(ctx, begins)
 	}
 	for _, t := range started {
-		go func() {
-			defer func() {
-				e.activeMu.Lock()
-				delete(e.active, t.sid)
-				e.activeMu.Unlock()
-				<-e.slots
-				e.tries.Done()
-			}()
-			e.process(t)
-		}()
+		e.work <- t // never blocks: it holds one of the slots, and there are as many workers
+	}
+}
+
+// worker runs tries handed over by dispatch until Stop closes the work channel. The workers
+// live as long as the engine, so a try does not pay for a new goroutine and its stack growth.
+func (e *Engine) worker() {
+	defer e.workers.Done()
+	for t := range e.work {
+		e.process(t)
+		e.activeMu.Lock()
+		delete(e.active, t.sid)
+		e.activeMu.Unlock()
+		<-e.slots
+		e.tries.Done()
 	}
 }
 
@@ -207,17 +212,31 @@ func (e *Engine) checkRates(ctx context.Context, begins []*try) {
 		g.tries = append(g.tries, t)
 	}
 	var wg sync.WaitGroup
+	now := time.Now()
 	for ep, g := range groups {
+		// Credit first (see rateCredits): tokens this process took from the limiter moments ago.
+		n := e.credits.take(ep, len(g.tries), now)
+		for _, t := range g.tries[:n] {
+			t.allowed = true
+		}
+		need := g.tries[n:]
+		if len(need) == 0 {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rl, err := e.limiter.AllowAtMost(ctx, e.k.rate(ep), redis_rate.PerMinute(g.rate), len(g.tries))
-			for i, t := range g.tries {
+			extra := creditExtra(g.rate)
+			rl, err := e.limiter.AllowAtMost(ctx, e.k.rate(ep), redis_rate.PerMinute(g.rate), len(need)+extra)
+			for i, t := range need {
 				t.rateErr = err
 				if err == nil {
 					t.allowed = i < rl.Allowed
 					t.retryAfter = rl.RetryAfter
 				}
+			}
+			if err == nil {
+				e.credits.keep(ep, rl.Allowed-len(need), now)
 			}
 		}()
 	}
