@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -138,15 +139,19 @@ func (e *Engine) send(target string, headers http.Header, body []byte) tryResult
 		return res
 	}
 	defer resp.Body.Close()
-	buf := make([]byte, keepResponse)
-	n, _ := io.ReadFull(resp.Body, buf)
+	buf := respBufs.Get().(*[keepResponse]byte)
+	n, _ := io.ReadFull(resp.Body, buf[:])
 	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
 	res := tryResult{status: resp.StatusCode, duration: time.Since(start), response: validUTF8(buf[:n])}
+	respBufs.Put(buf)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		res.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return res
 }
+
+// respBufs holds the buffers the first bytes of responses are read into (validUTF8 copies them).
+var respBufs = sync.Pool{New: func() any { return new([keepResponse]byte) }}
 
 func validUTF8(b []byte) string {
 	for len(b) > 0 && !utf8.Valid(b) {

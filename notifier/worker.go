@@ -254,9 +254,9 @@ const redisCallTimeout = 10 * time.Second
 // process makes one try of a due delivery, or defers it without using a try.
 func (e *Engine) process(t *try) {
 	en := t.entry
-	ctx, cancel := e.redisCtx()
-	defer cancel()
 	if en.id == "" || en.ep == "" {
+		ctx, cancel := e.redisCtx()
+		defer cancel()
 		e.rdb.XAck(ctx, e.k.stream(), group, en.sid)
 		e.rdb.XDel(ctx, e.k.stream(), en.sid)
 		return
@@ -390,11 +390,15 @@ func (e *Engine) process(t *try) {
 	// made: record it as soon as Redis answers again (an outage, a restart still loading its
 	// data) rather than leave it to the reaper, which would make it again while its lease kept
 	// other deliveries of the endpoint waiting.
-	var fin int64
-	err = e.untilRedisAnswers("record a try", func(context.Context) (err error) {
-		fin, err = e.batch.finish(en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, res[15], acc)
-		return err
-	})
+	fin, err := e.batch.finish(en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, res[15], acc)
+	if err != nil && !passing(err) {
+		e.redisFailed("record a try", err)
+	} else if err != nil {
+		err = e.untilRedisAnswers("record a try", func(context.Context) (err error) {
+			fin, err = e.batch.finish(en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, res[15], acc)
+			return err
+		})
+	}
 	if err != nil {
 		return // stopping, or not a passing Redis failure: pending here; the reaper hands it back
 	}

@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -145,7 +146,7 @@ func receiver(addr string) error {
 			}
 			return float64(l[min(len(l)-1, int(p*float64(len(l))))].Microseconds()) / 1000
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"count": r.count.Load(), "dups": r.dups.Load(), "samples": len(l), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1)})
+		_ = json.NewEncoder(w).Encode(map[string]any{"count": r.count.Load(), "dups": r.dups.Load(), "samples": len(l), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1), "cpu_seconds": cpuSeconds()})
 	})
 	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
 		r.mu.Lock()
@@ -168,6 +169,16 @@ type stats struct {
 	P50     float64 `json:"p50_ms"`
 	P99     float64 `json:"p99_ms"`
 	Max     float64 `json:"max_ms"`
+	CPU     float64 `json:"cpu_seconds"` // the receiver process's CPU time so far
+}
+
+// cpuSeconds is this process's CPU time (user + system) so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func getStats(target string) (stats, error) {
@@ -195,6 +206,11 @@ func reset(target string) error {
 // one keep-alive client, no queue, no Redis.
 func ceiling(target string, n, workers int) error {
 	_ = reset(target)
+	recv0, err := getStats(target)
+	if err != nil {
+		return err
+	}
+	self0 := cpuSeconds()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxIdleConns: workers}, Timeout: 30 * time.Second}
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -215,7 +231,10 @@ func ceiling(target string, n, workers int) error {
 	}
 	wg.Wait()
 	el := time.Since(start)
-	fmt.Printf("RESULT phase=ceiling n=%d concurrency=%d seconds=%.2f per_sec=%.0f\n", n, workers, el.Seconds(), float64(n)/el.Seconds())
+	selfUS := (cpuSeconds() - self0) * 1e6 / float64(n)
+	recv1, _ := getStats(target)
+	fmt.Printf("RESULT phase=ceiling n=%d concurrency=%d seconds=%.2f per_sec=%.0f client_cpu_us_per_post=%.0f receiver_cpu_us_per_post=%.0f\n",
+		n, workers, el.Seconds(), float64(n)/el.Seconds(), selfUS, (recv1.CPU-recv0.CPU)*1e6/float64(n))
 	return nil
 }
 
@@ -305,6 +324,11 @@ func throughput(redisAddr, target string, n, count, workers int) error {
 	if os.Getenv("BENCH_STATS") != "" {
 		rdb.ConfigResetStat(ctx)
 	}
+	recv0, err := getStats(target)
+	if err != nil {
+		return err
+	}
+	self0 := cpuSeconds()
 	start := time.Now()
 	if err := e.Start(ctx); err != nil {
 		return err
@@ -324,13 +348,16 @@ func throughput(redisAddr, target string, n, count, workers int) error {
 	}
 	el := time.Since(start)
 	redisUS := (redisCPU(ctx, rdb) - cpu0) * 1e6 / float64(n)
+	heraldUS := (cpuSeconds() - self0) * 1e6 / float64(n)
+	recv1, _ := getStats(target)
+	recvUS := (recv1.CPU - recv0.CPU) * 1e6 / float64(n)
 	if os.Getenv("BENCH_STATS") != "" {
 		fmt.Fprintln(os.Stderr, rdb.Info(ctx, "commandstats").Val())
 	}
 	_ = e.Stop(ctx)
 	backlog, _ := rdb.Get(ctx, prefix+":{"+prefix+"}:backlog").Int()
-	fmt.Printf("RESULT phase=throughput endpoints=%d n=%d workers=%d enqueue_per_sec=%.0f seconds=%.2f per_sec=%.0f backlog_left=%d redis_cpu_us_per_delivery=%.0f\n",
-		count, n, workers, float64(n)/enq.Seconds(), el.Seconds(), float64(n)/el.Seconds(), backlog, redisUS)
+	fmt.Printf("RESULT phase=throughput endpoints=%d n=%d workers=%d enqueue_per_sec=%.0f seconds=%.2f per_sec=%.0f backlog_left=%d redis_cpu_us_per_delivery=%.0f herald_cpu_us_per_delivery=%.0f receiver_cpu_us_per_delivery=%.0f\n",
+		count, n, workers, float64(n)/enq.Seconds(), el.Seconds(), float64(n)/el.Seconds(), backlog, redisUS, heraldUS, recvUS)
 	cleanup(ctx, rdb, prefix)
 	return nil
 }
