@@ -29,6 +29,7 @@ type Engine struct {
 	client  *http.Client
 	limiter *redis_rate.Limiter
 	credits rateCredits // tokens taken from the limiter, not used yet
+	eps     epCache     // endpoint configs, as long as no endpoint changes
 	m       *metrics
 	ua      string
 
@@ -271,7 +272,7 @@ func (e *Engine) PutEndpoint(ctx context.Context, ep Endpoint) error {
 // DeleteEndpoint removes an endpoint. Its pending deliveries are dead-lettered with reason
 // endpoint_deleted when they come up.
 func (e *Engine) DeleteEndpoint(ctx context.Context, id string) error {
-	if err := e.rdb.Del(ctx, e.k.endpoint(id), e.k.inflight(id), e.k.slot(id)).Err(); err != nil {
+	if err := deleteEndpointScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, id, e.nowMS()).Err(); err != nil {
 		return fmt.Errorf("notifier: delete endpoint %s: %w", id, err)
 	}
 	e.breakersMu.Lock()

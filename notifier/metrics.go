@@ -119,18 +119,34 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		k := q.e.k
 		pipe := q.e.rdb.Pipeline()
 		bl := pipe.Get(ctx, k.backlog())
-		xl := pipe.XLen(ctx, k.stream())
 		zc := pipe.ZCard(ctx, k.delayed())
-		head := pipe.XRangeN(ctx, k.stream(), "-", "+", 1)
+		groups := pipe.XInfoGroups(ctx, k.stream())
+		pend := pipe.XPending(ctx, k.stream(), group)
 		_, _ = pipe.Exec(ctx)
 		n, _ := bl.Int64()
-		q.backlog, q.ready, q.delayed = float64(n), float64(xl.Val()), float64(zc.Val())
-		q.oldest = 0
-		if msgs := head.Val(); len(msgs) > 0 {
-			// A stream id starts with the time the entry was added (ms).
-			if ms, _, ok := strings.Cut(msgs[0].ID, "-"); ok {
-				q.oldest = max(0, float64(time.Now().UnixMilli()-atoi64(ms))/1000)
+		q.backlog, q.delayed = float64(n), float64(zc.Val())
+		// The stream keeps acknowledged entries until it is trimmed: what is ready is what the
+		// group has not read yet (its lag) plus what it has read and not yet acknowledged.
+		q.ready, q.oldest = 0, 0
+		oldest := ""
+		if p := pend.Val(); p != nil && p.Count > 0 {
+			q.ready, oldest = float64(p.Count), p.Lower
+		}
+		for _, g := range groups.Val() {
+			if g.Name != group {
+				continue
 			}
+			q.ready += float64(max(g.Lag, 0))
+			if oldest == "" && g.Lag > 0 {
+				// None in flight: the oldest is the first entry not read yet.
+				if msgs, err := q.e.rdb.XRangeN(ctx, k.stream(), "("+g.LastDeliveredID, "+", 1).Result(); err == nil && len(msgs) > 0 {
+					oldest = msgs[0].ID
+				}
+			}
+		}
+		// A stream id starts with the time the entry was added (ms).
+		if ms, _, ok := strings.Cut(oldest, "-"); ok {
+			q.oldest = max(0, float64(time.Now().UnixMilli()-atoi64(ms))/1000)
 		}
 		q.at = time.Now()
 	}

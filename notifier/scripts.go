@@ -39,9 +39,35 @@ local function makeLive(id, now, ep)
   redis.call('HSET', rk, 'sid', sid, 'na', now)
 end
 
-local function ackDel(sid)
+-- the endpoints' generation: a number bumped by every change to an endpoint, so that engines may
+-- cache endpoints until it moves. Seeded from the clock (now ms * 1000) when the key is missing
+-- (first use, or Redis lost its data), so it never comes back to a value an engine has cached.
+local function endpointGen(now)
+  local g = redis.call('GET', P .. 'epgen')
+  if not g then
+    g = string.format('%d', now) .. '000' -- a string: Lua would print the number as 1.7e+15
+    redis.call('SET', P .. 'epgen', g)
+  end
+  return tonumber(g)
+end
+local function bumpEndpointGen(now)
+  endpointGen(now)
+  return redis.call('INCR', P .. 'epgen')
+end
+
+-- a < b for stream entry ids "ms-seq"
+local function streamIDLess(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+
+-- acknowledge a stream entry: it leaves the group's pending list. The entry itself stays in the
+-- stream until trimScript trims the stream up to the oldest entry still needed (deleting each
+-- entry as it is acknowledged cost Redis more than the rest of a finish)
+local function ack(sid)
   redis.call('XACK', STREAM, 'workers', sid)
-  redis.call('XDEL', STREAM, sid)
 end
 
 -- anyWaiting: does any endpoint have deliveries waiting for an in-flight slot? Asked once per
@@ -181,51 +207,62 @@ return out
 // endpoint is gone, and takes an in-flight lease of the endpoint (or parks the delivery in the
 // endpoint's waiter list when all are taken).
 //
+// Endpoints are read only when the caller's cache (begin.go) is not current: the caller passes
+// the endpoint generation its cache holds and, per entry, the endpoint's max in flight when it
+// has the endpoint cached (empty when not). When the generation is current those entries use it;
+// the others, and all of them when it is not, read the endpoint.
+//
 // KEYS[1] stream
 // ARGV[1] prefix, ARGV[2] now ms, ARGV[3] default max in flight, ARGV[4] lease ms, ARGV[5] max
-// age ms, ARGV[6] retention ms, ARGV[7] horizon ms, ARGV[8] count n, then n pairs: delivery id,
-// sid.
-// Returns one answer per pair, in order: {'skip'} (stale entry, dropped), {'dead', reason},
-// {'wait'} (parked), or {'go', ep, n, c, acc, body, evt, sub, kind, url, secret, prev secret,
-// prev expiry, rate, max in flight, ok}.
+// age ms, ARGV[6] retention ms, ARGV[7] horizon ms, ARGV[8] the caller's endpoint generation,
+// ARGV[9] count n, then n triples: delivery id, sid, cached max in flight or empty.
+// Returns {generation, answer_1, ..., answer_n}, an answer being {'skip'} (stale entry, dropped),
+// {'dead', reason}, {'wait'} (parked), or {'go', ep, n, acc, body, evt, sub, ok} followed, when the
+// endpoint was read, by url, secret, prev secret, prev expiry, rate, max in flight.
 var beginScript = redis.NewScript(luaLib + `
 local now = tonumber(ARGV[2])
 local defMif, lease, maxAge = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local retention, horizon = tonumber(ARGV[6]), tonumber(ARGV[7])
+local gen = endpointGen(now)
+local trusted = gen == tonumber(ARGV[8])
 local eps = {}
-local function begin(id, sid)
+local function begin(id, sid, cachedMif)
   local rk = P .. 'd:' .. id
-  local r = redis.call('HMGET', rk, 'st', 'sid', 'ep', 'n', 'c', 'acc', 'body', 'evt', 'sub', 'kind', 'ok')
+  local r = redis.call('HMGET', rk, 'st', 'sid', 'ep', 'n', 'acc', 'body', 'evt', 'sub', 'ok')
   if r[1] ~= 'pending' or r[2] ~= sid then
-    ackDel(sid)
+    ack(sid)
     return {'skip'}
   end
   local ep = r[3]
   local e = eps[ep]
   if not e then
-    e = redis.call('HMGET', P .. 'ep:' .. ep, 'url', 'sec', 'psec', 'pexp', 'rate', 'mif')
+    if trusted and cachedMif ~= '' then
+      e = {mif = tonumber(cachedMif)}
+    else
+      local f = redis.call('HMGET', P .. 'ep:' .. ep, 'url', 'sec', 'psec', 'pexp', 'rate', 'mif')
+      local mif = tonumber(f[6]) or 0
+      if mif <= 0 then mif = defMif end
+      e = {f = f, mif = mif, gone = not f[1]}
+    end
     eps[ep] = e
   end
   local reason = nil
-  if not e[1] then reason = 'endpoint_deleted'
-  elseif now - tonumber(r[6]) > maxAge then reason = 'max_age' end -- age counts from acceptance (a replay resets it)
+  if e.gone then reason = 'endpoint_deleted'
+  elseif now - tonumber(r[5]) > maxAge then reason = 'max_age' end -- age counts from acceptance (a replay resets it)
   if reason then
-    ackDel(sid)
-    finalize(id, 'failed', reason, now, retention, horizon, r[11], r[6], nil)
+    ack(sid)
+    finalize(id, 'failed', reason, now, retention, horizon, r[9], r[5], nil)
     return {'dead', reason}
   end
   local ifk = P .. 'if:' .. ep
-  local mif = tonumber(e[6]) or 0
-  if mif <= 0 then mif = defMif end
-  -- e.n: the endpoint's leases as far as this call knows (counted once, then kept up to date;
-  -- may count one too many for a reclaimed entry re-adding its own lease, never too few)
+  -- e.n: the endpoint's leases as far as this call knows (counted once, then kept up to date)
   if not e.n then e.n = redis.call('ZCARD', ifk) end
-  if e.n >= mif then
+  if e.n >= e.mif then
     -- full: drop expired leases (of dead processes); a reclaimed entry keeps its own lease
     redis.call('ZREMRANGEBYSCORE', ifk, '-inf', now)
     e.n = redis.call('ZCARD', ifk)
-    if not redis.call('ZSCORE', ifk, sid) and e.n >= mif then
-      ackDel(sid)
+    if not redis.call('ZSCORE', ifk, sid) and e.n >= e.mif then
+      ack(sid)
       redis.call('HSET', rk, 'sid', '')
       redis.call('RPUSH', P .. 'w:' .. ep, id)
       redis.call('SADD', P .. 'waiting', ep)
@@ -233,11 +270,16 @@ local function begin(id, sid)
     end
   end
   e.n = e.n + redis.call('ZADD', ifk, now + lease, sid)
-  return {'go', ep, r[4], r[5], r[6], r[7], r[8] or '', r[9] or '', r[10] or '', e[1], e[2] or '', e[3] or '', e[4] or '', e[5] or '', tostring(mif), r[11] or ''}
+  local out = {'go', ep, r[4], r[5], r[6], r[7] or '', r[8] or '', r[9] or ''}
+  if e.f then
+    local f = e.f
+    out[9], out[10], out[11], out[12], out[13], out[14] = f[1], f[2] or '', f[3] or '', f[4] or '', f[5] or '', tostring(e.mif)
+  end
+  return out
 end
-local out = {}
-for i = 1, tonumber(ARGV[8]) do
-  out[i] = begin(ARGV[7 + 2 * i], ARGV[8 + 2 * i])
+local out = {gen}
+for i = 1, tonumber(ARGV[9]) do
+  out[i + 1] = begin(ARGV[7 + 3 * i], ARGV[8 + 3 * i], ARGV[9 + 3 * i])
 end
 flushBacklog()
 return out
@@ -255,10 +297,10 @@ local id, sid, now, due = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local rk = P .. 'd:' .. id
 local r = redis.call('HMGET', rk, 'st', 'sid', 'ep')
 if r[1] ~= 'pending' or r[2] ~= sid then
-  ackDel(sid)
+  ack(sid)
   return -1
 end
-ackDel(sid)
+ack(sid)
 if ARGV[6] == '1' then release(r[3], sid, now) end
 local interval = tonumber(ARGV[7])
 if interval > 0 then
@@ -284,7 +326,7 @@ return due
 // is not recorded).
 var finishScript = redis.NewScript(luaLib + `
 local retention, kept, horizon = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local acks = {} -- the entries to acknowledge and delete, all in one XACK and one XDEL at the end
+local acks = {} -- the entries to acknowledge, all in one XACK at the end
 local function finish(id, sid, now, outcome, due, dead, attempt, ep, tries, ok, acc)
   local rk = P .. 'd:' .. id
   local r = redis.call('HMGET', rk, 'st', 'sid', 'att')
@@ -318,7 +360,6 @@ for i = 1, tonumber(ARGV[5]) do
 end
 if #acks > 0 then
   redis.call('XACK', STREAM, 'workers', unpack(acks))
-  redis.call('XDEL', STREAM, unpack(acks))
 end
 flushBacklog()
 return out
@@ -408,7 +449,40 @@ if old and old ~= '' and old ~= ARGV[4] then
   redis.call('HSET', ek, 'psec', old, 'pexp', tonumber(ARGV[8]) + tonumber(ARGV[9]))
 end
 redis.call('HSET', ek, 'url', ARGV[3], 'sec', ARGV[4], 'rate', ARGV[5], 'mif', ARGV[6], 'ord', ARGV[7])
+bumpEndpointGen(tonumber(ARGV[8]))
 return created
+`)
+
+// deleteEndpointScript removes an endpoint with its in-flight leases and rate slot.
+//
+// KEYS[1] stream (routing only)
+// ARGV[1] prefix, ARGV[2] endpoint id, ARGV[3] now ms.
+var deleteEndpointScript = redis.NewScript(luaLib + `
+local ep = ARGV[2]
+redis.call('DEL', P .. 'ep:' .. ep, P .. 'if:' .. ep, P .. 'slot:' .. ep)
+bumpEndpointGen(tonumber(ARGV[3]))
+return 1
+`)
+
+// trimScript trims the stream of the entries no engine needs any more: those before both the
+// oldest entry still pending (read, not yet acknowledged) and the group's last delivered entry
+// (everything after it is still to be read). Whole blocks only (MINID ~), which is cheap.
+//
+// KEYS[1] stream
+// ARGV[1] prefix.
+// Returns the number of entries trimmed.
+var trimScript = redis.NewScript(luaLib + `
+local last = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', STREAM)) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+  if f['name'] == 'workers' then last = f['last-delivered-id'] end
+end
+if not last then return 0 end
+local minid = last
+local pend = redis.call('XPENDING', STREAM, 'workers')
+if pend[1] > 0 and streamIDLess(pend[2], minid) then minid = pend[2] end
+return redis.call('XTRIM', STREAM, 'MINID', '~', minid)
 `)
 
 // pruneScript removes ids whose record has expired from an index.

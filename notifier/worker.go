@@ -118,8 +118,6 @@ func (e *Engine) dispatch(es []entry) {
 	ctx, cancel := e.redisCtx()
 	defer cancel()
 	var begins []*try
-	args := []any{e.k.p, e.nowMS(), e.cfg.MaxInFlight, (e.cfg.RequestTimeout + 5*time.Second).Milliseconds(),
-		e.cfg.MaxDeliveryAge.Milliseconds(), e.cfg.Retention.Milliseconds(), e.horizonMS(), 0}
 	for _, t := range started {
 		if t.id == "" || t.ep == "" {
 			continue // not an entry of ours: process drops it
@@ -131,26 +129,10 @@ func (e *Engine) dispatch(es []entry) {
 			continue
 		}
 		t.done = done
-		args = append(args, t.id, t.sid)
 		begins = append(begins, t)
 	}
 	if len(begins) > 0 {
-		args[7] = len(begins)
-		answers, err := beginScript.Run(ctx, e.rdb, []string{e.k.stream()}, args...).Slice()
-		if err == nil && len(answers) != len(begins) {
-			err = errors.New("unexpected answer from the begin script")
-		}
-		for i, t := range begins {
-			if err != nil {
-				t.beginErr = err
-				continue
-			}
-			a, _ := answers[i].([]any)
-			t.res = make([]string, len(a))
-			for j, v := range a {
-				t.res[j], _ = v.(string)
-			}
-		}
+		e.begin(ctx, begins)
 		e.checkRates(ctx, begins)
 	}
 	for _, t := range started {
@@ -178,10 +160,12 @@ type try struct {
 	done       func(error) // the breaker's callback, nil when it refused
 	breaker    *breaker
 	breakerErr error
-	beginErr   error    // the begin script failed
-	res        []string // the begin script's answer for this entry
-	rate       int      // the endpoint's rate limit per minute
-	allowed    bool     // the rate limiter let it through
+	beginErr   error  // the begin script failed
+	state      string // the begin script's answer: go, skip, wait or dead
+	deadReason string // for dead
+	begun      *begun // for go
+	rate       int    // the endpoint's rate limit per minute
+	allowed    bool   // the rate limiter let it through
 	retryAfter time.Duration
 	rateErr    error
 }
@@ -196,18 +180,17 @@ func (e *Engine) checkRates(ctx context.Context, begins []*try) {
 	}
 	groups := map[string]*group{}
 	for _, t := range begins {
-		res := t.res
-		if t.beginErr != nil || len(res) < 16 || res[0] != "go" {
+		if t.beginErr != nil || t.state != "go" {
 			continue
 		}
-		t.rate = int(atoi64(res[13]))
+		t.rate = t.begun.conf.rate
 		if t.rate <= 0 {
 			t.rate = e.cfg.RateLimitPerMinute
 		}
-		g := groups[res[1]]
+		g := groups[t.begun.ep]
 		if g == nil {
 			g = &group{rate: t.rate}
-			groups[res[1]] = g
+			groups[t.begun.ep] = g
 		}
 		g.tries = append(g.tries, t)
 	}
@@ -258,7 +241,6 @@ func (e *Engine) process(t *try) {
 		ctx, cancel := e.redisCtx()
 		defer cancel()
 		e.rdb.XAck(ctx, e.k.stream(), group, en.sid)
-		e.rdb.XDel(ctx, e.k.stream(), en.sid)
 		return
 	}
 
@@ -280,16 +262,12 @@ func (e *Engine) process(t *try) {
 	done := t.done
 	notSent := func() { done(errNotSent) }
 
-	res, err := t.res, t.beginErr
-	if err == nil && (len(res) == 0 || res[0] == "go" && len(res) < 16 || res[0] == "dead" && len(res) < 2) {
-		err = errors.New("unexpected answer from the begin script")
-	}
-	if err != nil {
+	if err := t.beginErr; err != nil {
 		notSent()
 		e.redisFailed("begin a try", err)
 		return // the entry stays pending here; the reaper hands it back
 	}
-	switch res[0] {
+	switch t.state {
 	case "skip":
 		notSent()
 		return
@@ -299,14 +277,14 @@ func (e *Engine) process(t *try) {
 		return
 	case "dead":
 		notSent()
-		e.m.deliveries.WithLabelValues("dead", res[1]).Inc()
-		e.report(Outcome{DeliveryID: en.id, EndpointID: en.ep, Reason: res[1], Dead: true, At: e.cfg.Now()})
+		e.m.deliveries.WithLabelValues("dead", t.deadReason).Inc()
+		e.report(Outcome{DeliveryID: en.id, EndpointID: en.ep, Reason: t.deadReason, Dead: true, At: e.cfg.Now()})
 		return
 	}
-	// {'go', ep, n, c, acc, body, evt, sub, kind, url, sec, psec, pexp, rate, mif, ok}
-	ep, tries, acc := res[1], int(atoi64(res[2])), atoi64(res[4])
-	body, evt, sub := []byte(res[5]), res[6], res[7]
-	target, sec, psec, pexp := res[9], res[10], res[11], atoi64(res[12])
+	bg := t.begun
+	ep, tries, acc := bg.ep, bg.tries, bg.acc
+	body, evt, sub := bg.body, bg.evt, bg.sub
+	target, sec, psec, pexp := bg.conf.url, bg.conf.secret, bg.conf.prevSecret, bg.conf.prevUntil
 	// The endpoint's rate limit (checked by dispatch; a Redis error is an error, not a limit).
 	if t.rateErr != nil {
 		notSent()
@@ -390,12 +368,12 @@ func (e *Engine) process(t *try) {
 	// made: record it as soon as Redis answers again (an outage, a restart still loading its
 	// data) rather than leave it to the reaper, which would make it again while its lease kept
 	// other deliveries of the endpoint waiting.
-	fin, err := e.batch.finish(en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, res[15], acc)
+	fin, err := e.batch.finish(en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, bg.line, acc)
 	if err != nil && !passing(err) {
 		e.redisFailed("record a try", err)
 	} else if err != nil {
 		err = e.untilRedisAnswers("record a try", func(context.Context) (err error) {
-			fin, err = e.batch.finish(en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, res[15], acc)
+			fin, err = e.batch.finish(en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, bg.line, acc)
 			return err
 		})
 	}
@@ -562,8 +540,9 @@ func (e *Engine) beat(ctx context.Context) error {
 }
 
 // reaperLoop renews the heartbeat and, every beat, takes over the pending entries of consumers
-// whose heartbeat is gone (killed processes), retries this process's own orphaned entries, and
-// wakes deliveries waiting for in-flight slots that leases of dead processes held.
+// whose heartbeat is gone (killed processes), retries this process's own orphaned entries,
+// wakes deliveries waiting for in-flight slots that leases of dead processes held, and trims the
+// stream of acknowledged entries.
 func (e *Engine) reaperLoop() {
 	defer e.loops.Done()
 	ctx := e.soft
@@ -583,6 +562,9 @@ func (e *Engine) reaperLoop() {
 		}
 		e.reap(ctx)
 		e.wakeWaiters(ctx)
+		if err := trimScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p).Err(); err != nil && ctx.Err() == nil && !isNoGroup(err) && !strings.Contains(err.Error(), "no such key") {
+			e.redisFailed("trim the queue", err)
+		}
 	}
 }
 
