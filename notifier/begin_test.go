@@ -3,6 +3,7 @@ package notifier
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -99,4 +100,37 @@ func TestEndpointGenerationSurvivesDataLoss(t *testing.T) {
 	if g <= cached {
 		t.Errorf("generation %d after the loss, not past the cached %d", g, cached)
 	}
+}
+
+// Putting an endpoint as it already is changes nothing: the engines' caches stay good (the relay
+// re-registers the endpoints it uses every few seconds).
+func TestPutUnchangedEndpointKeepsGeneration(t *testing.T) {
+	t.Parallel()
+	e, b := setup(t, nil)
+	ctx := context.Background()
+	ep := Endpoint{ID: "ep", URL: "http://127.0.0.1:9/x", Secret: testSecret, RateLimitPerMinute: 600}
+	putEndpoint(t, e, ep)
+	gen := func() int64 { return mustInt(t, b.rdb.Get(ctx, e.k.p+"epgen").Val()) }
+	g0 := gen()
+	putEndpoint(t, e, ep)
+	if g := gen(); g != g0 {
+		t.Errorf("generation %d -> %d for an unchanged endpoint", g0, g)
+	}
+	if b.rdb.HGet(ctx, e.k.endpoint("ep"), "psec").Val() != "" {
+		t.Error("an unchanged secret was rotated")
+	}
+	ep.MaxInFlight = 3
+	putEndpoint(t, e, ep)
+	if g := gen(); g != g0+1 {
+		t.Errorf("generation %d -> %d for a changed endpoint, want +1", g0, g)
+	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("not a number: %q", s)
+	}
+	return n
 }

@@ -439,18 +439,25 @@ return 1
 // KEYS[1] stream (routing only)
 // ARGV[1] prefix, ARGV[2] endpoint id, ARGV[3] url, ARGV[4] secret, ARGV[5] rate per minute,
 // ARGV[6] max in flight, ARGV[7] ordered (0/1), ARGV[8] now ms, ARGV[9] overlap ms.
-// Returns 1 created, 0 updated.
+// Returns 1 created, 0 updated or unchanged. Only a change bumps the endpoints' generation.
 var putEndpointScript = redis.NewScript(luaLib + `
 local ek = P .. 'ep:' .. ARGV[2]
-local old = redis.call('HGET', ek, 'sec')
-local created = 0
-if not redis.call('HGET', ek, 'url') then created = 1 end
+local cur = redis.call('HMGET', ek, 'url', 'sec', 'rate', 'mif', 'ord')
+if not cur[1] then
+  redis.call('HSET', ek, 'url', ARGV[3], 'sec', ARGV[4], 'rate', ARGV[5], 'mif', ARGV[6], 'ord', ARGV[7])
+  bumpEndpointGen(tonumber(ARGV[8]))
+  return 1
+end
+if cur[1] == ARGV[3] and cur[2] == ARGV[4] and cur[3] == ARGV[5] and cur[4] == ARGV[6] and cur[5] == ARGV[7] then
+  return 0 -- as it is: the engines' caches stay good
+end
+local old = cur[2]
 if old and old ~= '' and old ~= ARGV[4] then
   redis.call('HSET', ek, 'psec', old, 'pexp', tonumber(ARGV[8]) + tonumber(ARGV[9]))
 end
 redis.call('HSET', ek, 'url', ARGV[3], 'sec', ARGV[4], 'rate', ARGV[5], 'mif', ARGV[6], 'ord', ARGV[7])
 bumpEndpointGen(tonumber(ARGV[8]))
-return created
+return 0
 `)
 
 // deleteEndpointScript removes an endpoint with its in-flight leases and rate slot.
