@@ -32,5 +32,10 @@ func mountSessions(a *App) error {
 	}
 	svc.Routes(a.API)
 	a.Sessions = svc
+	a.Channels.OnDelete(func(ctx context.Context, id string) {
+		if err := svc.ChannelDeleted(ctx, id); err != nil {
+			a.Log.Warn("channel deleted, but its relay endpoint was not", "channel_id", id, "err", err)
+		}
+	})
 	return nil
 }

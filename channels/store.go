@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,6 +23,17 @@ type Store struct {
 	policy      egress.Policy
 	maxAttempts int
 	minBudget   int // MinScanBudget; tests lower it to see partial pages
+
+	hooksMu  sync.RWMutex
+	onDelete []func(ctx context.Context, id string)
+}
+
+// OnDelete registers f to be called after a channel is deleted, from the deleting request (keep
+// it quick). The relay uses it to drop the channel's engine endpoint.
+func (s *Store) OnDelete(f func(ctx context.Context, id string)) {
+	s.hooksMu.Lock()
+	s.onDelete = append(s.onDelete, f)
+	s.hooksMu.Unlock()
 }
 
 // Option configures a Store.
@@ -273,6 +285,12 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		}
 		switch n {
 		case 1:
+			s.hooksMu.RLock()
+			hooks := s.onDelete
+			s.hooksMu.RUnlock()
+			for _, f := range hooks {
+				f(ctx, id)
+			}
 			return nil
 		case 0:
 			return ErrNotFound

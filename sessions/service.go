@@ -28,6 +28,7 @@ import (
 // Engine is what the relay needs of the delivery engine (*notifier.Engine).
 type Engine interface {
 	PutEndpoint(ctx context.Context, ep notifier.Endpoint) error
+	DeleteEndpoint(ctx context.Context, id string) error
 	Enqueue(ctx context.Context, reqs ...notifier.Request) ([]string, error)
 	GetMany(ctx context.Context, ids []string) ([]*notifier.Delivery, error)
 }
@@ -90,8 +91,9 @@ type Service struct {
 	// that the order they are recorded in is the order they are enqueued (and so delivered) in.
 	locks [64]sync.Mutex
 
-	epMu      sync.Mutex
-	endpoints map[string]registered // what this process last registered with the engine
+	epMu          sync.Mutex
+	endpoints     map[string]registered // what this process last registered with the engine
+	maxRegistered int                   // bound of endpoints (tests lower it)
 
 	messages  *prometheus.CounterVec
 	callbacks *prometheus.CounterVec
@@ -121,7 +123,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, ch Channels, eng Engine
 	}
 	s := &Service{
 		cfg: cfg, rdb: rdb, keys: keys{prefix: cfg.Prefix}, channels: ch, engine: eng, log: cfg.Log,
-		endpoints: map[string]registered{},
+		endpoints: map[string]registered{}, maxRegistered: maxRegistered,
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_relay_messages_total",
 			Help: "Messages POSTed to /channel/message, by result (queued, invalid, unknown_channel, refused).",
@@ -206,8 +208,35 @@ func (s *Service) ensureEndpoint(ctx context.Context, ep notifier.Endpoint) erro
 		return err
 	}
 	s.epMu.Lock()
-	s.endpoints[ep.ID] = registered{ep: ep, at: now}
+	if len(s.endpoints) >= s.maxRegistered {
+		// Entries older than endpointRecheck are not trusted anyway: drop them, so the map holds
+		// only the channels relayed to in the last few seconds.
+		for id, r := range s.endpoints {
+			if now.Sub(r.at) >= endpointRecheck {
+				delete(s.endpoints, id)
+			}
+		}
+	}
+	if len(s.endpoints) < s.maxRegistered {
+		s.endpoints[ep.ID] = registered{ep: ep, at: now}
+	}
 	s.epMu.Unlock()
+	return nil
+}
+
+// maxRegistered bounds the endpoints this process remembers registering; past it (more channels
+// relayed to within endpointRecheck) it registers every time.
+const maxRegistered = 10_000
+
+// ChannelDeleted drops a deleted channel's engine endpoint: messages still queued for its server
+// are dead-lettered (endpoint_deleted) rather than sent to a channel that no longer exists, and
+// the endpoint does not outlive the channel in Redis.
+func (s *Service) ChannelDeleted(ctx context.Context, channelID string) error {
+	id := ChannelEndpointID(channelID)
+	s.forgetEndpoint(id)
+	if err := s.engine.DeleteEndpoint(ctx, id); err != nil {
+		return fmt.Errorf("sessions: drop the endpoint of deleted channel %s: %w", channelID, err)
+	}
 	return nil
 }
 
