@@ -16,6 +16,10 @@ n="${BENCH_N:-100000}"
 rss_n="${BENCH_RSS_N:-1000000}"
 lat_s="${BENCH_LAT_SECONDS:-10}"
 
+# herald runs with GOGC=400 (cmd/herald/main.go); the engine runs inside benchengine here, so the
+# bench sets the same, for every phase alike (the ceiling and the receiver too).
+export GOGC="${GOGC:-400}"
+
 source scripts/lib.sh
 work="$(mktemp -d)"
 pids=()
@@ -52,13 +56,15 @@ rows = []
 for line in open(sys.argv[1]):
     if line.startswith("RESULT "):
         rows.append(dict(kv.split("=", 1) for kv in line.split()[1:]))
-ceil = next(float(r["per_sec"]) for r in rows if r["phase"] == "ceiling")
+c = next(r for r in rows if r["phase"] == "ceiling")
+ceil = float(c["per_sec"])
 print("\n== summary")
-print(f"raw ceiling:            {ceil:,.0f} POST/s")
+print(f"raw ceiling:            {ceil:,.0f} POST/s; CPU per POST: client {c['client_cpu_us_per_post']} us + receiver {c['receiver_cpu_us_per_post']} us")
 for r in rows:
     if r["phase"] == "throughput":
         ps = float(r["per_sec"])
-        print(f"herald {r['endpoints']:>4} endpoints:  {ps:,.0f} deliveries/s = {ps/ceil:.2f} of ceiling (target >= 0.5); enqueue {float(r['enqueue_per_sec']):,.0f}/s; Redis CPU {r['redis_cpu_us_per_delivery']} us/delivery")
+        print(f"herald {r['endpoints']:>4} endpoints:  {ps:,.0f} deliveries/s = {ps/ceil:.2f} of ceiling (target >= 0.5); enqueue {float(r['enqueue_per_sec']):,.0f}/s")
+        print(f"                        CPU per delivery: herald {r['herald_cpu_us_per_delivery']} us + Redis {r['redis_cpu_us_per_delivery']} us + receiver {r['receiver_cpu_us_per_delivery']} us")
     if r["phase"] == "latency-floor":
         print(f"plain POSTs at 1000/s:  p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms (no queue: this machine's floor)")
     if r["phase"] == "latency":

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -99,7 +100,7 @@ type recv struct {
 	dups  atomic.Int64
 	mu    sync.Mutex
 	lat   []time.Duration
-	seen  map[string]struct{} // webhook-ids, to count duplicate deliveries
+	seen  map[uint64]struct{} // hashes of webhook-ids, to count duplicate deliveries (no pointers for the GC to scan)
 }
 
 func receiver(addr string) error {
@@ -107,18 +108,21 @@ func receiver(addr string) error {
 	if err != nil {
 		return err
 	}
-	r := &recv{lat: make([]time.Duration, 0, 1<<20), seen: map[string]struct{}{}}
+	r := &recv{lat: make([]time.Duration, 0, 1<<20), seen: map[uint64]struct{}{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook/{ep}", func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
 		now := time.Now()
 		r.count.Add(1)
 		if id := req.Header.Get("webhook-id"); id != "" {
+			h := fnv.New64a()
+			_, _ = h.Write([]byte(id))
+			sum := h.Sum64()
 			r.mu.Lock()
-			if _, dup := r.seen[id]; dup {
+			if _, dup := r.seen[sum]; dup {
 				r.dups.Add(1)
 			} else if len(r.seen) < 2_000_000 {
-				r.seen[id] = struct{}{}
+				r.seen[sum] = struct{}{}
 			}
 			r.mu.Unlock()
 		}
@@ -203,7 +207,9 @@ func reset(target string) error {
 // ---- ceiling ----
 
 // ceiling is plain Go: the same body POSTed to the same receiver by `workers` goroutines over
-// one keep-alive client, no queue, no Redis.
+// one keep-alive client, no queue, no Redis. Each request carries a unique webhook-id, so the
+// receiver does the same bookkeeping as for herald's deliveries (no signature: signing is
+// herald's work and counts against it).
 func ceiling(target string, n, workers int) error {
 	_ = reset(target)
 	recv0, err := getStats(target)
@@ -220,7 +226,10 @@ func ceiling(target string, n, workers int) error {
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-				resp, err := client.Post(fmt.Sprintf("%s/hook/ep%d", target, i%1000), "application/json", bytes.NewReader(body(time.Now())))
+				req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/hook/ep%d", target, i%1000), bytes.NewReader(body(time.Now())))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("webhook-id", "ceil_"+strconv.FormatInt(i, 10)) // the receiver counts ids as it does herald's
+				resp, err := client.Do(req)
 				if err != nil {
 					continue
 				}
