@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/gorilla/mux"
 
@@ -318,13 +317,9 @@ func (h *Handler) query(w http.ResponseWriter, r *http.Request) error {
 // ParsePage checks ?limit= (default DefaultLimit, 1..MaxLimit) and ?after= (a cursor from a
 // previous page) and returns the limit and the id to start after.
 func ParsePage(limitParam, afterParam string) (int, string, error) {
-	limit := DefaultLimit
-	if limitParam != "" {
-		n, err := strconv.Atoi(limitParam)
-		if err != nil || n < 1 || n > MaxLimit {
-			return 0, "", httpx.Invalid("limit", "limit must be an integer from 1 to %d", MaxLimit)
-		}
-		limit = n
+	limit, err := httpx.ParseLimit(limitParam, DefaultLimit, MaxLimit)
+	if err != nil {
+		return 0, "", err
 	}
 	after := ""
 	if afterParam != "" {

@@ -109,13 +109,9 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	limit := defaultPage
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPage {
-			return httpx.Invalid("limit", "limit must be an integer from 1 to %d", maxPage)
-		}
-		limit = n
+	limit, err := httpx.ParseLimit(q.Get("limit"), defaultPage, maxPage)
+	if err != nil {
+		return err
 	}
 	after := q.Get("after")
 	if len(after) > 1024 {

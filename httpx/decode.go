@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -123,4 +124,17 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// ParseLimit reads a ?limit= page size: def when s is empty, else a whole number from 1 to max
+// (more is refused rather than cut, so a client learns the bound instead of paging short).
+func ParseLimit(s string, def, max int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		return 0, Invalid("limit", "limit must be a whole number from 1 to %d", max)
+	}
+	return n, nil
 }

@@ -286,3 +286,20 @@ func TestStrictQuery(t *testing.T) {
 		}
 	}
 }
+
+func TestParseLimit(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+		ok   bool
+	}{{"", 100, true}, {"1", 1, true}, {"1000", 1000, true}, {"1001", 0, false}, {"0", 0, false}, {"-3", 0, false}, {"ten", 0, false}} {
+		got, err := httpx.ParseLimit(c.in, 100, 1000)
+		if c.ok != (err == nil) || got != c.want {
+			t.Errorf("ParseLimit(%q) = %d, %v", c.in, got, err)
+		}
+		var he *httpx.Error
+		if err != nil && (!errors.As(err, &he) || he.Status != 400 || he.Field != "limit" || !strings.Contains(he.Message, "1 to 1000")) {
+			t.Errorf("ParseLimit(%q) error %#v", c.in, err)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package notifier
 import (
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/gorilla/mux"
 
@@ -68,9 +67,9 @@ func (e *Engine) handleList(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if s := qv.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			return httpx.Invalid("limit", "limit must be a whole number from 1 to 1000")
+		n, err := httpx.ParseLimit(s, 0, 1000)
+		if err != nil {
+			return err
 		}
 		q.Limit = n
 	}

@@ -572,6 +572,7 @@ func TestAPIBadRequests(t *testing.T) {
 		{"POST", "/subscribers/" + id + "/rotate-secret", map[string]any{"secrett": "x"}, 400, "unknown_field", "secrett", "secrett"},
 		{"GET", "/subscribers?limit=abc", nil, 400, "invalid_value", "limit", "limit"},
 		{"GET", "/subscribers?limit=0", nil, 400, "invalid_value", "limit", "limit"},
+		{"GET", "/subscribers?limit=1001", nil, 400, "invalid_value", "limit", "limit"},
 		{"GET", "/subscribers?after=bad!id", nil, 400, "invalid_value", "after", "cursor"},
 	}
 	for _, c := range cases {

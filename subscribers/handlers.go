@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 
 	"github.com/gorilla/mux"
 
@@ -144,13 +143,9 @@ func (h *Handlers) create(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	limit := DefaultLimit
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return httpx.Invalid("limit", "limit must be a whole number from 1 to %d", MaxLimit)
-		}
-		limit = min(n, MaxLimit)
+	limit, err := httpx.ParseLimit(q.Get("limit"), DefaultLimit, MaxLimit)
+	if err != nil {
+		return err
 	}
 	after := q.Get("after")
 	if after != "" && !httpx.ValidID(after) {
