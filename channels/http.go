@@ -140,7 +140,7 @@ func DecodePatch(id string, b []byte) (Patch, error) {
 			return p, invalid(fieldChannelID, "channel_id must be a string")
 		}
 		if got != id {
-			return p, invalid(fieldChannelID, "channel_id cannot be changed: the body says %q but the path says %q", truncate(got, 128), id)
+			return p, invalid(fieldChannelID, "channel_id cannot be changed: the body says %q but the path says %q", httpx.Truncate(got, 128), id)
 		}
 	}
 	str := func(field string, r json.RawMessage) (*string, error) {
@@ -180,13 +180,6 @@ func DecodePatch(id string, b []byte) (Patch, error) {
 		}
 	}
 	return p, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 // pathID returns the {id} of the route, checked.

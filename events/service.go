@@ -174,7 +174,7 @@ func (n *Notification) Validate(maxMessage int) error {
 		case "", UpdateCreated, UpdateChanged, UpdateDeleted:
 		default:
 			return httpx.Invalid("update_type", "update_type must be %s, %s or %s, not %q",
-				UpdateCreated, UpdateChanged, UpdateDeleted, truncate(n.UpdateType, 64))
+				UpdateCreated, UpdateChanged, UpdateDeleted, httpx.Truncate(n.UpdateType, 64))
 		}
 		if n.Message != nil {
 			if t := bytes.TrimSpace(n.Message); len(t) == 0 || t[0] != '{' {
@@ -204,7 +204,7 @@ func (n *Notification) Validate(maxMessage int) error {
 		n.Message = nil
 	default:
 		return httpx.Invalid("type", "type must be %s, %s or %s, not %q",
-			TypeUpdate, TypeRepublish, TypeUnpublish, truncate(n.Type, 64))
+			TypeUpdate, TypeRepublish, TypeUnpublish, httpx.Truncate(n.Type, 64))
 	}
 	if n.SubscriberID != "" {
 		if err := httpx.CheckID("subscriber_id", n.SubscriberID); err != nil {
@@ -377,11 +377,4 @@ func (s *Service) wake() {
 	case s.kick <- struct{}{}:
 	default:
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

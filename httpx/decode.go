@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // DefaultMaxBody is the request body limit when none is configured (1 MiB).
@@ -23,7 +24,7 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
 			return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia,
-				Message: fmt.Sprintf("Content-Type must be application/json, not %q", truncate(ct, 100))}
+				Message: fmt.Sprintf("Content-Type must be application/json, not %q", Truncate(ct, 100))}
 		}
 	}
 	if limit <= 0 {
@@ -91,7 +92,7 @@ func JSONError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return BadRequest(CodeInvalidJSON, "", "request body could not be decoded: %s", truncate(err.Error(), 200))
+	return BadRequest(CodeInvalidJSON, "", "request body could not be decoded: %s", Truncate(err.Error(), 200))
 }
 
 func fieldName(f string) string {
@@ -119,9 +120,14 @@ func jsonType(kind string) string {
 	return "of another type"
 }
 
-func truncate(s string, n int) string {
+// Truncate cuts s to at most n bytes, at a character boundary, marking a cut with "...", for
+// quoting what a client sent in an error message.
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "..."
 }

@@ -303,3 +303,11 @@ func TestParseLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestTruncate(t *testing.T) {
+	for in, want := range map[string]string{"short": "short", "abcdefgh": "abcde...", "héllo wörld": "héll...", "abcd€": "abcd...", "abc€d": "abc..."} {
+		if got := httpx.Truncate(in, 5); got != want {
+			t.Errorf("Truncate(%q, 5) = %q, want %q", in, got, want)
+		}
+	}
+}

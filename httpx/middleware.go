@@ -218,7 +218,7 @@ func StrictQuery(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.RawQuery != "" {
 			if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
-				WriteError(w, r, BadRequest(CodeInvalidValue, "", "the query string is malformed: %s", truncate(err.Error(), 100)))
+				WriteError(w, r, BadRequest(CodeInvalidValue, "", "the query string is malformed: %s", Truncate(err.Error(), 100)))
 				return
 			}
 		}

@@ -57,7 +57,7 @@ func (e *Engine) handleList(w http.ResponseWriter, r *http.Request) error {
 	switch q.Status {
 	case "", StatusPending, StatusDelivered, StatusFailed:
 	default:
-		return httpx.Invalid("status", "status must be pending, delivered or failed, not %q", truncate(string(q.Status), 40))
+		return httpx.Invalid("status", "status must be pending, delivered or failed, not %q", httpx.Truncate(string(q.Status), 40))
 	}
 	for _, f := range []struct{ name, v string }{{"subscriber_id", q.SubscriberID}, {"event_id", q.EventID}, {"endpoint_id", q.EndpointID}} {
 		if f.v != "" {
@@ -114,11 +114,4 @@ func (e *Engine) handleRetry(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpx.WriteJSON(w, http.StatusAccepted, d)
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }

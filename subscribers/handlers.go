@@ -202,7 +202,7 @@ func (h *Handlers) patch(w http.ResponseWriter, r *http.Request) error {
 		case slices.Contains(readOnlyFields, k):
 			return httpx.Invalid(k, "%s is read-only", k)
 		case !slices.Contains(writableFields, k):
-			return httpx.BadRequest(httpx.CodeUnknownField, k, "unknown field %q", truncate(k, 64))
+			return httpx.BadRequest(httpx.CodeUnknownField, k, "unknown field %q", httpx.Truncate(k, 64))
 		case k == "secret" && bytes.Equal(bytes.TrimSpace(v), []byte("null")):
 			return httpx.Invalid("secret", "the secret cannot be removed; POST /subscribers/{id}/rotate-secret makes a new one")
 		}

@@ -106,7 +106,7 @@ func (v validation) apply(in *input, sub *Subscriber) error {
 	}
 	for _, t := range in.Types {
 		if !slices.Contains(EventTypes, t) {
-			return httpx.Invalid("types", "unknown type %q; types are %s", truncate(t, 64), strings.Join(EventTypes, ", "))
+			return httpx.Invalid("types", "unknown type %q; types are %s", httpx.Truncate(t, 64), strings.Join(EventTypes, ", "))
 		}
 	}
 	if sub.Types, err = checkList("types", in.Types, func(string) bool { return true }, ""); err != nil {
@@ -164,13 +164,6 @@ func printable(s string) bool {
 		}
 	}
 	return true
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 // badSecret is the 400 for a secret that is not whsec_<base64 of 24 to 64 bytes>. It never
