@@ -77,19 +77,7 @@ func (b *batcher) loop() {
 	defer b.wg.Done()
 	batch := make([]*batchCall, 0, maxBatch)
 	for first := range b.ch {
-		batch = append(batch[:0], first)
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case c, ok := <-b.ch:
-				if !ok {
-					break more
-				}
-				batch = append(batch, c)
-			default:
-				break more
-			}
-		}
+		batch = gather(b.ch, append(batch[:0], first))
 		ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
 		pipe := b.rdb.Pipeline()
 		for _, c := range batch {
@@ -155,19 +143,7 @@ func (b *batcher) finishLoop() {
 	defer b.wg.Done()
 	batch := make([]*finishCall, 0, maxBatch)
 	for first := range b.fin {
-		batch = append(batch[:0], first)
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case c, ok := <-b.fin:
-				if !ok {
-					break more
-				}
-				batch = append(batch, c)
-			default:
-				break more
-			}
-		}
+		batch = gather(b.fin, append(batch[:0], first))
 		args := make([]any, 0, 5+11*len(batch))
 		args = append(args, b.prefix)
 		args = append(args, b.fixed...)
@@ -190,4 +166,20 @@ func (b *batcher) finishLoop() {
 			close(c.done)
 		}
 	}
+}
+
+// gather adds to batch what ch holds already, without waiting, up to maxBatch.
+func gather[T any](ch <-chan T, batch []T) []T {
+	for len(batch) < maxBatch {
+		select {
+		case c, ok := <-ch:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, c)
+		default:
+			return batch
+		}
+	}
+	return batch
 }

@@ -100,6 +100,15 @@ local function index(key, score, id, now, horizon, ttl)
   end
 end
 
+-- a delivery (re)accepted at now goes into the list indexes: all, its endpoint's, subscriber's
+-- and event's ('' or false: none)
+local function indexAccepted(id, ep, sub, evt, now, horizon)
+  index(P .. 'ix:all', now, id, now, horizon)
+  index(P .. 'ix:ep:' .. ep, now, id, now, horizon, true)
+  if sub and sub ~= '' then index(P .. 'ix:sub:' .. sub, now, id, now, horizon, true) end
+  if evt and evt ~= '' then index(P .. 'ix:evt:' .. evt, now, id, now, horizon, true) end
+end
+
 -- failed deliveries have an index of their own (pending and delivered ones are found through
 -- ix:all): keep it in step when a delivery moves from old status to new
 local function setStatus(id, old, new, score, now, horizon)
@@ -189,10 +198,7 @@ for i = 1, n do
     local rk = P .. 'd:' .. id
     redis.call('HSET', rk, 'ep', ep, 'url', e[1], 'body', body, 'evt', evt, 'sub', sub, 'kind', kind,
       'ok', ok, 'st', 'pending', 'n', 0, 'c', now, 'acc', now, 'na', now, 'sid', '')
-    index(P .. 'ix:all', now, id, now, horizon)
-    index(P .. 'ix:ep:' .. ep, now, id, now, horizon, true)
-    if sub ~= '' then index(P .. 'ix:sub:' .. sub, now, id, now, horizon, true) end
-    if evt ~= '' then index(P .. 'ix:evt:' .. evt, now, id, now, horizon, true) end
+    indexAccepted(id, ep, sub, evt, now, horizon)
     local live = true
     if ok ~= '' then live = (redis.call('RPUSH', P .. 'o:' .. ok, id) == 1) end
     if live then makeLive(id, now, ep) end
@@ -422,10 +428,7 @@ if tonumber(redis.call('GET', P .. 'backlog') or '0') >= tonumber(ARGV[4]) then 
 redis.call('PERSIST', rk)
 redis.call('HSET', rk, 'st', 'pending', 'n', 0, 'dr', '', 'dat', '', 'acc', now, 'na', now, 'sid', '')
 setStatus(id, r[1], 'pending', now, now, horizon)
-index(P .. 'ix:all', now, id, now, horizon)
-index(P .. 'ix:ep:' .. r[3], now, id, now, horizon, true)
-if r[4] and r[4] ~= '' then index(P .. 'ix:sub:' .. r[4], now, id, now, horizon, true) end
-if r[5] and r[5] ~= '' then index(P .. 'ix:evt:' .. r[5], now, id, now, horizon, true) end
+indexAccepted(id, r[3], r[4], r[5], now, horizon)
 redis.call('INCR', P .. 'backlog')
 local live = true
 if r[2] and r[2] ~= '' then live = (redis.call('RPUSH', P .. 'o:' .. r[2], id) == 1) end
