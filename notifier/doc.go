@@ -12,6 +12,20 @@
 // When Redis loses the group (a restart without persistence) the fetcher recreates it. A try
 // answered while Redis is unreachable (down, or loading its data after a restart) is recorded
 // as soon as Redis answers again, so it is neither made twice nor holds its in-flight lease.
+// Finished entries are only acknowledged; the reaper trims the stream every heartbeat up to the
+// oldest entry still in flight or unread (trimScript).
+//
+// # Cost per delivery
+//
+// Redis's one thread is what a fleet of herald processes shares, so the hot path is built to
+// spend little of it: a fetched batch of entries is begun with one script call (begin.go) and
+// the finishes of concurrent tries share one script call (batcher.go). Endpoints are cached
+// per process for as long as the endpoints' generation key does not move (any change to an
+// endpoint bumps it), so begin reads an endpoint only after a change. Endpoints limited to
+// 6,000 a minute or more take up to a second's worth of rate-limit tokens at once and keep the
+// surplus as short-lived credit (ratecredit.go). Tries run on long-lived worker goroutines and
+// go straight to the HTTP transport. scripts/bench.sh prints the CPU each delivery costs herald,
+// Redis and the receiver.
 //
 // # A try
 //

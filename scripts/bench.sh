@@ -63,7 +63,7 @@ print(f"raw ceiling:            {ceil:,.0f} POST/s; CPU per POST: client {c['cli
 for r in rows:
     if r["phase"] == "throughput":
         ps = float(r["per_sec"])
-        print(f"herald {r['endpoints']:>4} endpoints:  {ps:,.0f} deliveries/s = {ps/ceil:.2f} of ceiling (target >= 0.5); enqueue {float(r['enqueue_per_sec']):,.0f}/s")
+        print(f"herald {r['endpoints']:>4} endpoints:  {ps:,.0f} deliveries/s = {ps/ceil:.2f} of ceiling (target >= 0.5); enqueue {float(r['enqueue_per_sec']):,.0f}/s ({r['redis_cpu_us_per_enqueue']} us of Redis CPU each)")
         print(f"                        CPU per delivery: herald {r['herald_cpu_us_per_delivery']} us + Redis {r['redis_cpu_us_per_delivery']} us + receiver {r['receiver_cpu_us_per_delivery']} us")
     if r["phase"] == "latency-floor":
         print(f"plain POSTs at 1000/s:  p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms (no queue: this machine's floor)")

@@ -325,11 +325,13 @@ func throughput(redisAddr, target string, n, count, workers int) error {
 		return err
 	}
 	_ = reset(target)
+	cpuEnq := redisCPU(ctx, rdb)
 	enq, err := enqueueAll(ctx, e, n, count)
 	if err != nil {
 		return err
 	}
 	cpu0 := redisCPU(ctx, rdb)
+	enqUS := (cpu0 - cpuEnq) * 1e6 / float64(n)
 	if os.Getenv("BENCH_STATS") != "" {
 		rdb.ConfigResetStat(ctx)
 	}
@@ -365,8 +367,8 @@ func throughput(redisAddr, target string, n, count, workers int) error {
 	}
 	_ = e.Stop(ctx)
 	backlog, _ := rdb.Get(ctx, prefix+":{"+prefix+"}:backlog").Int()
-	fmt.Printf("RESULT phase=throughput endpoints=%d n=%d workers=%d enqueue_per_sec=%.0f seconds=%.2f per_sec=%.0f backlog_left=%d redis_cpu_us_per_delivery=%.0f herald_cpu_us_per_delivery=%.0f receiver_cpu_us_per_delivery=%.0f\n",
-		count, n, workers, float64(n)/enq.Seconds(), el.Seconds(), float64(n)/el.Seconds(), backlog, redisUS, heraldUS, recvUS)
+	fmt.Printf("RESULT phase=throughput endpoints=%d n=%d workers=%d enqueue_per_sec=%.0f seconds=%.2f per_sec=%.0f backlog_left=%d redis_cpu_us_per_delivery=%.0f herald_cpu_us_per_delivery=%.0f receiver_cpu_us_per_delivery=%.0f redis_cpu_us_per_enqueue=%.0f\n",
+		count, n, workers, float64(n)/enq.Seconds(), el.Seconds(), float64(n)/el.Seconds(), backlog, redisUS, heraldUS, recvUS, enqUS)
 	cleanup(ctx, rdb, prefix)
 	return nil
 }
