@@ -126,6 +126,9 @@ func NewClient(o ClientOptions) *http.Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: o.Timeout,
+		// herald reads at most the first bytes of an answer: no Accept-Encoding: gzip on every
+		// request, and no gzip reader to set up for the answers that would use it.
+		DisableCompression: true,
 	}
 	return &http.Client{
 		Transport: t,

@@ -14,6 +14,22 @@ type epConf struct {
 	prevUntil               int64 // ms: the previous secret signs until then
 	rate                    int   // per minute; 0 = the default
 	mif                     int   // max in flight, the default applied
+	// the HMAC keys of secret and prevSecret, decoded once (nil: none); keyErr when a secret
+	// does not decode (the try goes unsigned, with a warning)
+	key, prevKey []byte
+	keyErr       error
+}
+
+// newEpConf builds an endpoint's config from what the begin script read, decoding its keys.
+func newEpConf(url, secret, prevSecret string, prevUntil int64, rate, mif int) *epConf {
+	c := &epConf{url: url, secret: secret, prevSecret: prevSecret, prevUntil: prevUntil, rate: rate, mif: mif}
+	if secret != "" {
+		c.key, c.keyErr = secretKey(secret)
+	}
+	if prevSecret != "" && c.keyErr == nil {
+		c.prevKey, c.keyErr = secretKey(prevSecret)
+	}
+	return c
 }
 
 // epCache keeps endpoint configs as of one generation of the endpoints (P:{P}:epgen, bumped by
@@ -112,8 +128,7 @@ func (e *Engine) begin(ctx context.Context, tries []*try) {
 		case len(s) == 8 && s[0] == "go" && cur == gen && cached[i] != nil:
 			t.state, t.begun = "go", beganFrom(s, cached[i])
 		case len(s) == 14 && s[0] == "go":
-			conf := &epConf{url: s[8], secret: s[9], prevSecret: s[10], prevUntil: atoi64(s[11]),
-				rate: int(atoi64(s[12])), mif: int(atoi64(s[13]))}
+			conf := newEpConf(s[8], s[9], s[10], atoi64(s[11]), int(atoi64(s[12])), int(atoi64(s[13])))
 			e.eps.learn(cur, s[1], conf)
 			t.state, t.begun = "go", beganFrom(s, conf)
 		default:

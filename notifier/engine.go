@@ -99,6 +99,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 	// The limiter's script goes through the batcher too: every try asks it once.
 	e.limiter = redis_rate.NewLimiter(e.batch)
 	e.m = newMetrics(e)
+	e.m.deliveredOK = e.m.deliveries.WithLabelValues("delivered", "ok")
+	e.m.attemptOK = e.m.attempts.WithLabelValues("ok")
 	if cfg.Registerer != nil {
 		if err := e.m.register(cfg.Registerer); err != nil {
 			return nil, fmt.Errorf("notifier: register metrics: %w", err)

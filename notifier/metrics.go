@@ -27,7 +27,9 @@ type metrics struct {
 	reclaimed          prometheus.Counter
 	redisErrors        prometheus.Counter
 	inflight           prometheus.Gauge
-	queue              *queueCollector
+	// the children counted on every delivered try, resolved once
+	deliveredOK, attemptOK prometheus.Counter
+	queue                  *queueCollector
 	breakers           *breakerCollector
 }
 

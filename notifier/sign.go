@@ -72,29 +72,27 @@ func Sign(secret, msgID string, ts time.Time, body []byte) (string, error) {
 
 func sign(key []byte, msgID string, unix int64, body []byte) string {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(msgID))
-	m.Write([]byte{'.'})
-	m.Write([]byte(strconv.FormatInt(unix, 10)))
-	m.Write([]byte{'.'})
+	var pre [128]byte
+	b := append(pre[:0], msgID...)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, unix, 10)
+	b = append(b, '.')
+	m.Write(b)
 	m.Write(body)
-	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+	var sum [sha256.Size]byte
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(sum[:0]))
 }
 
-// signatureHeader returns the webhook-signature value for a message: one signature per secret,
-// separated by spaces (the Standard Webhooks form for rotation). Empty secrets are skipped.
-func signatureHeader(msgID string, unix int64, body []byte, secrets ...string) (string, error) {
+// signatureHeader returns the webhook-signature value for a message: one signature per key,
+// separated by spaces (the Standard Webhooks form for rotation). Nil keys are skipped.
+func signatureHeader(msgID string, unix int64, body []byte, keys ...[]byte) string {
 	var sigs []string
-	for _, s := range secrets {
-		if s == "" {
-			continue
+	for _, k := range keys {
+		if k != nil {
+			sigs = append(sigs, sign(k, msgID, unix, body))
 		}
-		key, err := secretKey(s)
-		if err != nil {
-			return "", err
-		}
-		sigs = append(sigs, sign(key, msgID, unix, body))
 	}
-	return strings.Join(sigs, " "), nil
+	return strings.Join(sigs, " ")
 }
 
 // Verify checks a signed request as a receiver would: the webhook-id, webhook-timestamp and

@@ -2,7 +2,6 @@ package notifier
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -284,7 +283,7 @@ func (e *Engine) process(t *try) {
 	bg := t.begun
 	ep, tries, acc := bg.ep, bg.tries, bg.acc
 	body, evt, sub := bg.body, bg.evt, bg.sub
-	target, sec, psec, pexp := bg.conf.url, bg.conf.secret, bg.conf.prevSecret, bg.conf.prevUntil
+	conf := bg.conf
 	// The endpoint's rate limit (checked by dispatch; a Redis error is an error, not a limit).
 	if t.rateErr != nil {
 		notSent()
@@ -302,22 +301,24 @@ func (e *Engine) process(t *try) {
 
 	// The try.
 	ts := e.cfg.Now()
-	secrets := []string{sec}
-	if psec != "" && pexp > ts.UnixMilli() {
-		secrets = append(secrets, psec)
+	// Canonical header names, set directly (Header.Set would canonicalise them on every try).
+	h := http.Header{
+		"Content-Type":      {"application/json"},
+		"User-Agent":        {e.ua},
+		"Webhook-Id":        {en.id},
+		"Webhook-Timestamp": {strconv.FormatInt(ts.Unix(), 10)},
 	}
-	h := make(http.Header, 6)
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", e.ua)
-	h.Set(HeaderID, en.id)
-	h.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
-	if sig, err := signatureHeader(en.id, ts.Unix(), body, secrets...); err != nil {
+	prevKey := conf.prevKey
+	if conf.prevUntil <= ts.UnixMilli() {
+		prevKey = nil // the overlap after a rotation is over
+	}
+	if conf.keyErr != nil {
 		e.cfg.Logger.Warn("endpoint secret unusable; sending unsigned", "endpoint", ep)
-	} else if sig != "" {
-		h.Set(HeaderSignature, sig)
+	} else if sig := signatureHeader(en.id, ts.Unix(), body, conf.key, prevKey); sig != "" {
+		h["Webhook-Signature"] = []string{sig}
 	}
 	e.m.inflight.Inc()
-	tr := e.send(target, h, body)
+	tr := e.send(conf.url, h, body)
 	e.m.inflight.Dec()
 	if tr.aborted {
 		notSent()
@@ -330,7 +331,11 @@ func (e *Engine) process(t *try) {
 	} else {
 		done(&tryError{v})
 	}
-	e.m.attempts.WithLabelValues(reasonLabel(v)).Inc()
+	if v.Delivered {
+		e.m.attemptOK.Inc()
+	} else {
+		e.m.attempts.WithLabelValues(reasonLabel(v)).Inc()
+	}
 	e.m.attemptSeconds.Observe(tr.duration.Seconds())
 
 	att := Attempt{At: ts.UTC(), DurationMS: tr.duration.Milliseconds(), StatusCode: tr.status, Response: tr.response}
@@ -339,7 +344,7 @@ func (e *Engine) process(t *try) {
 	} else if !v.Delivered {
 		att.Error = "HTTP " + strconv.Itoa(tr.status)
 	}
-	attJSON, _ := json.Marshal(att)
+	attJSON := appendAttempt(make([]byte, 0, 128+len(att.Error)+len(att.Response)), att)
 
 	tries++ // including this one
 	outcome, due, dead := "ok", int64(0), ""
@@ -385,7 +390,7 @@ func (e *Engine) process(t *try) {
 	}
 	switch outcome {
 	case "ok":
-		e.m.deliveries.WithLabelValues("delivered", "ok").Inc()
+		e.m.deliveredOK.Inc()
 		e.m.e2eSeconds.Observe(float64(finishedAt-acc) / 1000)
 	case "retry":
 		e.m.deliveries.WithLabelValues("retry", v.Reason).Inc()

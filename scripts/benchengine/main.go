@@ -263,12 +263,15 @@ func engine(redisAddr string, workers int, prefix string) (*notifier.Engine, *re
 	return e, rdb, err
 }
 
-// putEndpoints registers count endpoints with limits raised for the benchmark: rate limit 10M per
+// benchSecret signs every benchmark delivery, as herald signs real ones.
+const benchSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// putEndpoints registers count endpoints, signed, with limits raised for the benchmark: rate limit 10M per
 // minute and max in flight 1000, so the limits do not cap throughput.
 func putEndpoints(ctx context.Context, e *notifier.Engine, target string, count int) error {
 	for i := range count {
 		if err := e.PutEndpoint(ctx, notifier.Endpoint{
-			ID: fmt.Sprintf("ep%d", i), URL: fmt.Sprintf("%s/hook/ep%d", target, i),
+			ID: fmt.Sprintf("ep%d", i), URL: fmt.Sprintf("%s/hook/ep%d", target, i), Secret: benchSecret,
 			RateLimitPerMinute: 10_000_000, MaxInFlight: 1000,
 		}); err != nil {
 			return err
@@ -450,7 +453,7 @@ func rss(redisAddr, target string, n, count, workers int) error {
 	}
 	defer rdb.Close()
 	for i := range count {
-		if err := e.PutEndpoint(ctx, notifier.Endpoint{ID: fmt.Sprintf("ep%d", i), URL: fmt.Sprintf("%s/hook/ep%d", target, i)}); err != nil {
+		if err := e.PutEndpoint(ctx, notifier.Endpoint{ID: fmt.Sprintf("ep%d", i), URL: fmt.Sprintf("%s/hook/ep%d", target, i), Secret: benchSecret}); err != nil {
 			return err
 		}
 	}
