@@ -30,7 +30,7 @@ type metrics struct {
 	// the children counted on every delivered try, resolved once
 	deliveredOK, attemptOK prometheus.Counter
 	queue                  *queueCollector
-	breakers           *breakerCollector
+	breakers               *breakerCollector
 }
 
 func newMetrics(e *Engine) *metrics {
