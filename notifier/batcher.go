@@ -37,12 +37,13 @@ type batchCall struct {
 
 const maxBatch = 128
 
-// finishCall is one try's finish: its group of 11 finish script arguments and the answer.
+// finishCall is one try's finish: its group of 11 finish script arguments and the answer. A
+// worker keeps one for all its tries (newFinishCall).
 type finishCall struct {
 	args []any
 	res  int64
 	err  error
-	done chan struct{}
+	done chan struct{} // one place: signalled when res or err is set
 }
 
 func newBatcher(rdb redis.UniversalClient, queue int, k keys, fixed []any) *batcher {
@@ -129,11 +130,14 @@ func (b *batcher) Del(ctx context.Context, keys ...string) *redis.IntCmd {
 	return b.rdb.Del(ctx, keys...)
 }
 
+// newFinishCall returns a call for finish; one caller may reuse it for one finish at a time.
+func newFinishCall() *finishCall { return &finishCall{done: make(chan struct{}, 1)} }
+
 // finish records one try (args: the 11 values of a finish script group) together with the
-// finishes that arrive meanwhile. It returns the script's answer for this try (1 recorded, 0
-// stale).
-func (b *batcher) finish(args ...any) (int64, error) {
-	c := &finishCall{args: args, done: make(chan struct{})}
+// finishes that arrive meanwhile, through c. It returns the script's answer for this try (1
+// recorded, 0 stale).
+func (b *batcher) finish(c *finishCall, args ...any) (int64, error) {
+	c.args, c.res, c.err = args, 0, nil
 	b.fin <- c
 	<-c.done
 	return c.res, c.err
@@ -163,7 +167,7 @@ func (b *batcher) finishLoop() {
 			} else {
 				c.res = res[i]
 			}
-			close(c.done)
+			c.done <- struct{}{}
 		}
 	}
 }

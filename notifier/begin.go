@@ -14,20 +14,28 @@ type epConf struct {
 	prevUntil               int64 // ms: the previous secret signs until then
 	rate                    int   // per minute; 0 = the default
 	mif                     int   // max in flight, the default applied
-	// the HMAC keys of secret and prevSecret, decoded once (nil: none); keyErr when a secret
-	// does not decode (the try goes unsigned, with a warning)
-	key, prevKey []byte
-	keyErr       error
+	// signers of secret and prevSecret, their keys decoded once (nil: none); keyErr when a
+	// secret does not decode (the try goes unsigned, with a warning)
+	signer, prevSigner *signer
+	keyErr             error
 }
 
 // newEpConf builds an endpoint's config from what the begin script read, decoding its keys.
 func newEpConf(url, secret, prevSecret string, prevUntil int64, rate, mif int) *epConf {
 	c := &epConf{url: url, secret: secret, prevSecret: prevSecret, prevUntil: prevUntil, rate: rate, mif: mif}
-	if secret != "" {
-		c.key, c.keyErr = secretKey(secret)
-	}
-	if prevSecret != "" && c.keyErr == nil {
-		c.prevKey, c.keyErr = secretKey(prevSecret)
+	for _, s := range []struct {
+		secret string
+		to     **signer
+	}{{secret, &c.signer}, {prevSecret, &c.prevSigner}} {
+		if s.secret == "" || c.keyErr != nil {
+			continue
+		}
+		key, err := secretKey(s.secret)
+		if err != nil {
+			c.keyErr = err
+			continue
+		}
+		*s.to = newSigner(key)
 	}
 	return c
 }

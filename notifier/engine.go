@@ -44,10 +44,12 @@ type Engine struct {
 	activeMu sync.Mutex
 	active   map[string]struct{}
 
-	slots   chan struct{}  // one per try this process may run at once
-	work    chan *try      // tries for the workers; as many places as slots
-	workers sync.WaitGroup // the worker goroutines
-	wake    chan struct{}  // pokes the pump when a retry is scheduled sooner than it sleeps
+	slots       chan struct{}  // one per try this process may run at once
+	batches     chan []entry   // fetched batches for the dispatchers
+	dispatching sync.WaitGroup // the dispatcher goroutines
+	work        chan *try      // tries for the workers; as many places as slots
+	workers     sync.WaitGroup // the worker goroutines
+	wake        chan struct{}  // pokes the pump when a retry is scheduled sooner than it sleeps
 
 	lifeMu   sync.Mutex
 	started  bool
@@ -87,6 +89,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 		active:   map[string]struct{}{},
 		slots:    make(chan struct{}, cfg.Workers),
 		work:     make(chan *try, cfg.Workers),
+		batches:  make(chan []entry, dispatchers),
 		wake:     make(chan struct{}, 1),
 	}
 	e.batch = newBatcher(rdb, cfg.Workers, e.k, []any{cfg.Retention.Milliseconds(), maxAttemptsKept, e.horizonMS()})
@@ -157,6 +160,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	for range e.cfg.Workers {
 		go e.worker()
 	}
+	e.dispatching.Add(dispatchers)
+	for range dispatchers {
+		go e.dispatcher()
+	}
 	e.loops.Add(3)
 	go e.fetchLoop()
 	go e.pumpLoop()
@@ -184,7 +191,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 	drained := make(chan struct{})
 	go func() {
-		e.loops.Wait() // the loops start tries: wait for them first
+		e.loops.Wait()   // the loops start tries: wait for them first
+		close(e.batches) // the fetcher, the only sender, has returned
+		e.dispatching.Wait()
 		e.tries.Wait()
 		close(e.work) // nothing can start a try any more
 		e.workers.Wait()

@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -71,7 +73,25 @@ func Sign(secret, msgID string, ts time.Time, body []byte) (string, error) {
 }
 
 func sign(key []byte, msgID string, unix int64, body []byte) string {
-	m := hmac.New(sha256.New, key)
+	return newSigner(key).sign(msgID, unix, body)
+}
+
+// signer signs with one key, reusing its HMAC states (an endpoint's config holds one per secret).
+type signer struct {
+	key  []byte
+	macs sync.Pool // of hash.Hash: HMAC-SHA256 with key
+}
+
+func newSigner(key []byte) *signer {
+	s := &signer{key: key}
+	s.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return s
+}
+
+// sign is the package's sign with a pooled HMAC.
+func (s *signer) sign(msgID string, unix int64, body []byte) string {
+	m := s.macs.Get().(hash.Hash)
+	m.Reset()
 	var pre [128]byte
 	b := append(pre[:0], msgID...)
 	b = append(b, '.')
@@ -80,16 +100,18 @@ func sign(key []byte, msgID string, unix int64, body []byte) string {
 	m.Write(b)
 	m.Write(body)
 	var sum [sha256.Size]byte
-	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(sum[:0]))
+	sig := "v1," + base64.StdEncoding.EncodeToString(m.Sum(sum[:0]))
+	s.macs.Put(m)
+	return sig
 }
 
-// signatureHeader returns the webhook-signature value for a message: one signature per key,
-// separated by spaces (the Standard Webhooks form for rotation). Nil keys are skipped.
-func signatureHeader(msgID string, unix int64, body []byte, keys ...[]byte) string {
+// signatureHeader returns the webhook-signature value for a message: one signature per signer,
+// separated by spaces (the Standard Webhooks form for rotation). Nil signers are skipped.
+func signatureHeader(msgID string, unix int64, body []byte, signers ...*signer) string {
 	var sigs []string
-	for _, k := range keys {
-		if k != nil {
-			sigs = append(sigs, sign(k, msgID, unix, body))
+	for _, s := range signers {
+		if s != nil {
+			sigs = append(sigs, s.sign(msgID, unix, body))
 		}
 	}
 	return strings.Join(sigs, " ")

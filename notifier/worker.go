@@ -86,13 +86,31 @@ func (e *Engine) fetchLoop() {
 		for range len(es) - 1 {
 			e.slots <- struct{}{}
 		}
-		// Dispatch (two round trips: the begin script, the rate limits) runs beside the next read, so entries that
-		// arrive meanwhile do not wait for it. It counts as a try for Stop.
+		// Dispatch (two round trips: the begin script, the rate limits) runs beside the next read,
+		// so entries that arrive meanwhile do not wait for it. It counts as a try for Stop.
 		e.tries.Add(1)
-		go func() {
-			defer e.tries.Done()
-			e.dispatch(es)
-		}()
+		select {
+		case e.batches <- es:
+		case <-e.hard.Done():
+			e.tries.Done()
+			for range es {
+				<-e.slots // abandoned: still pending here; the next process takes them over
+			}
+			return
+		}
+	}
+}
+
+// dispatchers is how many fetched batches may be dispatched at once.
+const dispatchers = 4
+
+// dispatcher dispatches fetched batches until Stop closes the batches channel. Like the workers,
+// the dispatchers live as long as the engine.
+func (e *Engine) dispatcher() {
+	defer e.dispatching.Done()
+	for es := range e.batches {
+		e.dispatch(es)
+		e.tries.Done()
 	}
 }
 
@@ -143,7 +161,9 @@ func (e *Engine) dispatch(es []entry) {
 // live as long as the engine, so a try does not pay for a new goroutine and its stack growth.
 func (e *Engine) worker() {
 	defer e.workers.Done()
+	fc := newFinishCall()
 	for t := range e.work {
+		t.fc = fc
 		e.process(t)
 		e.activeMu.Lock()
 		delete(e.active, t.sid)
@@ -159,12 +179,13 @@ type try struct {
 	done       func(error) // the breaker's callback, nil when it refused
 	breaker    *breaker
 	breakerErr error
-	beginErr   error  // the begin script failed
-	state      string // the begin script's answer: go, skip, wait or dead
-	deadReason string // for dead
-	begun      *begun // for go
-	rate       int    // the endpoint's rate limit per minute
-	allowed    bool   // the rate limiter let it through
+	beginErr   error       // the begin script failed
+	state      string      // the begin script's answer: go, skip, wait or dead
+	deadReason string      // for dead
+	begun      *begun      // for go
+	fc         *finishCall // the worker's, for recording the try
+	rate       int         // the endpoint's rate limit per minute
+	allowed    bool        // the rate limiter let it through
 	retryAfter time.Duration
 	rateErr    error
 }
@@ -308,13 +329,13 @@ func (e *Engine) process(t *try) {
 		"Webhook-Id":        {en.id},
 		"Webhook-Timestamp": {strconv.FormatInt(ts.Unix(), 10)},
 	}
-	prevKey := conf.prevKey
+	prev := conf.prevSigner
 	if conf.prevUntil <= ts.UnixMilli() {
-		prevKey = nil // the overlap after a rotation is over
+		prev = nil // the overlap after a rotation is over
 	}
 	if conf.keyErr != nil {
 		e.cfg.Logger.Warn("endpoint secret unusable; sending unsigned", "endpoint", ep)
-	} else if sig := signatureHeader(en.id, ts.Unix(), body, conf.key, prevKey); sig != "" {
+	} else if sig := signatureHeader(en.id, ts.Unix(), body, conf.signer, prev); sig != "" {
 		h["Webhook-Signature"] = []string{sig}
 	}
 	e.m.inflight.Inc()
@@ -373,12 +394,12 @@ func (e *Engine) process(t *try) {
 	// made: record it as soon as Redis answers again (an outage, a restart still loading its
 	// data) rather than leave it to the reaper, which would make it again while its lease kept
 	// other deliveries of the endpoint waiting.
-	fin, err := e.batch.finish(en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, bg.line, acc)
+	fin, err := e.batch.finish(t.fc, en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, bg.line, acc)
 	if err != nil && !passing(err) {
 		e.redisFailed("record a try", err)
 	} else if err != nil {
 		err = e.untilRedisAnswers("record a try", func(context.Context) (err error) {
-			fin, err = e.batch.finish(en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, bg.line, acc)
+			fin, err = e.batch.finish(t.fc, en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, bg.line, acc)
 			return err
 		})
 	}
