@@ -5,7 +5,9 @@
 #      through the Go API first, then drained by one engine (per-endpoint rate limit raised to
 #      10M/min and max in flight to 1000 so the limits do not cap throughput; 256 workers);
 #   3. end-to-end latency p50/p99 (Enqueue call -> request at the receiver) at a steady 1,000/s;
-#   4. peak RSS of an engine process while 1,000,000 deliveries wait in Redis.
+#   4. peak RSS of an engine process while 1,000,000 deliveries wait in Redis;
+#   5. phases 1 and 2 again with Redis pinned to a CPU of its own (production keeps Redis off the
+#      herald machine's cores), when the machine has two or more.
 # It uses a throwaway redis-server and a receiver process on loopback, and stops both at the end.
 # Flags: BENCH_N (100000), BENCH_RSS_N (1000000), BENCH_LAT_SECONDS (10).
 set -euo pipefail
@@ -50,6 +52,27 @@ echo "== plain Go POSTs at 1000/s (the machine's latency floor)"; "$b" latency-f
 echo "== herald, end-to-end latency at 1000/s";           "$b" latency -redis "$r" -target "$target" -rate 1000 -duration "${lat_s}s" -endpoints 100 | tee -a "$results"
 echo "== herald, peak RSS with $rss_n deliveries waiting"; "$b" rss -redis "$r" -target "$target" -n "$rss_n" -endpoints 1000 -workers 64 | tee -a "$results"
 
+# The same throughput phases with Redis on a core of its own, as in production, where Redis
+# does not share the herald machine's cores: Redis on the last CPU, everything else (ceiling,
+# herald, receiver) on the others. Skipped on one CPU or without taskset.
+ncpu=$(nproc)
+if [[ $ncpu -ge 2 ]] && command -v taskset >/dev/null; then
+  others="0-$((ncpu - 2))"
+  kill "${pids[@]}" 2>/dev/null || true
+  stop_redis
+  REDIS_CPUS=$((ncpu - 1)) start_redis "$work"
+  r="127.0.0.1:$REDIS_PORT"
+  taskset -c "$others" "$b" receiver -addr 127.0.0.1:0 >"$work/receiver2.out" &
+  pids+=($!)
+  for _ in $(seq 100); do [ -s "$work/receiver2.out" ] && break; sleep 0.1; done
+  target="$(head -1 "$work/receiver2.out")"
+  echo "== Redis on CPU $((ncpu - 1)), the rest on CPUs $others"
+  taskset -c "$others" "$b" ceiling -target "$target" -n "$n" -workers 64 | sed 's/phase=ceiling/phase=ceiling-pinned/' | tee -a "$results"
+  for e in 1000 10; do
+    taskset -c "$others" "$b" throughput -redis "$r" -target "$target" -n "$n" -endpoints $e | sed 's/phase=throughput/phase=throughput-pinned/' | tee -a "$results"
+  done
+fi
+
 python3 - "$results" <<'PY'
 import sys
 rows = []
@@ -69,6 +92,12 @@ for r in rows:
         print(f"plain POSTs at 1000/s:  p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms (no queue: this machine's floor)")
     if r["phase"] == "latency":
         print(f"end-to-end at 1000/s:   p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms (target p99 < 5 ms), {r['delivered']}/{r['n']} delivered")
+    if r["phase"] == "ceiling-pinned":
+        pc = float(r["per_sec"])
+        print(f"\nwith Redis on a CPU of its own (the ceiling on the other CPUs: {pc:,.0f} POST/s):")
+    if r["phase"] == "throughput-pinned":
+        ps = float(r["per_sec"])
+        print(f"herald {r['endpoints']:>4} endpoints:  {ps:,.0f} deliveries/s = {ps/pc:.2f} of that ceiling; CPU per delivery: herald {r['herald_cpu_us_per_delivery']} us + receiver {r['receiver_cpu_us_per_delivery']} us (+ Redis {r['redis_cpu_us_per_delivery']} us on its own CPU)")
     if r["phase"] == "rss":
         print(f"peak RSS, {int(r['waiting']):,} waiting: {r['peak_rss_mb']} MB (target < 150 MB); Redis used {r['redis_used_memory']}")
 PY
