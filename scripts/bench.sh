@@ -9,7 +9,8 @@
 #   5. phases 1 and 2 again with Redis pinned to a CPU of its own (production keeps Redis off the
 #      herald machine's cores), when the machine has two or more.
 # It uses a throwaway redis-server and a receiver process on loopback, and stops both at the end.
-# Flags: BENCH_N (100000), BENCH_RSS_N (1000000), BENCH_LAT_SECONDS (10), BENCH_WORKERS (1024).
+# Flags: BENCH_N (100000), BENCH_RSS_N (1000000), BENCH_LAT_SECONDS (10), BENCH_WORKERS (1024),
+# BENCH_ROUNDS (3: phases 1 and 2 run this many times, interleaved; the summary gives medians).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (the figures depend on what else runs)"
@@ -48,16 +49,27 @@ target="$(head -1 "$work/receiver.out")"
 b="$work/benchengine"
 r="127.0.0.1:$port"
 results="$work/results"
-echo "== ceiling (plain Go POSTs, 64 concurrent)";       "$b" ceiling -target "$target" -n "$n" -workers 64 | tee -a "$results"
-echo "== herald, $n deliveries over 1000 endpoints";      "$b" throughput -redis "$r" -target "$target" -n "$n" -endpoints 1000 -workers "$workers" | tee -a "$results"
-echo "== herald, $n deliveries over 10 endpoints";        "$b" throughput -redis "$r" -target "$target" -n "$n" -endpoints 10 -workers "$workers" | tee -a "$results"
+# Throughput rounds: the ceiling and herald back to back, so each ratio compares figures taken
+# moments apart (this machine is shared and its speed wanders); the summary gives the median.
+rounds="${BENCH_ROUNDS:-3}"
+throughput_rounds() { # $1: phase suffix ("" or "-pinned"); $2...: command prefix (taskset or none)
+  local sfx=$1; shift
+  for round in $(seq "$rounds"); do
+    echo "== round $round$sfx: ceiling (plain Go POSTs, 64 concurrent), then herald over 1000 and 10 endpoints"
+    "$@" "$b" ceiling -target "$target" -n "$n" -workers 64 | sed "s/phase=ceiling/phase=ceiling$sfx round=$round/" | tee -a "$results"
+    for e in 1000 10; do
+      "$@" "$b" throughput -redis "$r" -target "$target" -n "$n" -endpoints $e -workers "$workers" | sed "s/phase=throughput/phase=throughput$sfx round=$round/" | tee -a "$results"
+    done
+  done
+}
+throughput_rounds ""
 echo "== plain Go POSTs at 1000/s (the machine's latency floor)"; "$b" latency-floor -target "$target" -rate 1000 -duration "${lat_s}s" -endpoints 100 | tee -a "$results"
 echo "== herald, end-to-end latency at 1000/s";           "$b" latency -redis "$r" -target "$target" -rate 1000 -duration "${lat_s}s" -endpoints 100 | tee -a "$results"
 echo "== herald, peak RSS with $rss_n deliveries waiting"; "$b" rss -redis "$r" -target "$target" -n "$rss_n" -endpoints 1000 | tee -a "$results"
 
-# The same throughput phases with Redis on a core of its own, as in production, where Redis
-# does not share the herald machine's cores: Redis on the last CPU, everything else (ceiling,
-# herald, receiver) on the others. Skipped on one CPU or without taskset.
+# The throughput rounds again with Redis on a CPU of its own, as in production, where Redis does
+# not share the herald machine's cores: Redis on the last CPU, everything else (ceiling, herald,
+# receiver) on the others. Skipped on one CPU or without taskset.
 ncpu=$(nproc)
 if [[ $ncpu -ge 2 ]] && command -v taskset >/dev/null; then
   others="0-$((ncpu - 2))"
@@ -70,37 +82,39 @@ if [[ $ncpu -ge 2 ]] && command -v taskset >/dev/null; then
   for _ in $(seq 100); do [ -s "$work/receiver2.out" ] && break; sleep 0.1; done
   target="$(head -1 "$work/receiver2.out")"
   echo "== Redis on CPU $((ncpu - 1)), the rest on CPUs $others"
-  taskset -c "$others" "$b" ceiling -target "$target" -n "$n" -workers 64 | sed 's/phase=ceiling/phase=ceiling-pinned/' | tee -a "$results"
-  for e in 1000 10; do
-    taskset -c "$others" "$b" throughput -redis "$r" -target "$target" -n "$n" -endpoints $e -workers "$workers" | sed 's/phase=throughput/phase=throughput-pinned/' | tee -a "$results"
-  done
+  throughput_rounds "-pinned" taskset -c "$others"
 fi
 
 python3 - "$results" <<'PY'
-import sys
+import statistics, sys
 rows = []
 for line in open(sys.argv[1]):
     if line.startswith("RESULT "):
         rows.append(dict(kv.split("=", 1) for kv in line.split()[1:]))
-c = next(r for r in rows if r["phase"] == "ceiling")
-ceil = float(c["per_sec"])
+
+def throughput(sfx, title):
+    ceil = {r["round"]: r for r in rows if r["phase"] == "ceiling" + sfx}
+    if not ceil:
+        return
+    print(title)
+    cs = [float(c["per_sec"]) for c in ceil.values()]
+    c0 = list(ceil.values())[0]
+    print(f"  raw ceiling:           median {statistics.median(cs):,.0f} POST/s (rounds: {', '.join(f'{x:,.0f}' for x in cs)}); CPU per POST: client {c0['client_cpu_us_per_post']} us + receiver {c0['receiver_cpu_us_per_post']} us")
+    for ep in ("1000", "10"):
+        hs = [r for r in rows if r["phase"] == "throughput" + sfx and r["endpoints"] == ep]
+        ratios = [float(h["per_sec"]) / float(ceil[h["round"]]["per_sec"]) for h in hs]
+        med = sorted(hs, key=lambda h: float(h["per_sec"]) / float(ceil[h["round"]]["per_sec"]))[len(hs) // 2]
+        print(f"  herald {ep:>4} endpoints: median {statistics.median(ratios):.2f} of the ceiling (rounds: {', '.join(f'{x:.2f}' for x in ratios)}; target >= 0.5); {float(med['per_sec']):,.0f} deliveries/s in the median round")
+        print(f"                         CPU per delivery there: herald {med['herald_cpu_us_per_delivery']} us + Redis {med['redis_cpu_us_per_delivery']} us + receiver {med['receiver_cpu_us_per_delivery']} us; enqueue {float(med['enqueue_per_sec']):,.0f}/s at {med['redis_cpu_us_per_enqueue']} us of Redis CPU each")
+
 print("\n== summary")
-print(f"raw ceiling:            {ceil:,.0f} POST/s; CPU per POST: client {c['client_cpu_us_per_post']} us + receiver {c['receiver_cpu_us_per_post']} us")
+throughput("", "everything on the same CPUs:")
 for r in rows:
-    if r["phase"] == "throughput":
-        ps = float(r["per_sec"])
-        print(f"herald {r['endpoints']:>4} endpoints:  {ps:,.0f} deliveries/s = {ps/ceil:.2f} of ceiling (target >= 0.5); enqueue {float(r['enqueue_per_sec']):,.0f}/s ({r['redis_cpu_us_per_enqueue']} us of Redis CPU each)")
-        print(f"                        CPU per delivery: herald {r['herald_cpu_us_per_delivery']} us + Redis {r['redis_cpu_us_per_delivery']} us + receiver {r['receiver_cpu_us_per_delivery']} us")
     if r["phase"] == "latency-floor":
         print(f"plain POSTs at 1000/s:  p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms (no queue: this machine's floor)")
     if r["phase"] == "latency":
-        print(f"end-to-end at 1000/s:   p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms (target p99 < 5 ms), {r['delivered']}/{r['n']} delivered")
-    if r["phase"] == "ceiling-pinned":
-        pc = float(r["per_sec"])
-        print(f"\nwith Redis on a CPU of its own (the ceiling on the other CPUs: {pc:,.0f} POST/s):")
-    if r["phase"] == "throughput-pinned":
-        ps = float(r["per_sec"])
-        print(f"herald {r['endpoints']:>4} endpoints:  {ps:,.0f} deliveries/s = {ps/pc:.2f} of that ceiling; CPU per delivery: herald {r['herald_cpu_us_per_delivery']} us + receiver {r['receiver_cpu_us_per_delivery']} us (+ Redis {r['redis_cpu_us_per_delivery']} us on its own CPU)")
+        print(f"end-to-end at 1000/s:   p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms (target p99 < 5 ms), {r['delivered']}/{r['n']} delivered, {r['duplicates']} duplicates")
     if r["phase"] == "rss":
         print(f"peak RSS, {int(r['waiting']):,} waiting: {r['peak_rss_mb']} MB (target < 150 MB); Redis used {r['redis_used_memory']}")
+throughput("-pinned", "with Redis on a CPU of its own (ceiling, herald and receiver on the others):")
 PY
