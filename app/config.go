@@ -60,7 +60,7 @@ func Default() Config {
 		RateLimitPerMinute: 100,
 		MaxInFlight:        10,
 		MaxBacklog:         1_000_000,
-		Workers:            256,
+		Workers:            64,
 		SessionTTL:         24 * time.Hour,
 		DeliveryRetention:  7 * 24 * time.Hour,
 		DisableAfter:       24 * time.Hour,

@@ -43,8 +43,8 @@ type Config struct {
 	// MaxBacklog bounds the pending deliveries; past it Enqueue returns ErrBacklogFull
 	// (default 1,000,000).
 	MaxBacklog int64
-	// Workers bounds the tries this process runs at once (default 256). A try holds a worker for up
-	// to the request timeout, so 256 leave room for 25 endpoints hanging at a max in flight of 10.
+	// Workers bounds the tries this process runs at once (default 64). A try holds a worker for up
+	// to the request timeout: keep it above (endpoints that may hang at once) x max in flight.
 	Workers int
 	// Retention keeps a finished delivery's record this long (default 7 days).
 	Retention time.Duration
@@ -100,7 +100,7 @@ func (c Config) withDefaults() Config {
 	c.RateLimitPerMinute = cmp.Or(c.RateLimitPerMinute, 100)
 	c.MaxInFlight = cmp.Or(c.MaxInFlight, 10)
 	c.MaxBacklog = cmp.Or(c.MaxBacklog, 1_000_000)
-	c.Workers = cmp.Or(c.Workers, 256)
+	c.Workers = cmp.Or(c.Workers, 64)
 	c.Retention = cmp.Or(c.Retention, 7*24*time.Hour)
 	c.BreakerFailures = cmp.Or(c.BreakerFailures, 5)
 	c.BreakerCooldown = cmp.Or(c.BreakerCooldown, 30*time.Second)

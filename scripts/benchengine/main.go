@@ -49,7 +49,7 @@ func main() {
 	redisAddr := fs.String("redis", "127.0.0.1:6379", "Redis address")
 	n := fs.Int("n", 100_000, "deliveries (or requests)")
 	endpoints := fs.Int("endpoints", 1000, "endpoints")
-	workers := fs.Int("workers", 256, "engine workers / ceiling concurrency")
+	workers := fs.Int("workers", 64, "engine workers (default: the daemon's) / ceiling concurrency")
 	rate := fs.Int("rate", 1000, "deliveries per second (latency)")
 	dur := fs.Duration("duration", 10*time.Second, "how long to run (latency)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the phase to this file")
