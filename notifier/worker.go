@@ -116,8 +116,8 @@ func (e *Engine) dispatcher() {
 
 // dispatch starts a try for each entry; the caller holds one worker slot per entry. The
 // breaker is asked first (an open one defers the delivery without touching its lease or rate
-// limit), then one begin script call starts all the others, then each try goes on in its own
-// goroutine.
+// limit), then one begin script call starts all the others (begin.go), the rate limits are
+// checked, and each try goes to a worker.
 func (e *Engine) dispatch(es []entry) {
 	started := make([]*try, 0, len(es))
 	e.activeMu.Lock()
