@@ -210,6 +210,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *app.Config) { c.RetrySchedule = []time.Duration{-time.Second} }, "--retry-schedule"},
 		{func(c *app.Config) { c.RateLimitPerMinute = 0 }, "--rate-limit-per-minute"},
 		{func(c *app.Config) { c.MaxInFlight = -1 }, "--max-in-flight"},
+		{func(c *app.Config) { c.MaxConnsPerHost = 0 }, "--max-conns-per-host"},
 		{func(c *app.Config) { c.Redis.URL = "http://x" }, "--redis-url"},
 		{func(c *app.Config) { c.PublicURL = "nope" }, "--public-url"},
 		{func(c *app.Config) { c.APIKeys = []string{"short"} }, "--api-key"},

@@ -30,6 +30,7 @@ type Config struct {
 	MaxDeliveryAge     time.Duration
 	RateLimitPerMinute int
 	MaxInFlight        int
+	MaxConnsPerHost    int
 	AllowHTTP          bool
 	AllowPrivate       bool
 	MaxBacklog         int64
@@ -59,6 +60,7 @@ func Default() Config {
 		MaxDeliveryAge:     24 * time.Hour,
 		RateLimitPerMinute: 100,
 		MaxInFlight:        10,
+		MaxConnsPerHost:    128,
 		MaxBacklog:         1_000_000,
 		Workers:            64,
 		SessionTTL:         24 * time.Hour,
@@ -133,6 +135,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers <= 0 || c.Workers > 4096 {
 		bad("workers", "must be between 1 and 4096")
+	}
+	if c.MaxConnsPerHost <= 0 || c.MaxConnsPerHost > 100_000 {
+		bad("max-conns-per-host", "must be between 1 and 100000")
 	}
 	if c.MaxBodyBytes < 1024 {
 		bad("max-body-bytes", "must be at least 1024")

@@ -19,6 +19,7 @@ func mountNotifier(a *App) error {
 		MaxDeliveryAge:     a.Cfg.MaxDeliveryAge,
 		RateLimitPerMinute: a.Cfg.RateLimitPerMinute,
 		MaxInFlight:        a.Cfg.MaxInFlight,
+		MaxConnsPerHost:    a.Cfg.MaxConnsPerHost,
 		AllowHTTP:          a.Cfg.AllowHTTP,
 		AllowPrivate:       a.Cfg.AllowPrivate,
 		MaxBacklog:         a.Cfg.MaxBacklog,

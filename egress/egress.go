@@ -92,6 +92,9 @@ type ClientOptions struct {
 	Timeout time.Duration // per request, including reading the body; default 30s
 	// MaxIdleConnsPerHost bounds the keep-alive connections kept per host (default 16).
 	MaxIdleConnsPerHost int
+	// MaxConnsPerHost bounds the connections open to one host:port at a time (0: no bound);
+	// requests past it wait for one, within their timeout.
+	MaxConnsPerHost int
 }
 
 // NewClient returns the http.Client for outgoing requests: the dialer refuses addresses the policy
@@ -129,6 +132,7 @@ func NewClient(o ClientOptions) *http.Client {
 		// herald reads at most the first bytes of an answer: no Accept-Encoding: gzip on every
 		// request, and no gzip reader to set up for the answers that would use it.
 		DisableCompression: true,
+		MaxConnsPerHost:    o.MaxConnsPerHost,
 	}
 	return &http.Client{
 		Transport: t,

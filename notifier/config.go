@@ -43,6 +43,11 @@ type Config struct {
 	// MaxBacklog bounds the pending deliveries; past it Enqueue returns ErrBacklogFull
 	// (default 1,000,000).
 	MaxBacklog int64
+	// MaxConnsPerHost bounds this process's connections to one host:port (default 128): many
+	// endpoints on one host share them, rather than opening a connection per try at once, which
+	// is kinder to that host and cheaper for both sides. Tries past it wait for a connection
+	// within their request timeout.
+	MaxConnsPerHost int
 	// Workers bounds the tries this process runs at once (default 64). A try holds a worker for up
 	// to the request timeout: keep it above (endpoints that may hang at once) x max in flight.
 	Workers int
@@ -101,6 +106,7 @@ func (c Config) withDefaults() Config {
 	c.MaxInFlight = cmp.Or(c.MaxInFlight, 10)
 	c.MaxBacklog = cmp.Or(c.MaxBacklog, 1_000_000)
 	c.Workers = cmp.Or(c.Workers, 64)
+	c.MaxConnsPerHost = cmp.Or(c.MaxConnsPerHost, 128)
 	c.Retention = cmp.Or(c.Retention, 7*24*time.Hour)
 	c.BreakerFailures = cmp.Or(c.BreakerFailures, 5)
 	c.BreakerCooldown = cmp.Or(c.BreakerCooldown, 30*time.Second)
@@ -167,6 +173,9 @@ func (c Config) validate() error {
 	}
 	if c.Workers < 1 || c.Workers > 100_000 {
 		bad("workers must be between 1 and 100000, got %d", c.Workers)
+	}
+	if c.MaxConnsPerHost < 1 || c.MaxConnsPerHost > 100_000 {
+		bad("max conns per host must be between 1 and 100000, got %d", c.MaxConnsPerHost)
 	}
 	if c.Retention < time.Second {
 		bad("retention must be at least 1s, got %s", c.Retention)

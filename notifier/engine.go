@@ -96,8 +96,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 	e.client = egress.NewClient(egress.ClientOptions{
 		Policy:  e.policy,
 		Timeout: cfg.RequestTimeout,
-		// Keep a connection per worker alive even when every endpoint is on one host.
-		MaxIdleConnsPerHost: max(64, cfg.MaxInFlight, cfg.Workers),
+		// Keep alive every connection a host may have (up to one per worker).
+		MaxIdleConnsPerHost: min(max(64, cfg.MaxInFlight, cfg.Workers), cfg.MaxConnsPerHost),
+		MaxConnsPerHost:     cfg.MaxConnsPerHost,
 	})
 	// The limiter's script goes through the batcher too: every try asks it once.
 	e.limiter = redis_rate.NewLimiter(e.batch)

@@ -259,6 +259,7 @@ func TestBadConfigRefused(t *testing.T) {
 		"negative in flight":  {MaxInFlight: -5},
 		"negative backlog":    {MaxBacklog: -1},
 		"negative workers":    {Workers: -1},
+		"negative conns":      {MaxConnsPerHost: -2},
 		"jitter over 1":       {Jitter: 2},
 		"brace in prefix":     {Prefix: "a{b}"},
 		"negative max age":    {MaxDeliveryAge: -time.Hour},

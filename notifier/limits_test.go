@@ -164,6 +164,45 @@ func TestMaxInFlightAcrossEngines(t *testing.T) {
 	})
 }
 
+// Endpoints on one host share at most MaxConnsPerHost connections: with 2, five endpoints of one
+// host (10 in flight each) never have more than 2 requests there at once, and every delivery
+// still arrives with one try.
+func TestMaxConnsPerHostSharedByEndpoints(t *testing.T) {
+	t.Parallel()
+	e, _ := setup(t, func(c *Config) { c.MaxConnsPerHost = 2 })
+	var cur, peak atomic.Int64
+	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(30 * time.Millisecond)
+		cur.Add(-1)
+		w.WriteHeader(http.StatusOK)
+	})
+	var reqs []Request
+	for i := range 5 {
+		id := fmt.Sprintf("ep%d", i)
+		putEndpoint(t, e, Endpoint{ID: id, URL: rc.URL + "/" + id, RateLimitPerMinute: 100000})
+		for j := range 6 {
+			reqs = append(reqs, Request{ID: fmt.Sprintf("%s-%d", id, j), EndpointID: id, Body: []byte(`{}`)})
+		}
+	}
+	enqueue(t, e, reqs...)
+	waitFor(t, 10*time.Second, "all deliveries", func() bool { return rc.count.Load() == 30 })
+	if p := peak.Load(); p != 2 {
+		t.Errorf("peak concurrency at the host %d, want 2", p)
+	}
+	for _, r := range reqs {
+		if d := waitStatus(t, e, r.ID, StatusDelivered, 2*time.Second); len(d.Attempts) != 1 {
+			t.Errorf("%s: %d attempts", r.ID, len(d.Attempts))
+		}
+	}
+}
+
 func TestOrderingPerKeyFailingHeadHoldsOnlyItsLine(t *testing.T) {
 	t.Parallel()
 	e, b := setup(t, func(c *Config) {
