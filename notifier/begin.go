@@ -10,34 +10,36 @@ import (
 
 // epConf is what a try needs of its endpoint: where to send, how to sign, its limits.
 type epConf struct {
-	url, secret, prevSecret string
-	prevUntil               int64 // ms: the previous secret signs until then
-	rate                    int   // per minute; 0 = the default
-	mif                     int   // max in flight, the default applied
-	// signers of secret and prevSecret, their keys decoded once (nil: none); keyErr when a
-	// secret does not decode (the try goes unsigned, with a warning)
+	url       string
+	prevUntil int64 // ms: the previous secret signs until then
+	rate      int   // per minute; 0 = the default
+	mif       int   // max in flight, the default applied
+	// signers of the secret and the previous one, their keys decoded once (nil: none); keyErr
+	// when a secret does not decode (the try goes unsigned, with a warning)
 	signer, prevSigner *signer
 	keyErr             error
 }
 
 // newEpConf builds an endpoint's config from what the begin script read, decoding its keys.
 func newEpConf(url, secret, prevSecret string, prevUntil int64, rate, mif int) *epConf {
-	c := &epConf{url: url, secret: secret, prevSecret: prevSecret, prevUntil: prevUntil, rate: rate, mif: mif}
-	for _, s := range []struct {
-		secret string
-		to     **signer
-	}{{secret, &c.signer}, {prevSecret, &c.prevSigner}} {
-		if s.secret == "" || c.keyErr != nil {
-			continue
-		}
-		key, err := secretKey(s.secret)
-		if err != nil {
-			c.keyErr = err
-			continue
-		}
-		*s.to = newSigner(key)
+	c := &epConf{url: url, prevUntil: prevUntil, rate: rate, mif: mif}
+	c.signer, c.keyErr = signerFor(secret)
+	if c.keyErr == nil {
+		c.prevSigner, c.keyErr = signerFor(prevSecret)
 	}
 	return c
+}
+
+// signerFor returns the signer of a "whsec_" secret, nil for "".
+func signerFor(secret string) (*signer, error) {
+	if secret == "" {
+		return nil, nil
+	}
+	key, err := secretKey(secret)
+	if err != nil {
+		return nil, err
+	}
+	return newSigner(key), nil
 }
 
 // epCache keeps endpoint configs as of one generation of the endpoints (P:{P}:epgen, bumped by
@@ -53,30 +55,31 @@ type epCache struct {
 // maxCachedEndpoints bounds the cache; endpoints past it are read by every begin that needs them.
 const maxCachedEndpoints = 50_000
 
-// lookup returns the generation the cache holds and ep's config in it, if any.
-func (c *epCache) lookup(ep string) (int64, *epConf) {
+// snapshot returns the generation the cache holds and, per try, its endpoint's config in it
+// (nil when not cached).
+func (c *epCache) snapshot(tries []*try) (int64, []*epConf) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.gen, c.conf[ep]
+	confs := make([]*epConf, len(tries))
+	for i, t := range tries {
+		confs[i] = c.conf[t.ep]
+	}
+	return c.gen, confs
 }
 
-func (c *epCache) snapshotGen() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.gen
-}
-
-// learn records ep's config read at generation gen; a newer generation empties the cache.
-func (c *epCache) learn(gen int64, ep string, conf *epConf) {
+// update records the endpoint configs read at generation gen; another generation than the one
+// held empties the cache first. Usually it is newer; an older one (of a batch that overlapped)
+// resets it too: the script is the judge, and it will not trust a stale generation.
+func (c *epCache) update(gen int64, read map[string]*epConf) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
-		// Usually newer. An older answer (of a batch that overlapped) resets it too: the script
-		// is the judge, and it simply won't trust a stale generation.
 		c.gen, c.conf = gen, map[string]*epConf{}
 	}
-	if conf != nil && (len(c.conf) < maxCachedEndpoints || c.conf[ep] != nil) {
-		c.conf[ep] = conf
+	for ep, conf := range read {
+		if len(c.conf) < maxCachedEndpoints || c.conf[ep] != nil {
+			c.conf[ep] = conf
+		}
 	}
 }
 
@@ -98,15 +101,14 @@ var errBeginAnswer = errors.New("unexpected answer from the begin script")
 // begin runs the begin script for tries (one call for all of them) and sets each try's answer:
 // t.begun for "go", t.state "skip", "wait" or "dead" (t.deadReason), or t.beginErr.
 func (e *Engine) begin(ctx context.Context, tries []*try) {
-	gen := e.eps.snapshotGen()
+	gen, cached := e.eps.snapshot(tries)
 	args := make([]any, 0, 9+3*len(tries))
 	args = append(args, e.k.p, e.nowMS(), e.cfg.MaxInFlight, (e.cfg.RequestTimeout + 5*time.Second).Milliseconds(),
 		e.cfg.MaxDeliveryAge.Milliseconds(), e.cfg.Retention.Milliseconds(), e.horizonMS(), gen, len(tries))
-	cached := make([]*epConf, len(tries))
 	for i, t := range tries {
 		mif := ""
-		if g, c := e.eps.lookup(t.ep); c != nil && g == gen {
-			cached[i], mif = c, strconv.Itoa(c.mif)
+		if cached[i] != nil {
+			mif = strconv.Itoa(cached[i].mif)
 		}
 		args = append(args, t.id, t.sid, mif)
 	}
@@ -114,15 +116,15 @@ func (e *Engine) begin(ctx context.Context, tries []*try) {
 	if err == nil && len(answers) != len(tries)+1 {
 		err = errBeginAnswer
 	}
-	var cur int64
-	if err == nil {
-		cur, _ = answers[0].(int64)
-	}
-	for i, t := range tries {
-		if err != nil {
+	if err != nil {
+		for _, t := range tries {
 			t.beginErr = err
-			continue
 		}
+		return
+	}
+	cur, _ := answers[0].(int64)
+	read := map[string]*epConf{} // endpoints the script read, one config each
+	for i, t := range tries {
 		a, _ := answers[i+1].([]any)
 		s := make([]string, len(a))
 		for j, v := range a {
@@ -136,16 +138,17 @@ func (e *Engine) begin(ctx context.Context, tries []*try) {
 		case len(s) == 8 && s[0] == "go" && cur == gen && cached[i] != nil:
 			t.state, t.begun = "go", beganFrom(s, cached[i])
 		case len(s) == 14 && s[0] == "go":
-			conf := newEpConf(s[8], s[9], s[10], atoi64(s[11]), int(atoi64(s[12])), int(atoi64(s[13])))
-			e.eps.learn(cur, s[1], conf)
+			conf := read[s[1]]
+			if conf == nil {
+				conf = newEpConf(s[8], s[9], s[10], atoi64(s[11]), int(atoi64(s[12])), int(atoi64(s[13])))
+				read[s[1]] = conf
+			}
 			t.state, t.begun = "go", beganFrom(s, conf)
 		default:
 			t.beginErr = errBeginAnswer
 		}
 	}
-	if err == nil {
-		e.eps.learn(cur, "", nil) // a newer generation with nothing read still empties the cache
-	}
+	e.eps.update(cur, read)
 }
 
 func beganFrom(s []string, conf *epConf) *begun {

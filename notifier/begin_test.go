@@ -33,7 +33,7 @@ func TestEndpointChangesReachEveryEngine(t *testing.T) {
 	for _, id := range enqueue(t, e1, reqs...) {
 		waitStatus(t, e1, id, StatusDelivered, 5*time.Second)
 	}
-	if e1.eps.snapshotGen() == 0 && e2.eps.snapshotGen() == 0 {
+	if cachedGen(e1) == 0 && cachedGen(e2) == 0 {
 		t.Fatal("no engine cached the endpoint")
 	}
 
@@ -83,7 +83,7 @@ func TestEndpointGenerationSurvivesDataLoss(t *testing.T) {
 	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
 	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
 	waitStatus(t, e, ids[0], StatusDelivered, 5*time.Second)
-	cached := e.eps.snapshotGen()
+	cached := cachedGen(e)
 	if cached == 0 {
 		t.Fatal("nothing cached")
 	}
@@ -133,4 +133,11 @@ func mustInt(t *testing.T, s string) int64 {
 		t.Fatalf("not a number: %q", s)
 	}
 	return n
+}
+
+// cachedGen is the endpoint generation e's cache holds (0: nothing cached yet).
+func cachedGen(e *Engine) int64 {
+	e.eps.mu.Lock()
+	defer e.eps.mu.Unlock()
+	return e.eps.gen
 }
