@@ -135,14 +135,13 @@ func (e *Engine) begin(ctx context.Context, tries []*try) {
 			t.state = s[0]
 		case len(s) == 2 && s[0] == "dead":
 			t.state, t.deadReason = "dead", s[1]
+		case len(s) == 8 && s[0] == "go" && read[s[1]] != nil: // read for an earlier try of this call
+			t.state, t.begun = "go", beganFrom(s, read[s[1]])
 		case len(s) == 8 && s[0] == "go" && cur == gen && cached[i] != nil:
 			t.state, t.begun = "go", beganFrom(s, cached[i])
 		case len(s) == 14 && s[0] == "go":
-			conf := read[s[1]]
-			if conf == nil {
-				conf = newEpConf(s[8], s[9], s[10], atoi64(s[11]), int(atoi64(s[12])), int(atoi64(s[13])))
-				read[s[1]] = conf
-			}
+			conf := newEpConf(s[8], s[9], s[10], atoi64(s[11]), int(atoi64(s[12])), int(atoi64(s[13])))
+			read[s[1]] = conf
 			t.state, t.begun = "go", beganFrom(s, conf)
 		default:
 			t.beginErr = errBeginAnswer

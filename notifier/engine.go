@@ -223,7 +223,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 func (e *Engine) Ready(ctx context.Context) error {
 	groups, err := e.rdb.XInfoGroups(ctx, e.k.stream()).Result()
 	if err != nil {
-		if isNoGroup(err) || strings.Contains(err.Error(), "no such key") {
+		if groupMissing(err) {
 			return notReady("the delivery queue's consumer group is missing; it is being recreated")
 		}
 		return err
@@ -244,6 +244,11 @@ func (r readinessError) ReadinessReason() string { return string(r) }
 func notReady(s string) error { return readinessError(s) }
 
 func isNoGroup(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOGROUP") }
+
+// groupMissing: the consumer group, or the whole stream, is gone (Redis lost its data).
+func groupMissing(err error) bool {
+	return isNoGroup(err) || err != nil && strings.Contains(err.Error(), "no such key")
+}
 
 func (e *Engine) ensureGroup(ctx context.Context) error {
 	err := e.rdb.XGroupCreateMkStream(ctx, e.k.stream(), group, "0").Err()

@@ -47,13 +47,7 @@ func TestStopDrainsTriesInFlight(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		w.WriteHeader(http.StatusOK)
 	})
-	e, err := New(rdb, testConfig(prefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e := startEngine(t, rdb, testConfig(prefix))
 	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
 	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
 	waitFor(t, 2*time.Second, "the try to start", func() bool { return rc.count.Load() == 1 })
@@ -88,13 +82,7 @@ func TestStopDeadlinePutsTriesBackWithoutUsingThem(t *testing.T) {
 	})
 	cfg := testConfig(prefix)
 	cfg.RequestTimeout = 10 * time.Second
-	e, err := New(rdb, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e := startEngine(t, rdb, cfg)
 	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
 	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
 	waitFor(t, 2*time.Second, "the try to start", func() bool { return rc.count.Load() == 1 })

@@ -128,19 +128,7 @@ func TestMaxInFlightAcrossEngines(t *testing.T) {
 	t.Parallel()
 	e1, b := setup(t, nil)
 	e2 := startEngine(t, b.rdb, testConfig(b.prefix))
-	var cur, peak atomic.Int64
-	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
-		n := cur.Add(1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
-			}
-		}
-		time.Sleep(60 * time.Millisecond)
-		cur.Add(-1)
-		w.WriteHeader(http.StatusOK)
-	})
+	rc, peak := peakReceiver(t, 60*time.Millisecond)
 	putEndpoint(t, e1, Endpoint{ID: "ep", URL: rc.URL, MaxInFlight: 3, RateLimitPerMinute: 100000})
 	var reqs []Request
 	for i := range 30 {
@@ -170,19 +158,7 @@ func TestMaxInFlightAcrossEngines(t *testing.T) {
 func TestMaxConnsPerHostSharedByEndpoints(t *testing.T) {
 	t.Parallel()
 	e, _ := setup(t, func(c *Config) { c.MaxConnsPerHost = 2 })
-	var cur, peak atomic.Int64
-	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
-		n := cur.Add(1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
-			}
-		}
-		time.Sleep(30 * time.Millisecond)
-		cur.Add(-1)
-		w.WriteHeader(http.StatusOK)
-	})
+	rc, peak := peakReceiver(t, 30*time.Millisecond)
 	var reqs []Request
 	for i := range 5 {
 		id := fmt.Sprintf("ep%d", i)
@@ -381,4 +357,22 @@ func TestBacklogFullAndIdempotentEnqueue(t *testing.T) {
 	if n := rdb.XLen(ctx, e.k.stream()).Val(); n != 5 {
 		t.Errorf("stream length %d, want 5", n)
 	}
+}
+
+// peakReceiver answers 200 after hold and records in peak the most requests it held at once.
+func peakReceiver(t *testing.T, hold time.Duration) (*receiver, *atomic.Int64) {
+	var cur, peak atomic.Int64
+	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(hold)
+		cur.Add(-1)
+		w.WriteHeader(http.StatusOK)
+	})
+	return rc, &peak
 }

@@ -223,8 +223,9 @@ return out
 // age ms, ARGV[6] retention ms, ARGV[7] horizon ms, ARGV[8] the caller's endpoint generation,
 // ARGV[9] count n, then n triples: delivery id, sid, cached max in flight or empty.
 // Returns {generation, answer_1, ..., answer_n}, an answer being {'skip'} (stale entry, dropped),
-// {'dead', reason}, {'wait'} (parked), or {'go', ep, n, acc, body, evt, sub, ok} followed, when the
-// endpoint was read, by url, secret, prev secret, prev expiry, rate, max in flight.
+// {'dead', reason}, {'wait'} (parked), or {'go', ep, n, acc, body, evt, sub, ok} followed, in the
+// first 'go' answer of an endpoint this call read, by url, secret, prev secret, prev expiry, rate,
+// max in flight.
 var beginScript = redis.NewScript(luaLib + `
 local now = tonumber(ARGV[2])
 local defMif, lease, maxAge = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -277,9 +278,10 @@ local function begin(id, sid, cachedMif)
   end
   e.n = e.n + redis.call('ZADD', ifk, now + lease, sid)
   local out = {'go', ep, r[4], r[5], r[6], r[7] or '', r[8] or '', r[9] or ''}
-  if e.f then
+  if e.f and not e.sent then -- once per call: the caller keeps it for the endpoint's other tries
     local f = e.f
     out[9], out[10], out[11], out[12], out[13], out[14] = f[1], f[2] or '', f[3] or '', f[4] or '', f[5] or '', tostring(e.mif)
+    e.sent = true
   end
   return out
 end

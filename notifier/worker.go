@@ -349,13 +349,10 @@ func (e *Engine) process(t *try) {
 	v := classify(tr.status, tr.err)
 	if v.Delivered {
 		done(nil)
-	} else {
-		done(&tryError{v})
-	}
-	if v.Delivered {
 		e.m.attemptOK.Inc()
 	} else {
-		e.m.attempts.WithLabelValues(reasonLabel(v)).Inc()
+		done(&tryError{v})
+		e.m.attempts.WithLabelValues(v.Reason).Inc()
 	}
 	e.m.attemptSeconds.Observe(tr.duration.Seconds())
 
@@ -394,15 +391,12 @@ func (e *Engine) process(t *try) {
 	// made: record it as soon as Redis answers again (an outage, a restart still loading its
 	// data) rather than leave it to the reaper, which would make it again while its lease kept
 	// other deliveries of the endpoint waiting.
-	fin, err := e.batch.finish(t.fc, en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, bg.line, acc)
-	if err != nil && !passing(err) {
-		e.redisFailed("record a try", err)
-	} else if err != nil {
-		err = e.untilRedisAnswers("record a try", func(context.Context) (err error) {
-			fin, err = e.batch.finish(t.fc, en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, bg.line, acc)
-			return err
-		})
-	}
+	// The batcher bounds its calls itself: no context (and its timer) per try.
+	var fin int64
+	err := e.retryRedis("record a try", func() (err error) {
+		fin, err = e.batch.finish(t.fc, en.id, en.sid, finishedAt, outcome, due, dead, attJSON, ep, tries, bg.line, acc)
+		return err
+	})
 	if err != nil {
 		return // stopping, or not a passing Redis failure: pending here; the reaper hands it back
 	}
@@ -426,13 +420,6 @@ func (e *Engine) process(t *try) {
 }
 
 const maxAttemptsKept = 100
-
-func reasonLabel(v verdict) string {
-	if v.Delivered {
-		return "ok"
-	}
-	return v.Reason
-}
 
 // deferTry puts the entry back without using a try, due after delay. interval > 0 spreads
 // rate-limited deliveries over the endpoint's future slots.
@@ -466,11 +453,18 @@ func (e *Engine) deferTry(en entry, delay time.Duration, release bool, interval 
 // only repeat (a script error) and when Stop abandons the tries in flight; the entry then stays
 // pending in this process and the reaper hands it back.
 func (e *Engine) untilRedisAnswers(what string, call func(context.Context) error) error {
+	return e.retryRedis(what, func() error {
+		ctx, cancel := e.redisCtx()
+		defer cancel()
+		return call(ctx)
+	})
+}
+
+// retryRedis is untilRedisAnswers for a call that bounds its own time.
+func (e *Engine) retryRedis(what string, call func() error) error {
 	wait, first := 100*time.Millisecond, true
 	for {
-		ctx, cancel := e.redisCtx()
-		err := call(ctx)
-		cancel()
+		err := call()
 		if err == nil {
 			return nil
 		}
@@ -588,7 +582,7 @@ func (e *Engine) reaperLoop() {
 		}
 		e.reap(ctx)
 		e.wakeWaiters(ctx)
-		if err := trimScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p).Err(); err != nil && ctx.Err() == nil && !isNoGroup(err) && !strings.Contains(err.Error(), "no such key") {
+		if err := trimScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p).Err(); err != nil && ctx.Err() == nil && !groupMissing(err) {
 			e.redisFailed("trim the queue", err)
 		}
 	}
@@ -597,7 +591,7 @@ func (e *Engine) reaperLoop() {
 func (e *Engine) reap(ctx context.Context) {
 	consumers, err := e.rdb.XInfoConsumers(ctx, e.k.stream(), group).Result()
 	if err != nil {
-		if isNoGroup(err) || strings.Contains(err.Error(), "no such key") {
+		if groupMissing(err) {
 			_ = e.ensureGroup(ctx)
 		} else if ctx.Err() == nil {
 			e.redisFailed("list consumers", err)
