@@ -14,6 +14,7 @@ start_redis() {
 		--daemonize no --loglevel warning --logfile "$dir/redis.log" &
 	REDIS_PID=$!
 	for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+	redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || { echo "redis-server did not answer on port $REDIS_PORT" >&2; return 1; }
 	REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 }
 
