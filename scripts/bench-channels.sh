@@ -16,7 +16,6 @@ go build -o "$bin/benchchannels" ./scripts/benchchannels
 
 if [[ -z "${REDIS_URL:-}" ]]; then
 	start_redis "$bin"
-	port=$REDIS_PORT
 fi
 
 "$bin/benchchannels" -redis-url "$REDIS_URL" "$@"

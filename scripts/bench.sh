@@ -41,10 +41,16 @@ go build -o "$work/benchengine" ./scripts/benchengine
 start_redis "$work"
 port=$REDIS_PORT
 
-"$work/benchengine" receiver -addr 127.0.0.1:0 >"$work/receiver.out" &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/receiver.out" ] && break; sleep 0.1; done
-target="$(head -1 "$work/receiver.out")"
+# start_receiver OUTFILE [command prefix...]: starts a receiver (under the prefix, e.g. taskset),
+# adds it to pids, waits until it prints its URL into OUTFILE and sets target to that URL.
+start_receiver() {
+  local out=$1; shift
+  "$@" "$work/benchengine" receiver -addr 127.0.0.1:0 >"$out" &
+  pids+=($!)
+  for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.1; done
+  target="$(head -1 "$out")"
+}
+start_receiver "$work/receiver.out"
 
 b="$work/benchengine"
 r="127.0.0.1:$port"
@@ -74,13 +80,12 @@ ncpu=$(nproc)
 if [[ $ncpu -ge 2 ]] && command -v taskset >/dev/null; then
   others="0-$((ncpu - 2))"
   kill "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  pids=() # reaped: the EXIT trap must not signal their PIDs, which may be reused
   stop_redis
   REDIS_CPUS=$((ncpu - 1)) start_redis "$work"
   r="127.0.0.1:$REDIS_PORT"
-  taskset -c "$others" "$b" receiver -addr 127.0.0.1:0 >"$work/receiver2.out" &
-  pids+=($!)
-  for _ in $(seq 100); do [ -s "$work/receiver2.out" ] && break; sleep 0.1; done
-  target="$(head -1 "$work/receiver2.out")"
+  start_receiver "$work/receiver2.out" taskset -c "$others"
   echo "== Redis on CPU $((ncpu - 1)), the rest on CPUs $others"
   throughput_rounds "-pinned" taskset -c "$others"
 fi

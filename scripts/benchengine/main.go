@@ -266,18 +266,83 @@ func engine(redisAddr string, workers int, prefix string) (*notifier.Engine, *re
 // benchSecret signs every benchmark delivery, as herald signs real ones.
 const benchSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-// putEndpoints registers count endpoints, signed, with limits raised for the benchmark: rate limit 10M per
-// minute and max in flight 1000, so the limits do not cap throughput.
-func putEndpoints(ctx context.Context, e *notifier.Engine, target string, count int) error {
+// putEndpoints registers count endpoints, signed. With raised, their limits are raised for the
+// benchmark: rate limit 10M per minute and max in flight 1000, so the limits do not cap
+// throughput; without it they keep the defaults.
+func putEndpoints(ctx context.Context, e *notifier.Engine, target string, count int, raised bool) error {
 	for i := range count {
-		if err := e.PutEndpoint(ctx, notifier.Endpoint{
-			ID: fmt.Sprintf("ep%d", i), URL: fmt.Sprintf("%s/hook/ep%d", target, i), Secret: benchSecret,
-			RateLimitPerMinute: 10_000_000, MaxInFlight: 1000,
-		}); err != nil {
+		ep := notifier.Endpoint{ID: fmt.Sprintf("ep%d", i), URL: fmt.Sprintf("%s/hook/ep%d", target, i), Secret: benchSecret}
+		if raised {
+			ep.RateLimitPerMinute, ep.MaxInFlight = 10_000_000, 1000
+		}
+		if err := e.PutEndpoint(ctx, ep); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// setup makes an engine on a fresh key prefix and registers count endpoints on it (see
+// putEndpoints). The caller closes the returned Redis client.
+func setup(ctx context.Context, redisAddr, target string, workers, count int, raised bool) (*notifier.Engine, *redis.Client, string, error) {
+	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano())
+	e, rdb, err := engine(redisAddr, workers, prefix)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if err := putEndpoints(ctx, e, target, count, raised); err != nil {
+		rdb.Close()
+		return nil, nil, "", err
+	}
+	return e, rdb, prefix, nil
+}
+
+// backlogKey is the Redis key holding the engine's count of waiting deliveries.
+func backlogKey(prefix string) string {
+	return prefix + ":{" + prefix + "}:backlog"
+}
+
+// waitCount polls the receiver every 20ms until it has counted want requests or timeout has
+// passed. It returns the last stats read and whether want was reached; a failed read is an error.
+func waitCount(target string, want int64, timeout time.Duration) (stats, bool, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		s, err := getStats(target)
+		if err != nil {
+			return s, false, err
+		}
+		if s.Count >= want {
+			return s, true, nil
+		}
+		if time.Now().After(deadline) {
+			return s, false, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// paced calls send(i) for i from 0 to rate*dur-1 at a steady rate, each call in a goroutine of its
+// own with at most 64 at once, and returns how many it sent and how long sending took.
+func paced(rate int, dur time.Duration, send func(i int)) (total int, sent time.Duration) {
+	total = int(float64(rate) * dur.Seconds())
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range total {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			send(i)
+		}(i)
+	}
+	wg.Wait()
+	return total, time.Since(start)
 }
 
 // enqueueAll enqueues n deliveries round-robin over count endpoints from 8 goroutines in batches
@@ -318,15 +383,11 @@ func enqueueAll(ctx context.Context, e *notifier.Engine, n, count int) (time.Dur
 
 func throughput(redisAddr, target string, n, count, workers int) error {
 	ctx := context.Background()
-	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano())
-	e, rdb, err := engine(redisAddr, workers, prefix)
+	e, rdb, prefix, err := setup(ctx, redisAddr, target, workers, count, true)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	if err := putEndpoints(ctx, e, target, count); err != nil {
-		return err
-	}
 	_ = reset(target)
 	cpuEnq := redisCPU(ctx, rdb)
 	enq, err := enqueueAll(ctx, e, n, count)
@@ -347,18 +408,10 @@ func throughput(redisAddr, target string, n, count, workers int) error {
 	if err := e.Start(ctx); err != nil {
 		return err
 	}
-	for {
-		s, err := getStats(target)
-		if err != nil {
-			return err
-		}
-		if s.Count >= int64(n) {
-			break
-		}
-		if time.Since(start) > 10*time.Minute {
-			return fmt.Errorf("only %d of %d delivered after 10 minutes", s.Count, n)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if s, ok, err := waitCount(target, int64(n), 10*time.Minute); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("only %d of %d delivered after 10 minutes", s.Count, n)
 	}
 	el := time.Since(start)
 	redisUS := (redisCPU(ctx, rdb) - cpu0) * 1e6 / float64(n)
@@ -369,10 +422,10 @@ func throughput(redisAddr, target string, n, count, workers int) error {
 		fmt.Fprintln(os.Stderr, rdb.Info(ctx, "commandstats").Val())
 	}
 	_ = e.Stop(ctx)
-	backlog, _ := rdb.Get(ctx, prefix+":{"+prefix+"}:backlog").Int()
+	backlog, _ := rdb.Get(ctx, backlogKey(prefix)).Int()
 	fmt.Printf("RESULT phase=throughput endpoints=%d n=%d workers=%d enqueue_per_sec=%.0f seconds=%.2f per_sec=%.0f backlog_left=%d redis_cpu_us_per_delivery=%.0f herald_cpu_us_per_delivery=%.0f receiver_cpu_us_per_delivery=%.0f redis_cpu_us_per_enqueue=%.0f\n",
 		count, n, workers, float64(n)/enq.Seconds(), el.Seconds(), float64(n)/el.Seconds(), backlog, redisUS, heraldUS, recvUS, enqUS)
-	cleanup(ctx, rdb, prefix)
+	cleanup(ctx, rdb)
 	return nil
 }
 
@@ -380,15 +433,11 @@ func throughput(redisAddr, target string, n, count, workers int) error {
 // receiver's end-to-end latencies: from just before Enqueue to the request arriving.
 func latency(redisAddr, target string, rate int, dur time.Duration, count, workers int) error {
 	ctx := context.Background()
-	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano())
-	e, rdb, err := engine(redisAddr, workers, prefix)
+	e, rdb, _, err := setup(ctx, redisAddr, target, workers, count, true)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	if err := putEndpoints(ctx, e, target, count); err != nil {
-		return err
-	}
 	if err := e.Start(ctx); err != nil {
 		return err
 	}
@@ -399,46 +448,19 @@ func latency(redisAddr, target string, rate int, dur time.Duration, count, worke
 			return err
 		}
 	}
-	for s, _ := getStats(target); s.Count < 200 && time.Since(warm) < 10*time.Second; s, _ = getStats(target) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	_, _, _ = waitCount(target, 200, 10*time.Second-time.Since(warm)) // best effort: measure regardless
 	_ = reset(target)
-	total := int(float64(rate) * dur.Seconds())
-	interval := time.Second / time.Duration(rate)
-	start := time.Now()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64)
-	for i := range total {
-		due := start.Add(time.Duration(i) * interval)
-		if d := time.Until(due); d > 0 {
-			time.Sleep(d)
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			_, _ = e.Enqueue(ctx, notifier.Request{EndpointID: fmt.Sprintf("ep%d", i%count), Body: body(time.Now())})
-		}(i)
-	}
-	wg.Wait()
-	sent := time.Since(start)
-	deadline := time.Now().Add(30 * time.Second)
-	var s stats
-	for time.Now().Before(deadline) {
-		s, err = getStats(target)
-		if err != nil {
-			return err
-		}
-		if s.Count >= int64(total) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	total, sent := paced(rate, dur, func(i int) {
+		_, _ = e.Enqueue(ctx, notifier.Request{EndpointID: fmt.Sprintf("ep%d", i%count), Body: body(time.Now())})
+	})
+	s, _, err := waitCount(target, int64(total), 30*time.Second)
+	if err != nil {
+		return err
 	}
 	_ = e.Stop(ctx)
 	fmt.Printf("RESULT phase=latency rate=%d achieved_rate=%.0f n=%d delivered=%d duplicates=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
 		rate, float64(total)/sent.Seconds(), total, s.Count, s.Dups, s.P50, s.P99, s.Max)
-	cleanup(ctx, rdb, prefix)
+	cleanup(ctx, rdb)
 	return nil
 }
 
@@ -446,17 +468,11 @@ func latency(redisAddr, target string, rate int, dur time.Duration, count, worke
 // endpoints keep the default 100/min rate limit) and reports this process's peak RSS.
 func rss(redisAddr, target string, n, count, workers int) error {
 	ctx := context.Background()
-	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano())
-	e, rdb, err := engine(redisAddr, workers, prefix)
+	e, rdb, prefix, err := setup(ctx, redisAddr, target, workers, count, false)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	for i := range count {
-		if err := e.PutEndpoint(ctx, notifier.Endpoint{ID: fmt.Sprintf("ep%d", i), URL: fmt.Sprintf("%s/hook/ep%d", target, i), Secret: benchSecret}); err != nil {
-			return err
-		}
-	}
 	if err := e.Start(ctx); err != nil {
 		return err
 	}
@@ -467,7 +483,7 @@ func rss(redisAddr, target string, n, count, workers int) error {
 	enq := time.Since(start)
 	// Let the engine work on the waiting backlog for a while (rate-limited deferrals).
 	time.Sleep(10 * time.Second)
-	backlog, _ := rdb.Get(ctx, prefix+":{"+prefix+"}:backlog").Int()
+	backlog, _ := rdb.Get(ctx, backlogKey(prefix)).Int()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	peak, cur := procStatus("VmHWM"), procStatus("VmRSS")
@@ -475,7 +491,7 @@ func rss(redisAddr, target string, n, count, workers int) error {
 	used, _ := rdb.Info(ctx, "memory").Result()
 	fmt.Printf("RESULT phase=rss n=%d waiting=%d enqueue_seconds=%.1f peak_rss_mb=%.0f rss_mb=%.0f heap_inuse_mb=%.0f redis_used_memory=%s\n",
 		n, backlog, enq.Seconds(), peak/1024, cur/1024, float64(ms.HeapInuse)/(1<<20), infoField(used, "used_memory_human"))
-	cleanup(ctx, rdb, prefix)
+	cleanup(ctx, rdb)
 	return nil
 }
 
@@ -502,9 +518,8 @@ func infoField(info, key string) string {
 	return "?"
 }
 
-func cleanup(ctx context.Context, rdb *redis.Client, prefix string) {
+func cleanup(ctx context.Context, rdb *redis.Client) {
 	_ = rdb.FlushDB(ctx).Err() // a throwaway Redis
-	_ = prefix
 }
 
 // redisCPU is the CPU time Redis has used, in seconds (user + system).
@@ -520,28 +535,13 @@ func redisCPU(ctx context.Context, rdb *redis.Client) float64 {
 func latencyFloor(target string, rate int, dur time.Duration, count int) error {
 	_ = reset(target)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
-	total := int(float64(rate) * dur.Seconds())
-	interval := time.Second / time.Duration(rate)
-	start := time.Now()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64)
-	for i := range total {
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d)
+	total, _ := paced(rate, dur, func(i int) {
+		resp, err := client.Post(fmt.Sprintf("%s/hook/ep%d", target, i%count), "application/json", bytes.NewReader(body(time.Now())))
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			resp, err := client.Post(fmt.Sprintf("%s/hook/ep%d", target, i%count), "application/json", bytes.NewReader(body(time.Now())))
-			if err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		}(i)
-	}
-	wg.Wait()
+	})
 	s, err := getStats(target)
 	if err != nil {
 		return err

@@ -47,7 +47,6 @@ func main() {
 var keep bool
 
 type proc struct {
-	name string
 	args []string
 	cmd  *exec.Cmd
 	log  *os.File
@@ -118,7 +117,7 @@ func run(heraldBin string, nSubs, nEvents int, failRate float64, timeout time.Du
 	}
 
 	redisPort := freePort()
-	redis := &proc{name: "redis", log: logf("redis"), args: []string{"redis-server", "--bind", "127.0.0.1",
+	redis := &proc{log: logf("redis"), args: []string{"redis-server", "--bind", "127.0.0.1",
 		"--port", strconv.Itoa(redisPort), "--dir", dir, "--appendonly", "yes", "--appendfsync", "always",
 		"--save", "", "--maxmemory-policy", "noeviction"}}
 	if err := redis.start(); err != nil {
@@ -145,8 +144,8 @@ func run(heraldBin string, nSubs, nEvents int, failRate float64, timeout time.Du
 			"--request-timeout", "5s", "--log-level", "warn"}
 	}
 	pa, pb := freePort(), freePort()
-	hA := &proc{name: "herald-a", log: logf("herald-a"), args: heraldArgs(pa)}
-	hB := &proc{name: "herald-b", log: logf("herald-b"), args: heraldArgs(pb)}
+	hA := &proc{log: logf("herald-a"), args: heraldArgs(pa)}
+	hB := &proc{log: logf("herald-b"), args: heraldArgs(pb)}
 	for _, h := range []*proc{hA, hB} {
 		if err := h.start(); err != nil {
 			return err
