@@ -27,6 +27,12 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 				Message: fmt.Sprintf("Content-Type must be application/json, not %q", Truncate(ct, 100))}
 		}
 	}
+	return ReadLimited(w, r, limit)
+}
+
+// ReadLimited reads the request body, whatever its Content-Type, with a 413 past limit
+// (DefaultMaxBody when limit <= 0).
+func ReadLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if limit <= 0 {
 		limit = DefaultMaxBody
 	}

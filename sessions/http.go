@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/gorilla/mux"
@@ -45,15 +43,10 @@ func (s *Service) handleMessage(w http.ResponseWriter, r *http.Request) error {
 // accepts: channel servers are written by others, and a response is not worth losing over an extra
 // key or a wrong Content-Type header. The body must still be a JSON object (400 otherwise).
 func (s *Service) handleCallback(w http.ResponseWriter, r *http.Request) error {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	b, err := httpx.ReadLimited(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		s.callbacks.WithLabelValues("invalid").Inc()
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &httpx.Error{Status: http.StatusRequestEntityTooLarge, Code: httpx.CodeTooLarge,
-				Message: fmt.Sprintf("request body is larger than the limit of %d bytes", s.cfg.MaxBodyBytes)}
-		}
-		return httpx.BadRequest(httpx.CodeInvalidJSON, "", "could not read the request body")
+		return err
 	}
 	var c Callback
 	if len(bytes.TrimSpace(b)) == 0 {
