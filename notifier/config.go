@@ -63,7 +63,8 @@ type Config struct {
 	// key is gone for 3 heartbeats is dead: its in-flight work is claimed by the others.
 	Heartbeat time.Duration
 
-	// OnOutcome, when set, is called after every try (keep it quick). More listeners can be
+	// OnOutcome, when set, is called after every try, deferral and dead-lettering (keep it quick;
+	// Outcome.Tried tells a try from the others). More listeners can be
 	// added with Engine.OnOutcome.
 	OnOutcome func(Outcome)
 	// Registerer receives the engine's metrics (nil: none are registered).

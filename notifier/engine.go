@@ -118,8 +118,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// OnOutcome registers a listener called after every try, from the worker that made it: keep it
-// quick and never block.
+// OnOutcome registers a listener called after every try, deferral and dead-lettering (see
+// Outcome.Tried), from the worker that made it: keep it quick and never block.
 func (e *Engine) OnOutcome(f func(Outcome)) {
 	if f == nil {
 		return

@@ -48,7 +48,7 @@ func TestDeliverSignedOnce(t *testing.T) {
 		t.Errorf("target %q must be redacted", d.Target)
 	}
 	waitFor(t, time.Second, "an outcome", func() bool { return len(b.outcomes()) == 1 })
-	if o := b.outcomes()[0]; !o.Delivered || o.StatusCode != 204 || o.EventID != "evt_1" || o.SubscriberID != "a" {
+	if o := b.outcomes()[0]; !o.Delivered || !o.Tried || o.StatusCode != 204 || o.EventID != "evt_1" || o.SubscriberID != "a" {
 		t.Errorf("outcome: %+v", o)
 	}
 	// The record expires after the retention; the backlog is back to zero.

@@ -49,8 +49,8 @@ func TestBreakerOpensAndDefersWithoutUsingTries(t *testing.T) {
 	for _, o := range b.outcomes() {
 		if o.Reason == ReasonBreakerOpen {
 			deferred++
-			if o.Dead {
-				t.Errorf("a breaker deferral dead-lettered %s", o.DeliveryID)
+			if o.Dead || o.Tried {
+				t.Errorf("a breaker deferral of %s dead-lettered it or counts as a try: %+v", o.DeliveryID, o)
 			}
 		}
 	}

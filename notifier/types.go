@@ -91,8 +91,11 @@ type Outcome struct {
 	StatusCode   int    // 0 without an HTTP answer
 	Reason       string // "" on success, else timeout, network, http_4xx, http_5xx, ...
 	Delivered    bool
-	Dead         bool // this try dead-lettered the delivery
-	At           time.Time
+	Dead         bool // this outcome dead-lettered the delivery
+	// Tried: a request was sent (whatever came of it). An outcome without one is a delivery
+	// deferred (breaker open, rate limit) or dead-lettered before a try (max age, endpoint deleted).
+	Tried bool
+	At    time.Time
 }
 
 // BreakerState is an endpoint circuit breaker's state: "closed", "open" or "half_open".

@@ -415,7 +415,7 @@ func (e *Engine) process(t *try) {
 	}
 	e.report(Outcome{
 		DeliveryID: en.id, EndpointID: ep, EventID: evt, SubscriberID: sub,
-		StatusCode: tr.status, Reason: v.Reason, Delivered: v.Delivered, Dead: outcome == "dead", At: ts,
+		StatusCode: tr.status, Reason: v.Reason, Delivered: v.Delivered, Dead: outcome == "dead", Tried: true, At: ts,
 	})
 }
 

@@ -92,7 +92,7 @@ func (h *Health) observe(ctx context.Context, id string, o notifier.Outcome) err
 	if o.StatusCode == http.StatusGone {
 		return h.disable(ctx, id, ReasonGone)
 	}
-	if !isTry(o) {
+	if !o.Tried {
 		return nil // a wait for the breaker or the rate limit, or a delivery given up: no answer to judge
 	}
 	now := s.now()
@@ -156,20 +156,6 @@ func (h *Health) disable(ctx context.Context, id, reason string) error {
 		h.log.Warn("subscriber disabled", "subscriber_id", id, "reason", reason)
 	}
 	return nil
-}
-
-// isTry reports whether a failed outcome is a try the endpoint failed, as opposed to a delivery
-// deferred (breaker open, rate limit, max in flight) or dead-lettered without a try.
-func isTry(o notifier.Outcome) bool {
-	if o.StatusCode > 0 {
-		return true
-	}
-	switch o.Reason {
-	case notifier.ReasonTimeout, notifier.ReasonNetwork, notifier.ReasonRefused,
-		notifier.ReasonHTTP3xx, notifier.ReasonHTTP4xx, notifier.ReasonHTTP5xx:
-		return true
-	}
-	return false
 }
 
 // describeOutcome says what a failed try got, for a disabled_reason.

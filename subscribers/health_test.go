@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/notifier"
@@ -52,7 +55,7 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 			}
 			return got.Status
 		}
-		fail := func() { h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 503, Reason: "http_5xx"}) }
+		fail := func() { h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 503, Reason: "http_5xx", Tried: true}) }
 
 		// Waits for the breaker or the rate limit, and deliveries given up without a try, are not
 		// failures of the endpoint.
@@ -76,7 +79,7 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 			t.Fatalf("disabled although a delivery succeeded %s ago: %s", 24*time.Hour, s)
 		}
 		b.clock.Add(time.Minute)
-		h.Observe(notifier.Outcome{EndpointID: ep, Reason: "timeout"})
+		h.Observe(notifier.Outcome{EndpointID: ep, Reason: "timeout", Tried: true})
 		got, _ := b.store.Get(ctx, sub.ID)
 		if got.Status != StatusDisabled || !strings.Contains(got.DisabledReason, "every delivery failed for 24h0m0s") ||
 			!strings.Contains(got.DisabledReason, "failed: timeout") {
@@ -100,6 +103,8 @@ func TestHealthConcurrentSuccesses(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *bundle) {
 		ctx := context.Background()
+		hdels := &hdelCounter{key: b.store.k.failing()}
+		b.rdb.AddHook(hdels) // b.rdb is this test's own client
 		h := NewHealth(b.store, time.Hour, nil)
 		const n = 40
 		var ids []string
@@ -112,7 +117,7 @@ func TestHealthConcurrentSuccesses(t *testing.T) {
 			wg.Go(func() {
 				ep := EndpointID(id)
 				for round := range 5 {
-					h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Reason: "http_5xx"})
+					h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Reason: "http_5xx", Tried: true})
 					if ok, _ := b.rdb.HExists(ctx, b.store.k.failing(), id).Result(); !ok {
 						t.Errorf("round %d: failure of %s not recorded", round, id)
 						return
@@ -123,12 +128,45 @@ func TestHealthConcurrentSuccesses(t *testing.T) {
 						return
 					}
 				}
-				h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Reason: "http_5xx"})
+				h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Reason: "http_5xx", Tried: true})
 			})
 		}
 		wg.Wait()
 		if got := b.rdb.HLen(ctx, b.store.k.failing()).Val(); got != n {
 			t.Fatalf("%d failure records at the end, want %d", got, n)
 		}
+		if got, successes := hdels.n.Load(), int64(n*5); got >= successes {
+			t.Fatalf("%d HDELs of the failure records for %d successes: they were not batched", got, successes)
+		}
 	})
+}
+
+// hdelCounter is a go-redis hook that counts the HDEL commands on one key, alone or pipelined.
+type hdelCounter struct {
+	key string
+	n   atomic.Int64
+}
+
+func (c *hdelCounter) count(cmd redis.Cmder) {
+	if args := cmd.Args(); len(args) > 1 && strings.EqualFold(cmd.Name(), "hdel") && args[1] == c.key {
+		c.n.Add(1)
+	}
+}
+
+func (c *hdelCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *hdelCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *hdelCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			c.count(cmd)
+		}
+		return next(ctx, cmds)
+	}
 }
