@@ -166,7 +166,7 @@ func (c *Config) Validate() error {
 	}
 	if err := notifier.CheckSecret(c.SigningSecret); err != nil {
 		// The same check the engine makes when it signs; the message never holds the value.
-		bad("signing-secret", "must be whsec_ followed by the base64 of 24 to 64 random bytes")
+		bad("signing-secret", "must be whsec_ followed by the base64 of at least 16 random bytes")
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

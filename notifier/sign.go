@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -51,6 +52,13 @@ func secretKey(secret string) ([]byte, error) {
 		return nil, ErrBadSecret
 	}
 	return key, nil
+}
+
+// NewSecret returns a fresh signing secret: "whsec_" + the base64 of 24 random bytes.
+func NewSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return SecretPrefix + base64.StdEncoding.EncodeToString(b)
 }
 
 // CheckSecret reports whether secret is a usable signing secret ("" is: it means unsigned).

@@ -12,13 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// NewSigningSecret returns a fresh Standard Webhooks secret: "whsec_" + base64 of 24 random bytes.
-func NewSigningSecret() string {
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	return "whsec_" + base64.StdEncoding.EncodeToString(b)
-}
-
 // sharedSecret returns the value stored at key, creating it with gen and SETNX when absent, so
 // that every herald process sharing the Redis ends up with the same value. generated says whether
 // this call created it. The value is never put in an error.

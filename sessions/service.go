@@ -146,7 +146,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, ch Channels, eng Engine
 	}
 	s.secret = cfg.SigningSecret
 	if s.secret == "" {
-		secret, generated, err := sharedSecret(ctx, rdb, s.keys.signingSecret(), NewSigningSecret)
+		secret, generated, err := sharedSecret(ctx, rdb, s.keys.signingSecret(), notifier.NewSecret)
 		if err != nil {
 			return nil, fmt.Errorf("sessions: relay signing secret: %w", err)
 		}

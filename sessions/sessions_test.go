@@ -754,7 +754,7 @@ func TestSigningSecret(t *testing.T) {
 			t.Fatal("processes generated different secrets")
 		}
 	}
-	mine := sessions.NewSigningSecret()
+	mine := notifier.NewSecret()
 	svc, err := sessions.New(context.Background(), rdb, chans, eng, sessions.Config{Prefix: prefix, PublicURL: "http://x", SigningSecret: mine})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx/redistest"
 )
 
@@ -38,7 +39,7 @@ func BenchmarkFanOut10k(b *testing.B) {
 	s := NewStore(rdb, prefix)
 	ctx := context.Background()
 	for i := range 10_000 {
-		sub := &Subscriber{ID: fmt.Sprintf("s%06d", i), URL: fmt.Sprintf("https://example.com/%d", i), Token: fmt.Sprintf("tok-%d", i), Secret: NewSecret()}
+		sub := &Subscriber{ID: fmt.Sprintf("s%06d", i), URL: fmt.Sprintf("https://example.com/%d", i), Token: fmt.Sprintf("tok-%d", i), Secret: notifier.NewSecret()}
 		if _, err := s.Create(ctx, sub); err != nil {
 			b.Fatal(err)
 		}
@@ -64,18 +65,10 @@ func BenchmarkFanOut10k(b *testing.B) {
 	})
 	b.Run("Targets", func(b *testing.B) {
 		for b.Loop() {
-			n, after := 0, ""
-			for {
-				page, next, err := s.Targets(ctx, ch, TypeUpdateNotification, after, 500)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n += len(page)
-				if next == "" {
-					break
-				}
-				after = next
-			}
+			n := 0
+			eachPage(b, 0, func(after string) ([]Target, string, error) {
+				return s.Targets(ctx, ch, TypeUpdateNotification, after, 500)
+			}, func(page []Target) { n += len(page) })
 			if n != 10_000 {
 				b.Fatal(n)
 			}
@@ -83,18 +76,10 @@ func BenchmarkFanOut10k(b *testing.B) {
 	})
 	b.Run("Match", func(b *testing.B) {
 		for b.Loop() {
-			n, after := 0, ""
-			for {
-				page, next, err := s.Match(ctx, ch, TypeUpdateNotification, after, 500)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n += len(page)
-				if next == "" {
-					break
-				}
-				after = next
-			}
+			n := 0
+			eachPage(b, 0, func(after string) ([]*Subscriber, string, error) {
+				return s.Match(ctx, ch, TypeUpdateNotification, after, 500)
+			}, func(page []*Subscriber) { n += len(page) })
 			if n != 10_000 {
 				b.Fatal(n)
 			}
@@ -128,7 +113,7 @@ func benchStore(b *testing.B) (*Store, string) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := range 10_000 {
-		sub := &Subscriber{URL: fmt.Sprintf("https://example.com/%d", i), Token: "t", Secret: NewSecret()}
+		sub := &Subscriber{URL: fmt.Sprintf("https://example.com/%d", i), Token: "t", Secret: notifier.NewSecret()}
 		switch {
 		case i < 9000:
 			sub.ChannelIDs = []string{fmt.Sprintf("c%d", rng.IntN(1000)), fmt.Sprintf("c%d", rng.IntN(1000))}

@@ -327,7 +327,7 @@ func (h *Handlers) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if secret == "" {
-		secret = NewSecret()
+		secret = notifier.NewSecret()
 	}
 	ctx := r.Context()
 	sub, err := h.cfg.Store.SetSecret(ctx, id, secret, func(sub *Subscriber) error { return h.putEndpoint(ctx, sub) })

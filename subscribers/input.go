@@ -11,6 +11,7 @@ import (
 
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/notifier"
 )
 
 // input is the body of POST /subscribers, and of PATCH once merged into the stored subscriber.
@@ -84,7 +85,7 @@ func (v validation) apply(in *input, sub *Subscriber) error {
 	}
 
 	if in.Secret == nil {
-		sub.Secret = NewSecret()
+		sub.Secret = notifier.NewSecret()
 	} else if err := CheckSecret(*in.Secret); err != nil {
 		return err
 	} else {
@@ -187,13 +188,6 @@ func CheckSecret(secret string) error {
 		return badSecret()
 	}
 	return nil
-}
-
-// NewSecret returns a new signing secret: "whsec_" + base64 of 24 random bytes.
-func NewSecret() string {
-	b := make([]byte, minSecretBytes)
-	_, _ = rand.Read(b)
-	return secretPrefix + base64.StdEncoding.EncodeToString(b)
 }
 
 // NewToken returns a new random verification token.

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx"
 	"github.com/heraldhq/herald/redisx/redistest"
 )
@@ -65,8 +66,30 @@ func backends(t *testing.T, test func(t *testing.T, b *bundle)) {
 	})
 }
 
+// eachPage walks a paged listing from the start, passing each page to each: fetch returns the
+// page after a cursor and the next cursor, empty after the last page. It fails tb on an error or
+// when paging goes past maxPages pages (0: no limit).
+func eachPage[T any](tb testing.TB, maxPages int, fetch func(after string) ([]T, string, error), each func(page []T)) {
+	tb.Helper()
+	after := ""
+	for pages := 1; ; pages++ {
+		page, next, err := fetch(after)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		each(page)
+		if next == "" {
+			return
+		}
+		if maxPages > 0 && pages >= maxPages {
+			tb.Fatal("paging does not end")
+		}
+		after = next
+	}
+}
+
 func newSub(url string) *Subscriber {
-	return &Subscriber{URL: url, Token: "tok", Secret: NewSecret()}
+	return &Subscriber{URL: url, Token: "tok", Secret: notifier.NewSecret()}
 }
 
 func mustCreate(t *testing.T, s *Store, sub *Subscriber) *Subscriber {
@@ -125,26 +148,16 @@ func TestCreateGetList(t *testing.T) {
 			t.Fatalf("get unknown: %v", err)
 		}
 		var listed []string
-		after := ""
-		for pages := 0; ; pages++ {
-			page, next, err := b.store.List(ctx, after, 3)
-			if err != nil {
-				t.Fatal(err)
-			}
+		eachPage(t, 7, func(after string) ([]*Subscriber, string, error) {
+			return b.store.List(ctx, after, 3)
+		}, func(page []*Subscriber) {
 			for _, s := range page {
 				if s.Secret != "" || s.Token != "" {
 					t.Fatalf("list shows a secret or token: %+v", s)
 				}
 				listed = append(listed, s.ID)
 			}
-			if next == "" {
-				break
-			}
-			if pages > 5 {
-				t.Fatal("paging does not end")
-			}
-			after = next
-		}
+		})
 		if !slices.Equal(listed, ids) {
 			t.Fatalf("listed %v, want %v", listed, ids)
 		}
@@ -430,26 +443,16 @@ func TestMatchPagingRandomized(t *testing.T) {
 			}
 			for _, limit := range []int{1, 4, 25, 1000} {
 				var got []string
-				after := ""
-				for pages := 0; ; pages++ {
-					page, next, err := b.store.Match(ctx, ch, typ, after, limit)
-					if err != nil {
-						t.Fatal(err)
-					}
+				eachPage(t, 202, func(after string) ([]*Subscriber, string, error) {
+					return b.store.Match(ctx, ch, typ, after, limit)
+				}, func(page []*Subscriber) {
 					if len(page) > limit {
 						t.Fatalf("page of %d > limit %d", len(page), limit)
 					}
 					for _, s := range page {
 						got = append(got, s.ID)
 					}
-					if next == "" {
-						break
-					}
-					if pages > 200 {
-						t.Fatal("paging does not end")
-					}
-					after = next
-				}
+				})
 				if !slices.Equal(got, want) {
 					t.Fatalf("trial %d limit %d: got %d ids, want %d\n got %v\nwant %v", trial, limit, len(got), len(want), got, want)
 				}
