@@ -61,7 +61,7 @@ func TestSubscribersThroughTheDaemon(t *testing.T) {
 		t.Fatalf("create: %d %v", resp.StatusCode, sub)
 	}
 	id, secret := sub["id"].(string), sub["secret"].(string)
-	subsWaitFor(t, "verified", func() bool {
+	waitFor(t, "verified", 15*time.Second, func() bool {
 		_, s := do(t, "GET", base+"/subscribers/"+id, testKey, "")
 		return s["status"] == "verified"
 	})
@@ -82,7 +82,7 @@ func TestSubscribersThroughTheDaemon(t *testing.T) {
 	if ev := notify(); ev["subscribers"] != 1.0 {
 		t.Fatalf("notify reached %v subscribers, want 1", ev["subscribers"])
 	}
-	subsWaitFor(t, "a notification", func() bool { mu.Lock(); defer mu.Unlock(); return len(notes) == 1 })
+	waitFor(t, "a notification", 15*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(notes) == 1 })
 	mu.Lock()
 	first := notes[0]
 	mu.Unlock()
@@ -92,22 +92,11 @@ func TestSubscribersThroughTheDaemon(t *testing.T) {
 
 	gone.Store(true)
 	notify()
-	subsWaitFor(t, "disabled", func() bool {
+	waitFor(t, "disabled", 15*time.Second, func() bool {
 		_, s := do(t, "GET", base+"/subscribers/"+id, testKey, "")
 		return s["status"] == "disabled" && s["disabled_reason"] == "endpoint answered 410 Gone"
 	})
 	if ev := notify(); ev["subscribers"] != 0.0 {
 		t.Fatalf("a disabled subscriber still gets notifications: %v", ev)
-	}
-}
-
-func subsWaitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

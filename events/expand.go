@@ -228,7 +228,7 @@ func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan 
 				if s.cfg.afterEnqueue != nil {
 					s.cfg.afterEnqueue(id)
 				}
-				if p.last {
+				if p.next == "" {
 					if err := s.finish(ctx, id, owner, n); err != nil {
 						return err
 					}
@@ -261,12 +261,11 @@ func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan 
 	return ctx.Err()
 }
 
-// page is one batch of subscribers to enqueue. next is the cursor after it; last says it is the
+// page is one batch of subscribers to enqueue. next is the cursor after it, empty when it is the
 // event's final batch.
 type page struct {
 	subs []subscribers.Target
 	next string
-	last bool
 	err  error
 }
 
@@ -284,17 +283,15 @@ func (s *Service) pages(ctx context.Context, ev *Event, ch *channels.Channel) <-
 			var p page
 			if ev.SubscriberID != "" {
 				p.subs, p.err = s.target(ctx, ev.SubscriberID)
-				p.last = true
 			} else {
 				p.subs, p.next, p.err = s.subs.Targets(ctx, ch, ev.Type, after, s.cfg.BatchSize)
-				p.last = p.next == "" || len(p.subs) == 0
 			}
 			select {
 			case out <- p:
 			case <-ctx.Done():
 				return
 			}
-			if p.err != nil || p.last {
+			if p.err != nil || p.next == "" {
 				return
 			}
 			after = p.next

@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -69,7 +70,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	if ecfg.RetrySchedule == nil {
 		ecfg.RetrySchedule = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}
 	}
-	ecfg.RequestTimeout = cmpOr(ecfg.RequestTimeout, 5*time.Second)
+	ecfg.RequestTimeout = cmp.Or(ecfg.RequestTimeout, 5*time.Second)
 	eng, err := notifier.New(rdb, ecfg)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +81,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	}
 	cfg := o.cfg
 	cfg.Prefix = prefix
-	cfg.PollInterval = cmpOr(cfg.PollInterval, 50*time.Millisecond)
+	cfg.PollInterval = cmp.Or(cfg.PollInterval, 50*time.Millisecond)
 	var svcEngine Engine = eng
 	if o.wrapEngine != nil {
 		svcEngine = o.wrapEngine(eng)
@@ -96,36 +97,23 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	return b
 }
 
-func cmpOr[T comparable](v, d T) T {
-	var zero T
-	if v == zero {
-		return d
-	}
-	return v
-}
-
-func (b *bundle) startEngine(t *testing.T) {
-	t.Helper()
-	if err := b.eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = b.eng.Stop(ctx)
-	})
-}
+// startEngine runs the engine's workers until the test ends.
+func (b *bundle) startEngine(t *testing.T) { runUntilCleanup(t, b.eng.Start, b.eng.Stop, false) }
 
 // startService runs the expansion workers until the test ends.
-func (b *bundle) startService(t *testing.T) {
+func (b *bundle) startService(t *testing.T) { runUntilCleanup(t, b.svc.Start, b.svc.Stop, true) }
+
+// runUntilCleanup calls start now and stop when the test ends, reporting a stop error if
+// reportStop is set.
+func runUntilCleanup(t *testing.T, start, stop func(context.Context) error, reportStop bool) {
 	t.Helper()
-	if err := b.svc.Start(context.Background()); err != nil {
+	if err := start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := b.svc.Stop(ctx); err != nil {
+		if err := stop(ctx); err != nil && reportStop {
 			t.Errorf("stop: %v", err)
 		}
 	})

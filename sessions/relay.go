@@ -428,15 +428,11 @@ func (s *Service) Get(ctx context.Context, id string) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read deliveries: %w", err)
 	}
-	byID := make(map[string]*notifier.Delivery, len(ds))
-	for _, d := range ds {
-		if d != nil {
-			byID[d.ID] = d
-		}
-	}
+	// ds is in the order of ids (nil for unknown ones): the messages' deliveries, then the
+	// forwarded responses'.
 	for i := range out.Messages {
 		mv := &out.Messages[i]
-		d := byID[mv.DeliveryID]
+		d := ds[i]
 		if d == nil {
 			continue
 		}
@@ -455,14 +451,16 @@ func (s *Service) Get(ctx context.Context, id string) (*Session, error) {
 			mv.NextAttemptAt = &t
 		}
 	}
+	next := len(out.Messages)
 	for i := range out.Responses {
 		f := out.Responses[i].Forward
 		if f == nil {
 			continue
 		}
-		if d := byID[f.DeliveryID]; d != nil {
+		if d := ds[next]; d != nil {
 			f.Status, f.Attempts = string(d.Status), len(d.Attempts)
 		}
+		next++
 	}
 	return out, nil
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/httpx"
 )
 
 // headersOfInterest are printed when present, in this order. Authorization and cookies never are.
@@ -43,11 +45,7 @@ func (p *printout) body(b []byte) {
 		p.buf.WriteByte('\n')
 		return
 	}
-	s := string(b)
-	if len(s) > 2000 {
-		s = s[:2000] + "..."
-	}
-	fmt.Fprintf(&p.buf, "   (not JSON) %q\n", s)
+	fmt.Fprintf(&p.buf, "   (not JSON) %q\n", httpx.Truncate(string(b), 2000))
 }
 
 func (p *printout) answer(status int, v any) {

@@ -167,9 +167,7 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.answer(status, answer)
 	s.print(p)
-	if status != 0 {
-		httpx.WriteJSON(w, status, answer)
-	}
+	httpx.WriteJSON(w, status, answer)
 	if after != nil {
 		after()
 	}

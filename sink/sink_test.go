@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,7 +182,7 @@ func TestFailureInjection(t *testing.T) {
 		code, _ := post(t, url2+"/x", `{}`, nil)
 		got = append(got, code)
 	}
-	if want := []int{500, 200, 500, 200}; !equalInts(got, want) {
+	if want := []int{500, 200, 500, 200}; !slices.Equal(got, want) {
 		t.Fatalf("statuses %v, want %v", got, want)
 	}
 }
@@ -196,18 +197,6 @@ func TestDelay(t *testing.T) {
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Fatalf("answered after %s, want at least the 300ms delay", d)
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestIncomingCallsBack plays seed 000's story from the channel server's side: a message comes in

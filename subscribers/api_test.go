@@ -466,8 +466,22 @@ func TestAPIGoneDisablesAndPatchReenables(t *testing.T) {
 	if out["disabled_reason"] != "endpoint answered 410 Gone" {
 		t.Fatalf("disabled: %v", out)
 	}
-	if m, _, _ := a.store.Match(context.Background(), &channels.Channel{ChannelID: "c"}, subscribers.TypeUpdateNotification, "", 10); len(m) != 0 {
-		t.Fatalf("a disabled subscriber matches: %v", m)
+	// Fan-out reads the compact records (Targets, CountMatch), not the documents Match re-checks.
+	fanned := func() ([]subscribers.Target, int) {
+		t.Helper()
+		ch := &channels.Channel{ChannelID: "c"}
+		targets, _, err := a.store.Targets(context.Background(), ch, subscribers.TypeUpdateNotification, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := a.store.CountMatch(context.Background(), ch, subscribers.TypeUpdateNotification)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return targets, n
+	}
+	if targets, n := fanned(); len(targets) != 0 || n != 0 {
+		t.Fatalf("a disabled subscriber is still fanned out to: targets %v, counted %d", targets, n)
 	}
 	// Rotating the secret leaves it disabled; PATCH re-enables it, through a new handshake.
 	if out := a.mustDo(200, "POST", "/subscribers/"+id+"/rotate-secret", nil); out["status"] != "disabled" {
@@ -479,8 +493,8 @@ func TestAPIGoneDisablesAndPatchReenables(t *testing.T) {
 		t.Fatalf("re-enable: %v", out)
 	}
 	a.waitStatus(id, "verified")
-	if m, _, _ := a.store.Match(context.Background(), &channels.Channel{ChannelID: "c"}, subscribers.TypeUpdateNotification, "", 10); len(m) != 1 {
-		t.Fatalf("re-enabled subscriber does not match: %v", m)
+	if targets, n := fanned(); len(targets) != 1 || targets[0].ID != id || n != 1 {
+		t.Fatalf("re-enabled subscriber is not fanned out to: targets %v, counted %d", targets, n)
 	}
 }
 

@@ -468,34 +468,20 @@ func TestMatchJoinsIndexesOfDifferentSizes(t *testing.T) {
 		ch := &channels.Channel{ChannelID: "c1"}
 		for _, limit := range []int{50, 1000} {
 			var got, gotTargets []string
-			after := ""
-			for {
-				page, next, err := b.store.Match(ctx, ch, TypeUpdateNotification, after, limit)
-				if err != nil {
-					t.Fatal(err)
-				}
+			eachPage(t, 0, func(after string) ([]*Subscriber, string, error) {
+				return b.store.Match(ctx, ch, TypeUpdateNotification, after, limit)
+			}, func(page []*Subscriber) {
 				for _, s := range page {
 					got = append(got, s.ID)
 				}
-				if next == "" {
-					break
-				}
-				after = next
-			}
-			after = ""
-			for {
-				page, next, err := b.store.Targets(ctx, ch, TypeUpdateNotification, after, limit)
-				if err != nil {
-					t.Fatal(err)
-				}
+			})
+			eachPage(t, 0, func(after string) ([]Target, string, error) {
+				return b.store.Targets(ctx, ch, TypeUpdateNotification, after, limit)
+			}, func(page []Target) {
 				for _, s := range page {
 					gotTargets = append(gotTargets, s.ID)
 				}
-				if next == "" {
-					break
-				}
-				after = next
-			}
+			})
 			if !slices.Equal(got, want) || !slices.Equal(gotTargets, want) {
 				t.Fatalf("limit %d: match found %d, targets %d, want %d", limit, len(got), len(gotTargets), len(want))
 			}
