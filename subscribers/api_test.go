@@ -466,7 +466,7 @@ func TestAPIGoneDisablesAndPatchReenables(t *testing.T) {
 	if out["disabled_reason"] != "endpoint answered 410 Gone" {
 		t.Fatalf("disabled: %v", out)
 	}
-	// Fan-out reads the compact records (Targets, CountMatch), not the documents Match re-checks.
+	// Fan-out reads the compact records (Targets, CountMatch), not the documents.
 	fanned := func() ([]subscribers.Target, int) {
 		t.Helper()
 		ch := &channels.Channel{ChannelID: "c"}

@@ -1,7 +1,7 @@
 // Package subscribers keeps herald's subscribers — webhook endpoints that want notifications about
 // channels (contract: Subscribers and verification) — in Redis, serves the /subscribers API, finds
-// the subscribers an event goes to (Store.Match), and disables subscribers whose endpoints are gone
-// or dead (Health).
+// the subscribers an event goes to (Store.Targets, Store.CountMatch), and disables subscribers
+// whose endpoints are gone or dead (Health).
 //
 // # Lifecycle
 //
@@ -28,7 +28,7 @@
 // match indexes, the verification queue and the failure record. The match indexes are sorted sets
 // of ids (score 0, read with ZRANGEBYLEX) that hold only active subscribers: one per channel id
 // (subscribers filtering on channel ids), one per tag (subscribers filtering on tags but not ids),
-// and one for subscribers with no channel filter. Match merges the channel's id set, its tags'
+// and one for subscribers with no channel filter. Targets merges the channel's id set, its tags'
 // sets and the no-filter set by id from a cursor, then filters the candidates exactly, so fan-out
 // reads only candidates and pages by id correctly whatever happens between pages.
 //
@@ -37,13 +37,13 @@
 // The same script keeps a compact fan-out record of every active subscriber (token and filters,
 // length-prefixed; fan.go) in one hash, so the candidates are filtered without loading their JSON
 // documents. Targets pages through the matching subscribers' ids and tokens only (what a
-// notification needs); Match loads the documents of the matching ones. CountMatch counts them for
-// the 202 of a notify call: a script that changes who is active or what a fan-out record says
-// increments a generation counter and drops the cached counts, and a count is cached per
-// generation and channel signature (id, tags, chat_type, event type) only when the generation did
-// not move while it was made. A repeated notify on a channel costs one round trip; a fresh count
-// reads ids and fan-out records, about 1,000 per round trip. A candidate without a record (stored
-// before records existed) is judged by its document; its next write gives it a record.
+// notification needs). CountMatch counts them for the 202 of a notify call: a script that changes
+// who is active or what a fan-out record says increments a generation counter and drops the
+// cached counts, and a count is cached per generation and channel signature (id, tags,
+// chat_type, event type) only when the generation did not move while it was made. A repeated
+// notify on a channel costs one round trip; a fresh count reads ids and fan-out records, about
+// 1,000 per round trip. A candidate without a record (stored before records existed) is judged by
+// its document; its next write gives it a record.
 //
 // Every key carries the hash tag {<prefix>:subs} and so lives on one Cluster slot. That is what
 // makes the scripts Cluster-safe: the index keys a write touches are derived from the document

@@ -327,8 +327,19 @@ func (s *Store) count(ctx context.Context, ch *channels.Channel, eventType strin
 	}
 }
 
-// Targets is Match for fan-out: the same subscribers in the same order and pages, but only their
-// ids and tokens, read from the compact fan-out records instead of the documents.
+// matchBatch is how many ids Targets reads from each index per round at least.
+const matchBatch = 128
+
+// Targets returns the active (verified, not disabled) subscribers whose filters match the channel
+// and the event type, as their ids and tokens, ordered by id, at most limit of them (default 100,
+// at most 1000), starting after the id after; next is the last id returned when more may follow,
+// "" when done.
+//
+// It never scans all subscribers. The candidates are the union of three kinds of index: the set
+// of the channel's id, the sets of each of its tags, and the set of subscribers without channel
+// filters. Those sorted sets are merged by id (ZRANGEBYLEX from the cursor); candidates are then
+// filtered exactly in Go (Subscriber.Matches) by their compact fan-out records, which also
+// settles chat_types and types. Documents are read only for candidates without a record.
 func (s *Store) Targets(ctx context.Context, ch *channels.Channel, eventType string, after string, limit int) ([]Target, string, error) {
 	limit = clampLimit(limit)
 	out := make([]Target, 0, limit)
@@ -395,7 +406,7 @@ func countSig(ch *channels.Channel, eventType string) string {
 	return "c:" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// CountMatch returns how many subscribers Match would return for the channel and event type
+// CountMatch returns how many subscribers Targets would return for the channel and event type
 // over all its pages: the active (verified, not disabled) subscribers whose filters match. The
 // count is exact at one moment during the call: a cached count is used only while no write has
 // changed who is active or what their filters or tokens are since it was made (the generation),

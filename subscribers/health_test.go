@@ -27,7 +27,7 @@ func TestHealthGoneDisablesAtOnce(t *testing.T) {
 		if got.Status != StatusDisabled || got.DisabledReason != ReasonGone || !got.Verified {
 			t.Fatalf("after 410: %+v", got)
 		}
-		if m, _, _ := b.store.Match(ctx, &channels.Channel{ChannelID: "c"}, TypeUpdateNotification, "", 10); len(m) != 0 {
+		if m, _, _ := b.store.Targets(ctx, &channels.Channel{ChannelID: "c"}, TypeUpdateNotification, "", 10); len(m) != 0 {
 			t.Fatalf("a disabled subscriber matched: %v", m)
 		}
 		// Outcomes of other endpoints and of deleted subscribers leave nothing behind.

@@ -14,9 +14,9 @@ import (
 	"github.com/heraldhq/herald/httpx"
 )
 
-// Store keeps subscribers in Redis with the indexes Match needs. It is safe for concurrent use by
-// any number of goroutines and processes: every change is a compare-and-swap on the subscriber's
-// version, applied with its index changes in one Lua script.
+// Store keeps subscribers in Redis with the indexes fan-out (Targets, CountMatch) needs. It is
+// safe for concurrent use by any number of goroutines and processes: every change is a
+// compare-and-swap on the subscriber's version, applied with its index changes in one Lua script.
 type Store struct {
 	rdb redis.UniversalClient
 	k   keys
@@ -75,7 +75,7 @@ func decodeRecord(doc string) (*record, error) {
 
 // indexKeys are the match indexes r belongs in: none unless it is active; else its channel ids'
 // sets when it filters on channel ids, else its tags' sets when it filters on tags, else the set of
-// subscribers that want every channel. Match unions the same three kinds of set for a channel.
+// subscribers that want every channel. Targets unions the same three kinds of set for a channel.
 func (s *Store) indexKeys(r *record) []string {
 	if r == nil || !r.Active() {
 		return nil
@@ -306,7 +306,7 @@ func (s *Store) getMany(ctx context.Context, ids []string) ([]*record, error) {
 	return out, nil
 }
 
-// Page sizes for List and Match.
+// Page sizes for List and Targets.
 const (
 	DefaultLimit = 100
 	MaxLimit     = 1000

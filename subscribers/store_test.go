@@ -269,8 +269,8 @@ func TestDeleteRemovesEverything(t *testing.T) {
 		s := mustCreate(t, b.store, sub)
 		settle(t, b.store, nil)
 		ch := &channels.Channel{ChannelID: "c1"}
-		if got, _, _ := b.store.Match(ctx, ch, TypeUpdateNotification, "", 10); len(got) != 1 {
-			t.Fatalf("match before delete = %d", len(got))
+		if got, _, _ := b.store.Targets(ctx, ch, TypeUpdateNotification, "", 10); len(got) != 1 {
+			t.Fatalf("targets before delete = %d", len(got))
 		}
 		if err := b.store.Delete(ctx, s.ID); err != nil {
 			t.Fatal(err)
@@ -340,10 +340,14 @@ func TestMatchFilters(t *testing.T) {
 		if ok, err := b.store.Disable(ctx, byName["disabled"], "endpoint answered 410 Gone"); !ok || err != nil {
 			t.Fatalf("disable: %v %v", ok, err)
 		}
-		names := func(subs []*Subscriber) []string {
+		nameOf := make(map[string]string, len(byName))
+		for name, id := range byName {
+			nameOf[id] = name
+		}
+		names := func(targets []Target) []string {
 			var out []string
-			for _, s := range subs {
-				out = append(out, s.Description)
+			for _, g := range targets {
+				out = append(out, nameOf[g.ID])
 			}
 			slices.Sort(out)
 			return out
@@ -361,16 +365,16 @@ func TestMatchFilters(t *testing.T) {
 			{channels.Channel{ChannelID: "c9", ChannelMetadata: map[string]any{"chat_type": "support"}}, TypeRepublishRequest, []string{"all", "chattype", "ids", "types"}},
 		}
 		for _, c := range cases {
-			got, next, err := b.store.Match(ctx, &c.ch, c.typ, "", 100)
+			got, next, err := b.store.Targets(ctx, &c.ch, c.typ, "", 100)
 			if err != nil || next != "" {
-				t.Fatalf("match %+v: next=%q err=%v", c.ch, next, err)
+				t.Fatalf("targets %+v: next=%q err=%v", c.ch, next, err)
 			}
 			if g := names(got); !slices.Equal(g, c.want) {
-				t.Errorf("match %s %v %v %s = %v, want %v", c.ch.ChannelID, c.ch.ChannelTags, c.ch.ChannelMetadata, c.typ, g, c.want)
+				t.Errorf("targets %s %v %v %s = %v, want %v", c.ch.ChannelID, c.ch.ChannelTags, c.ch.ChannelMetadata, c.typ, g, c.want)
 			}
-			for _, s := range got {
-				if s.Secret == "" || s.Token == "" {
-					t.Errorf("match must return whole subscribers (fan-out signs and puts the token): %+v", s)
+			for _, g := range got {
+				if g.Token == "" {
+					t.Errorf("targets must carry the token (fan-out puts it in the notification): %+v", g)
 				}
 			}
 		}
@@ -382,7 +386,7 @@ func TestMatchFilters(t *testing.T) {
 	})
 }
 
-// TestMatchPagingRandomized checks Match against a brute-force filter over many subscribers with
+// TestMatchPagingRandomized checks Targets against a brute-force filter over many subscribers with
 // random filters, at several page sizes, with the store's own indexes as the only way in.
 func TestMatchPagingRandomized(t *testing.T) {
 	t.Parallel()
@@ -443,9 +447,9 @@ func TestMatchPagingRandomized(t *testing.T) {
 			}
 			for _, limit := range []int{1, 4, 25, 1000} {
 				var got []string
-				eachPage(t, 202, func(after string) ([]*Subscriber, string, error) {
-					return b.store.Match(ctx, ch, typ, after, limit)
-				}, func(page []*Subscriber) {
+				eachPage(t, 202, func(after string) ([]Target, string, error) {
+					return b.store.Targets(ctx, ch, typ, after, limit)
+				}, func(page []Target) {
 					if len(page) > limit {
 						t.Fatalf("page of %d > limit %d", len(page), limit)
 					}

@@ -9,7 +9,7 @@ import (
 )
 
 // Subscriber is a webhook endpoint that wants notifications about channels, as the API shows it
-// and as Store.Get and Store.Match return it.
+// and as Store.Get returns it.
 type Subscriber struct {
 	ID  string `json:"id"`
 	URL string `json:"url"`
