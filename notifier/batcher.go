@@ -23,7 +23,7 @@ type batcher struct {
 	fin    chan *finishCall
 	stream string // the stream key (KEYS[1] of the finish script)
 	prefix string // the key prefix (ARGV[1])
-	fixed  []any  // the finish script's ARGV[2..4]: retention, attempts kept, horizon
+	fixed  finishFixed
 
 	mu      sync.Mutex
 	running bool
@@ -37,16 +37,16 @@ type batchCall struct {
 
 const maxBatch = 128
 
-// finishCall is one try's finish: its group of 11 finish script arguments and the answer. A
-// worker keeps one for all its tries (newFinishCall).
+// finishCall is one try's finish: its item of the finish script and the answer. A worker keeps
+// one for all its tries (newFinishCall).
 type finishCall struct {
-	args []any
+	item finishItem
 	res  int64
 	err  error
 	done chan struct{} // one place: signalled when res or err is set
 }
 
-func newBatcher(rdb redis.UniversalClient, queue int, k keys, fixed []any) *batcher {
+func newBatcher(rdb redis.UniversalClient, queue int, k keys, fixed finishFixed) *batcher {
 	return &batcher{rdb: rdb, ch: make(chan *batchCall, queue), fin: make(chan *finishCall, queue),
 		stream: k.stream(), prefix: k.p, fixed: fixed}
 }
@@ -133,11 +133,10 @@ func (b *batcher) Del(ctx context.Context, keys ...string) *redis.IntCmd {
 // newFinishCall returns a call for finish; one caller may reuse it for one finish at a time.
 func newFinishCall() *finishCall { return &finishCall{done: make(chan struct{}, 1)} }
 
-// finish records one try (args: the 11 values of a finish script group) together with the
-// finishes that arrive meanwhile, through c. It returns the script's answer for this try (1
-// recorded, 0 stale).
-func (b *batcher) finish(c *finishCall, args ...any) (int64, error) {
-	c.args, c.res, c.err = args, 0, nil
+// finish records one try together with the finishes that arrive meanwhile, through c. It
+// returns the script's answer for this try (1 recorded, 0 stale).
+func (b *batcher) finish(c *finishCall, item finishItem) (int64, error) {
+	c.item, c.res, c.err = item, 0, nil
 	b.fin <- c
 	<-c.done
 	return c.res, c.err
@@ -148,13 +147,7 @@ func (b *batcher) finishLoop() {
 	batch := make([]*finishCall, 0, maxBatch)
 	for first := range b.fin {
 		batch = gather(b.fin, append(batch[:0], first))
-		args := make([]any, 0, 5+11*len(batch))
-		args = append(args, b.prefix)
-		args = append(args, b.fixed...)
-		args = append(args, len(batch))
-		for _, c := range batch {
-			args = append(args, c.args...)
-		}
+		args := finishArgv(b.prefix, b.fixed, batch)
 		ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
 		res, err := finishScript.Run(ctx, b.rdb, []string{b.stream}, args...).Int64Slice()
 		cancel()

@@ -15,7 +15,7 @@ type epConf struct {
 	rate      int   // per minute; 0 = the default
 	mif       int   // max in flight, the default applied
 	// signers of the secret and the previous one, their keys decoded once (nil: none); keyErr
-	// when a secret does not decode (the try goes unsigned, with a warning)
+	// when a secret does not decode: the try is not sent (never unsigned), see attempt
 	signer, prevSigner *signer
 	keyErr             error
 }
@@ -96,23 +96,67 @@ type begun struct {
 	conf  *epConf
 }
 
+// beginAnswer is the begin script's answer for one entry: {BEGIN_SKIP}, {BEGIN_WAIT},
+// {BEGIN_DEAD, reason}, or {BEGIN_GO, endpoint, tries, accepted, body, event, subscriber, line}
+// followed, in the first go answer of an endpoint the call read, by the endpoint's url, secret,
+// previous secret, its expiry, rate and max in flight (endpoint).
+type beginAnswer struct {
+	verdict    beginVerdict
+	deadReason string    // beginDead
+	begun      *begun    // beginGo, conf not set yet
+	endpoint   *epFields // beginGo, when the script read the endpoint
+}
+
+// epFields is an endpoint as the begin script read it.
+type epFields struct {
+	url, secret, prevSecret string
+	prevUntil               int64
+	rate, maxInFlight       int
+}
+
 var errBeginAnswer = errors.New("unexpected answer from the begin script")
 
-// begin runs the begin script for tries (one call for all of them) and sets each try's answer:
-// t.begun for "go", t.state "skip", "wait" or "dead" (t.deadReason), or t.beginErr.
+// parseBeginAnswer reads one answer of the begin script.
+func parseBeginAnswer(v any) (beginAnswer, error) {
+	a, _ := v.([]any)
+	s := make([]string, len(a))
+	for j, x := range a {
+		s[j], _ = x.(string)
+	}
+	if len(s) == 0 {
+		return beginAnswer{}, errBeginAnswer
+	}
+	switch verdict := beginVerdict(s[0]); {
+	case len(s) == 1 && (verdict == beginSkip || verdict == beginWait):
+		return beginAnswer{verdict: verdict}, nil
+	case len(s) == 2 && verdict == beginDead:
+		return beginAnswer{verdict: verdict, deadReason: s[1]}, nil
+	case (len(s) == 8 || len(s) == 14) && verdict == beginGo:
+		ans := beginAnswer{verdict: verdict, begun: &begun{ep: s[1], tries: int(atoi64(s[2])), acc: atoi64(s[3]),
+			body: []byte(s[4]), evt: s[5], sub: s[6], line: s[7]}}
+		if len(s) == 14 {
+			ans.endpoint = &epFields{url: s[8], secret: s[9], prevSecret: s[10], prevUntil: atoi64(s[11]),
+				rate: int(atoi64(s[12])), maxInFlight: int(atoi64(s[13]))}
+		}
+		return ans, nil
+	}
+	return beginAnswer{}, errBeginAnswer
+}
+
+// begin runs the begin script for tries (one call for all of them) and sets each try's answer,
+// or t.beginErr.
 func (e *Engine) begin(ctx context.Context, tries []*try) {
 	gen, cached := e.eps.snapshot(tries)
-	args := make([]any, 0, 9+3*len(tries))
-	args = append(args, e.k.p, e.nowMS(), e.cfg.MaxInFlight, (e.cfg.RequestTimeout + 5*time.Second).Milliseconds(),
-		e.cfg.MaxDeliveryAge.Milliseconds(), e.cfg.Retention.Milliseconds(), e.horizonMS(), gen, len(tries))
+	args := beginArgs{now: e.nowMS(), defaultInFlight: e.cfg.MaxInFlight, leaseMS: e.leaseMS(),
+		maxAgeMS: e.cfg.MaxDeliveryAge.Milliseconds(), retentionMS: e.cfg.Retention.Milliseconds(),
+		horizonMS: e.horizonMS(), generation: gen, items: make([]beginItem, len(tries))}
 	for i, t := range tries {
-		mif := ""
+		args.items[i] = beginItem{id: t.id, entry: t.sid}
 		if cached[i] != nil {
-			mif = strconv.Itoa(cached[i].mif)
+			args.items[i].cachedInFlight = strconv.Itoa(cached[i].mif)
 		}
-		args = append(args, t.id, t.sid, mif)
 	}
-	answers, err := beginScript.Run(ctx, e.rdb, []string{e.k.stream()}, args...).Slice()
+	answers, err := beginScript.Run(ctx, e.rdb, []string{e.k.stream()}, args.argv(e.k.p)...).Slice()
 	if err == nil && len(answers) != len(tries)+1 {
 		err = errBeginAnswer
 	}
@@ -125,32 +169,31 @@ func (e *Engine) begin(ctx context.Context, tries []*try) {
 	cur, _ := answers[0].(int64)
 	read := map[string]*epConf{} // endpoints the script read, one config each
 	for i, t := range tries {
-		a, _ := answers[i+1].([]any)
-		s := make([]string, len(a))
-		for j, v := range a {
-			s[j], _ = v.(string)
+		ans, err := parseBeginAnswer(answers[i+1])
+		if err == nil && ans.verdict == beginGo {
+			ans.begun.conf, err = confFor(ans, read, cur == gen, cached[i])
 		}
-		switch {
-		case len(s) == 1 && (s[0] == "skip" || s[0] == "wait"):
-			t.state = s[0]
-		case len(s) == 2 && s[0] == "dead":
-			t.state, t.deadReason = "dead", s[1]
-		case len(s) == 8 && s[0] == "go" && read[s[1]] != nil: // read for an earlier try of this call
-			t.state, t.begun = "go", beganFrom(s, read[s[1]])
-		case len(s) == 8 && s[0] == "go" && cur == gen && cached[i] != nil:
-			t.state, t.begun = "go", beganFrom(s, cached[i])
-		case len(s) == 14 && s[0] == "go":
-			conf := newEpConf(s[8], s[9], s[10], atoi64(s[11]), int(atoi64(s[12])), int(atoi64(s[13])))
-			read[s[1]] = conf
-			t.state, t.begun = "go", beganFrom(s, conf)
-		default:
-			t.beginErr = errBeginAnswer
-		}
+		t.answer, t.beginErr = ans, err
 	}
 	e.eps.update(cur, read)
 }
 
-func beganFrom(s []string, conf *epConf) *begun {
-	return &begun{ep: s[1], tries: int(atoi64(s[2])), acc: atoi64(s[3]), body: []byte(s[4]),
-		evt: s[5], sub: s[6], line: s[7], conf: conf}
+// confFor finds a go answer's endpoint config: read by this call for an earlier try, sent with
+// this answer, or cached (trusted only when the cache's generation is current).
+func confFor(ans beginAnswer, read map[string]*epConf, current bool, cached *epConf) (*epConf, error) {
+	ep := ans.begun.ep
+	switch {
+	case read[ep] != nil:
+		return read[ep], nil
+	case ans.endpoint != nil:
+		f := ans.endpoint
+		read[ep] = newEpConf(f.url, f.secret, f.prevSecret, f.prevUntil, f.rate, f.maxInFlight)
+		return read[ep], nil
+	case current && cached != nil:
+		return cached, nil
+	}
+	return nil, errBeginAnswer
 }
+
+// leaseMS is how long an in-flight lease lasts: a try's request timeout and a margin to record it.
+func (e *Engine) leaseMS() int64 { return (e.cfg.RequestTimeout + 5*time.Second).Milliseconds() }

@@ -90,12 +90,12 @@ func TestEndpointGenerationSurvivesDataLoss(t *testing.T) {
 		t.Fatal("nothing cached")
 	}
 	ctx := context.Background()
-	if err := b.rdb.Del(ctx, e.k.p+"epgen", e.k.endpoint("ep")).Err(); err != nil {
+	if err := b.rdb.Del(ctx, e.k.endpointGen(), e.k.endpoint("ep")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Millisecond) // the seed comes from the clock in ms
 	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
-	g, err := b.rdb.Get(ctx, e.k.p+"epgen").Int64()
+	g, err := b.rdb.Get(ctx, e.k.endpointGen()).Int64()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,13 +112,13 @@ func TestPutUnchangedEndpointKeepsGeneration(t *testing.T) {
 	ctx := context.Background()
 	ep := Endpoint{ID: "ep", URL: "http://127.0.0.1:9/x", Secret: testSecret, RateLimitPerMinute: 600}
 	putEndpoint(t, e, ep)
-	gen := func() int64 { return mustInt(t, b.rdb.Get(ctx, e.k.p+"epgen").Val()) }
+	gen := func() int64 { return mustInt(t, b.rdb.Get(ctx, e.k.endpointGen()).Val()) }
 	g0 := gen()
 	putEndpoint(t, e, ep)
 	if g := gen(); g != g0 {
 		t.Errorf("generation %d -> %d for an unchanged endpoint", g0, g)
 	}
-	if b.rdb.HGet(ctx, e.k.endpoint("ep"), "psec").Val() != "" {
+	if b.rdb.HGet(ctx, e.k.endpoint("ep"), string(epFieldPrevSecret)).Val() != "" {
 		t.Error("an unchanged secret was rotated")
 	}
 	ep.MaxInFlight = 3

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,6 +29,7 @@ type Engine struct {
 	limiter *redis_rate.Limiter
 	credits rateCredits // tokens taken from the limiter, not used yet
 	eps     epCache     // endpoint configs, as long as no endpoint changes
+	retry   retryPolicy // what follows a failed try
 	m       *metrics
 	ua      string
 
@@ -85,6 +85,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 		k:        newKeys(cfg.Prefix),
 		policy:   egress.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivate},
 		ua:       "herald/" + cfg.Version,
+		retry:    newRetryPolicy(cfg),
 		breakers: map[string]*breaker{},
 		active:   map[string]struct{}{},
 		slots:    make(chan struct{}, cfg.Workers),
@@ -92,7 +93,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 		batches:  make(chan []entry, dispatchers),
 		wake:     make(chan struct{}, 1),
 	}
-	e.batch = newBatcher(rdb, cfg.Workers, e.k, []any{cfg.Retention.Milliseconds(), maxAttemptsKept, e.horizonMS()})
+	e.batch = newBatcher(rdb, cfg.Workers, e.k, finishFixed{retentionMS: cfg.Retention.Milliseconds(),
+		attemptsKept: maxAttemptsKept, horizonMS: e.horizonMS()})
 	e.client = egress.NewClient(egress.ClientOptions{
 		Policy:  e.policy,
 		Timeout: cfg.RequestTimeout,
@@ -148,6 +150,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	if e.stopped {
 		return errors.New("notifier: engine was stopped; build a new one")
+	}
+	if err := e.migrate(ctx); err != nil {
+		return fmt.Errorf("notifier: migrate records: %w", err)
 	}
 	if err := e.ensureGroup(ctx); err != nil {
 		return fmt.Errorf("notifier: create consumer group: %w", err)
@@ -274,12 +279,8 @@ func (e *Engine) PutEndpoint(ctx context.Context, ep Endpoint) error {
 	if ep.RateLimitPerMinute < 0 || ep.MaxInFlight < 0 {
 		return fmt.Errorf("notifier: endpoint %s: rate limit and max in flight must not be negative", ep.ID)
 	}
-	ord := "0"
-	if ep.Ordered {
-		ord = "1"
-	}
-	err := putEndpointScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, ep.ID, ep.URL, ep.Secret,
-		ep.RateLimitPerMinute, ep.MaxInFlight, ord, e.nowMS(), secretOverlap.Milliseconds()).Err()
+	args := endpointArgs{ep: ep, now: e.nowMS(), overlapMS: secretOverlap.Milliseconds()}
+	err := putEndpointScript.Run(ctx, e.rdb, []string{e.k.stream()}, args.argv(e.k.p)...).Err()
 	if err != nil {
 		return fmt.Errorf("notifier: put endpoint %s: %w", ep.ID, err)
 	}
@@ -375,15 +376,6 @@ func (e *Engine) nowMS() int64 { return e.cfg.Now().UnixMilli() }
 // kept for the retention.
 func (e *Engine) horizonMS() int64 {
 	return (e.cfg.MaxDeliveryAge + e.cfg.Retention + time.Hour).Milliseconds()
-}
-
-// jitter spreads d by up to ±cfg.Jitter.
-func (e *Engine) jitter(d time.Duration) time.Duration {
-	if e.cfg.Jitter <= 0 || d <= 0 {
-		return d
-	}
-	f := 1 + e.cfg.Jitter*(2*rand.Float64()-1)
-	return time.Duration(float64(d) * f)
 }
 
 func atoi64(s string) int64 {

@@ -53,13 +53,13 @@ func (e *Engine) Enqueue(ctx context.Context, reqs ...Request) ([]string, error)
 	now := e.nowMS()
 	for start := 0; start < len(reqs); start += enqueueChunk {
 		end := min(start+enqueueChunk, len(reqs))
-		args := make([]any, 0, 5+7*(end-start))
-		args = append(args, e.k.p, now, e.cfg.MaxBacklog, e.horizonMS(), end-start)
+		args := enqueueArgs{now: now, maxBacklog: e.cfg.MaxBacklog, horizon: e.horizonMS(), items: make([]enqueueItem, 0, end-start)}
 		for i := start; i < end; i++ {
 			r := &reqs[i]
-			args = append(args, ids[i], r.EndpointID, r.Body, r.EventID, r.SubscriberID, r.Kind, r.OrderingKey)
+			args.items = append(args.items, enqueueItem{id: ids[i], endpoint: r.EndpointID, body: r.Body, event: r.EventID,
+				subscriber: r.SubscriberID, kind: r.Kind, orderingKey: r.OrderingKey})
 		}
-		res, err := enqueueScript.Run(ctx, e.rdb, []string{e.k.stream()}, args...).Int64Slice()
+		res, err := enqueueScript.Run(ctx, e.rdb, []string{e.k.stream()}, args.argv(e.k.p)...).Int64Slice()
 		if err != nil {
 			return nil, fmt.Errorf("notifier: enqueue: %w", err)
 		}
@@ -121,7 +121,7 @@ func (e *Engine) GetMany(ctx context.Context, ids []string) ([]*Delivery, error)
 			continue
 		}
 		h := recs[i].Val()
-		if len(h) == 0 || h["st"] == "" {
+		if len(h) == 0 || h[string(fieldStatus)] == "" {
 			continue
 		}
 		out[i] = toDelivery(id, h)
@@ -136,25 +136,26 @@ func msTime(s string) time.Time {
 	return time.UnixMilli(atoi64(s)).UTC()
 }
 
-func toDelivery(id string, h map[string]string) *Delivery {
+func toDelivery(id string, rec map[string]string) *Delivery {
+	h := func(f recordField) string { return rec[string(f)] }
 	var atts []string
-	if a := h["att"]; a != "" {
+	if a := h(fieldAttempts); a != "" {
 		atts = strings.Split(a, "\n")
 	}
 	d := &Delivery{
 		ID:           id,
-		EventID:      h["evt"],
-		SubscriberID: h["sub"],
-		EndpointID:   h["ep"],
-		Kind:         h["kind"],
-		Target:       egress.Redact(h["url"]),
-		Status:       Status(h["st"]),
-		CreatedAt:    msTime(h["c"]),
-		DeadReason:   h["dr"],
+		EventID:      h(fieldEvent),
+		SubscriberID: h(fieldSubscriber),
+		EndpointID:   h(fieldEndpoint),
+		Kind:         h(fieldKind),
+		Target:       egress.Redact(h(fieldURL)),
+		Status:       Status(h(fieldStatus)),
+		CreatedAt:    msTime(h(fieldCreated)),
+		DeadReason:   h(fieldDeadReason),
 		Attempts:     make([]Attempt, 0, len(atts)),
 	}
-	if d.Status == StatusPending && h["na"] != "" {
-		t := msTime(h["na"])
+	if d.Status == StatusPending && h(fieldNext) != "" {
+		t := msTime(h(fieldNext))
 		d.NextAttemptAt = &t
 	}
 	for _, a := range atts {
@@ -210,7 +211,7 @@ func (e *Engine) List(ctx context.Context, q ListQuery) ([]*Delivery, string, er
 	case q.EndpointID != "":
 		idx = e.k.ixEndpoint(q.EndpointID)
 	case q.Status == StatusFailed:
-		idx = e.k.ixStatus(q.Status) // the rare ones; pending and delivered: ix:all, filtered
+		idx = e.k.ixFailed() // the rare ones; pending and delivered: ix:all, filtered
 	default:
 		idx = e.k.ixAll()
 	}

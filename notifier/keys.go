@@ -1,28 +1,33 @@
 package notifier
 
-// Redis keys of the delivery engine. Every key but the rate limiter's lives in ONE Cluster slot:
-// they all carry the hash tag {<prefix>}, because the Lua scripts move a delivery between the
-// stream, the delayed set, its ordering line and its endpoint's semaphore atomically, and some
-// scripts derive the record key of another delivery (the next in line) inside Lua. One queue slot
-// is the documented price: a Cluster spreads herald's other data, not its queue.
+import "strings"
+
+// Redis keys of the delivery engine, defined here once: the Go builders below and the Lua
+// scripts' key functions (generated from keyLayout into every script, see luaKeys) come from the
+// same table. Every key but the rate limiter's lives in ONE Cluster slot: they all carry the hash
+// tag {<prefix>}, because the scripts move a delivery between the stream, the delayed set, its
+// ordering line and its endpoint's semaphore atomically, and some scripts derive the record key
+// of another delivery (the next in line, the next waiter) inside Lua.
 //
 // Layout, for prefix P (default "herald"):
 //
 //	P:{P}:stream            STREAM  due deliveries, fields d = delivery id, e = endpoint id; group "workers"
 //	P:{P}:delayed           ZSET    delivery id -> due time (unix ms): retries and deferred tries
 //	P:{P}:backlog           STRING  count of pending deliveries (enqueued, not yet delivered/failed)
-//	P:{P}:d:<id>            HASH    the delivery record with its attempts (fields: scripts.go)
-//	P:{P}:ep:<id>           HASH    an endpoint: url, secrets, limits, ordered
+//	P:{P}:epgen             STRING  the endpoints' generation, bumped by every change to an endpoint
+//	P:{P}:layout            STRING  the record layout version (migrate.go)
+//	P:{P}:d:<id>            HASH    the delivery record with its attempts (fields: recordField)
+//	P:{P}:ep:<id>           HASH    an endpoint (fields: endpointField)
 //	P:{P}:if:<endpoint>     ZSET    in-flight leases of an endpoint: stream entry id -> lease expiry (ms);
 //	                                expired leases (of dead processes) are dropped when it looks full
 //	P:{P}:w:<endpoint>      LIST    delivery ids waiting for a free in-flight slot of the endpoint
 //	P:{P}:waiting           SET     endpoints whose w: list is non-empty (the janitor's index)
 //	P:{P}:slot:<endpoint>   STRING  next free rate-limit slot (ms) handed to a deferred delivery
-//	P:{P}:o:<key>           LIST    an ordering line: delivery ids in the order accepted; the head is live
+//	P:{P}:o:<line>          LIST    an ordering line (lineName): delivery ids in the order accepted; the head is live
 //	P:{P}:hb:<consumer>     STRING  a process's heartbeat, expiring after 3 heartbeats
 //	P:{P}:ix:all            ZSET    every delivery id -> accepted time (ms), for List. The ix: sets are
 //	                                pruned of entries older than max age + retention now and then
-//	                                (see index() in scripts.go) and of expired records by List
+//	                                (index() in scripts.go) and of expired records by List
 //	P:{P}:ix:st:failed      ZSET    dead-lettered deliveries -> accepted time
 //	P:{P}:ix:sub:<id>       ZSET    deliveries of a subscriber -> accepted time
 //	P:{P}:ix:evt:<id>       ZSET    deliveries of an event -> accepted time
@@ -34,31 +39,97 @@ type keys struct {
 	ratePrefix string
 }
 
+// keyLayout names every slotted key: lua is the name of its builder in the scripts (a function
+// of one id when suffix ends in ':', else a constant), suffix what follows the prefix.
+var keyLayout = []struct{ lua, suffix string }{
+	{"STREAM_KEY", "stream"},
+	{"DELAYED_KEY", "delayed"},
+	{"BACKLOG_KEY", "backlog"},
+	{"EPGEN_KEY", "epgen"},
+	{"LAYOUT_KEY", "layout"},
+	{"WAITING_KEY", "waiting"},
+	{"FAILED_INDEX_KEY", "ix:st:" + string(StatusFailed)},
+	{"ALL_INDEX_KEY", "ix:all"},
+	{"recordKey", "d:"},
+	{"endpointKey", "ep:"},
+	{"inflightKey", "if:"},
+	{"waitersKey", "w:"},
+	{"slotKey", "slot:"},
+	{"lineKey", "o:"},
+	{"heartbeatKey", "hb:"},
+	{"subscriberIndexKey", "ix:sub:"},
+	{"eventIndexKey", "ix:evt:"},
+	{"endpointIndexKey", "ix:ep:"},
+}
+
 func newKeys(prefix string) keys {
 	return keys{p: prefix + ":{" + prefix + "}:", ratePrefix: prefix + ":rl:"}
 }
 
-func (k keys) stream() string                 { return k.p + "stream" }
-func (k keys) delayed() string                { return k.p + "delayed" }
-func (k keys) backlog() string                { return k.p + "backlog" }
-func (k keys) record(id string) string        { return k.p + "d:" + id }
-func (k keys) endpoint(id string) string      { return k.p + "ep:" + id }
-func (k keys) inflight(ep string) string      { return k.p + "if:" + ep }
-func (k keys) waiters(ep string) string       { return k.p + "w:" + ep }
-func (k keys) waiting() string                { return k.p + "waiting" }
-func (k keys) slot(ep string) string          { return k.p + "slot:" + ep }
-func (k keys) line(orderingKey string) string { return k.p + "o:" + orderingKey }
-func (k keys) heartbeat(consumer string) string {
-	return k.p + "hb:" + consumer
+// suffix returns keyLayout's suffix for a Lua name; it panics on a name not in the table, which
+// the tests catch (every builder is used by one).
+func suffix(lua string) string {
+	for _, k := range keyLayout {
+		if k.lua == lua {
+			return k.suffix
+		}
+	}
+	panic("notifier: no key named " + lua)
 }
-func (k keys) ixAll() string                 { return k.p + "ix:all" }
-func (k keys) ixStatus(s Status) string      { return k.p + "ix:st:" + string(s) }
-func (k keys) ixSubscriber(id string) string { return k.p + "ix:sub:" + id }
-func (k keys) ixEvent(id string) string      { return k.p + "ix:evt:" + id }
-func (k keys) ixEndpoint(id string) string   { return k.p + "ix:ep:" + id }
+
+var (
+	sfxStream, sfxDelayed, sfxBacklog = suffix("STREAM_KEY"), suffix("DELAYED_KEY"), suffix("BACKLOG_KEY")
+	sfxEpgen, sfxLayout, sfxWaiting   = suffix("EPGEN_KEY"), suffix("LAYOUT_KEY"), suffix("WAITING_KEY")
+	sfxFailedIndex, sfxAllIndex       = suffix("FAILED_INDEX_KEY"), suffix("ALL_INDEX_KEY")
+	sfxRecord, sfxEndpoint            = suffix("recordKey"), suffix("endpointKey")
+	sfxInflight, sfxWaiters, sfxSlot  = suffix("inflightKey"), suffix("waitersKey"), suffix("slotKey")
+	sfxLine, sfxHeartbeat             = suffix("lineKey"), suffix("heartbeatKey")
+	sfxSubIndex, sfxEvtIndex          = suffix("subscriberIndexKey"), suffix("eventIndexKey")
+	sfxEpIndex                        = suffix("endpointIndexKey")
+)
+
+func (k keys) stream() string                   { return k.p + sfxStream }
+func (k keys) delayed() string                  { return k.p + sfxDelayed }
+func (k keys) backlog() string                  { return k.p + sfxBacklog }
+func (k keys) endpointGen() string              { return k.p + sfxEpgen }
+func (k keys) layout() string                   { return k.p + sfxLayout }
+func (k keys) record(id string) string          { return k.p + sfxRecord + id }
+func (k keys) endpoint(id string) string        { return k.p + sfxEndpoint + id }
+func (k keys) inflight(ep string) string        { return k.p + sfxInflight + ep }
+func (k keys) waiters(ep string) string         { return k.p + sfxWaiters + ep }
+func (k keys) waiting() string                  { return k.p + sfxWaiting }
+func (k keys) slot(ep string) string            { return k.p + sfxSlot + ep }
+func (k keys) line(line string) string          { return k.p + sfxLine + line }
+func (k keys) heartbeat(consumer string) string { return k.p + sfxHeartbeat + consumer }
+func (k keys) ixAll() string                    { return k.p + sfxAllIndex }
+func (k keys) ixFailed() string                 { return k.p + sfxFailedIndex }
+func (k keys) ixSubscriber(id string) string    { return k.p + sfxSubIndex + id }
+func (k keys) ixEvent(id string) string         { return k.p + sfxEvtIndex + id }
+func (k keys) ixEndpoint(id string) string      { return k.p + sfxEpIndex + id }
 
 // rate is the redis_rate key of an endpoint (the limiter stores it as "rate:" + this).
 func (k keys) rate(ep string) string { return k.ratePrefix + ep }
 
+// Ordering lines: deliveries with an OrderingKey share the line "k:<key>"; those to an Ordered
+// endpoint without one share "ep:<endpoint>". A record holds its line's name ("" for none).
+const (
+	lineOfKey      = "k:"
+	lineOfEndpoint = "ep:"
+)
+
 // group is the consumer group every engine process reads the stream through.
 const group = "workers"
+
+// luaKeys is the scripts' half of the layout: a constant or a function per key of keyLayout,
+// built on the prefix P the caller passes as ARGV[1].
+func luaKeys() string {
+	var b strings.Builder
+	for _, k := range keyLayout {
+		if strings.HasSuffix(k.suffix, ":") {
+			b.WriteString("local function " + k.lua + "(id) return P .. '" + k.suffix + "' .. id end\n")
+		} else {
+			b.WriteString("local " + k.lua + " = P .. '" + k.suffix + "'\n")
+		}
+	}
+	return b.String()
+}

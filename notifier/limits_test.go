@@ -183,7 +183,9 @@ func TestOrderingPerKeyFailingHeadHoldsOnlyItsLine(t *testing.T) {
 	t.Parallel()
 	e, b := setup(t, func(c *Config) {
 		c.BreakerFailures = 1000
-		c.RetrySchedule = []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}
+		// A0's last wait keeps line A's head failing while B, C and U go through, even on a
+		// loaded machine; with 300 ms in all it could be dead-lettered before they were done.
+		c.RetrySchedule = []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 2 * time.Second}
 	})
 	var mu sync.Mutex
 	order := map[string][]string{}
@@ -232,7 +234,7 @@ func TestOrderingPerKeyFailingHeadHoldsOnlyItsLine(t *testing.T) {
 	}
 	mu.Unlock()
 	// A0 is dead-lettered after its tries; then A1..A9 follow in order.
-	d := waitStatus(t, e, "A0", StatusFailed, 5*time.Second)
+	d := waitStatus(t, e, "A0", StatusFailed, 8*time.Second)
 	if len(d.Attempts) != 4 {
 		t.Errorf("A0 attempts %d", len(d.Attempts))
 	}

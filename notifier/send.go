@@ -31,6 +31,9 @@ const (
 	ReasonMaxTries     = "max_tries"     // dead: every try of the schedule failed
 	ReasonMaxAge       = "max_age"       // dead: pending longer than the maximum delivery age
 	ReasonEndpointGone = "endpoint_deleted"
+	// ReasonSecretUnusable: the endpoint's stored secret does not decode, so nothing was sent
+	// (never unsigned); retried on the schedule, which a corrected endpoint then meets.
+	ReasonSecretUnusable = "secret_unusable"
 )
 
 // verdict is what one try's result means. classify is the only place that decides it; the
@@ -41,13 +44,17 @@ type verdict struct {
 	// BreakerOK: the endpoint answered sanely (counted as a success by its breaker) even if the
 	// delivery failed, e.g. a 400 or 404: the request is at fault, not the endpoint's health.
 	BreakerOK bool
-	Reason    string
+	// Unsent: no request went out; the breaker leaves it out of its counts.
+	Unsent bool
+	Reason string
 }
 
 // classify judges a try from its status code (0 without an answer) and its transport error.
 func classify(status int, err error) verdict {
 	if err != nil {
 		switch {
+		case errors.Is(err, errSecretUnusable):
+			return verdict{Retryable: true, Unsent: true, Reason: ReasonSecretUnusable}
 		case egress.IsRefused(err):
 			return verdict{Reason: ReasonRefused, BreakerOK: true}
 		case isTimeout(err):
@@ -73,6 +80,9 @@ func classify(status int, err error) verdict {
 
 // errAttemptTimeout is the cause of a try's context when the request timeout passes.
 var errAttemptTimeout = errors.New("request timeout")
+
+// errSecretUnusable is a try's error when its endpoint's secret does not decode.
+var errSecretUnusable = errors.New("endpoint secret unusable: not sent (herald never sends unsigned to a signed endpoint)")
 
 // errNotSent tells the breaker a permitted request was not sent after all (excluded from counts).
 var errNotSent = errors.New("not sent")

@@ -15,7 +15,9 @@ import (
 func TestStreamTrimmedButNotPastTheOldestInFlight(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
-	e, b := setup(t, func(c *Config) { c.Registerer = reg })
+	// The slow try must outlast the test: with the usual 2 s timeout it could end (and be retried
+	// under a new entry) while a loaded machine still delivers the fast ones.
+	e, b := setup(t, func(c *Config) { c.Registerer = reg; c.RequestTimeout = time.Minute })
 	ctx := context.Background()
 	release := make(chan struct{})
 	slow := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
@@ -35,7 +37,7 @@ func TestStreamTrimmedButNotPastTheOldestInFlight(t *testing.T) {
 	}
 	enqueue(t, e, reqs...)
 	waitFor(t, 10*time.Second, "the fast deliveries", func() bool { return fast.count.Load() == 500 })
-	sid := b.rdb.HGet(ctx, e.k.record(hung), "sid").Val()
+	sid := b.rdb.HGet(ctx, e.k.record(hung), string(fieldEntry)).Val()
 	if sid == "" {
 		t.Fatal("the hung delivery has no stream entry")
 	}

@@ -1,0 +1,253 @@
+package notifier
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+)
+
+// The fetch side of the engine: the fetcher reads due entries, a dispatcher begins a batch of
+// them (breakers, the begin script, the rate limits) and hands each try to a worker (try.go).
+
+// entry is one stream entry: a delivery that is due.
+type entry struct {
+	sid string // stream entry id
+	id  string // delivery id
+	ep  string // endpoint id
+}
+
+func toEntries(msgs []redis.XMessage) []entry {
+	out := make([]entry, 0, len(msgs))
+	for _, m := range msgs {
+		id, _ := m.Values[entryDelivery].(string)
+		ep, _ := m.Values[entryEndpoint].(string)
+		out = append(out, entry{sid: m.ID, id: id, ep: ep})
+	}
+	return out
+}
+
+// fetchLoop reads due deliveries from the stream as workers free up and hands each batch to a
+// dispatcher. It never holds more entries than free workers, so memory stays bounded whatever
+// the backlog.
+func (e *Engine) fetchLoop() {
+	defer e.loops.Done()
+	ctx := e.soft
+	backoff := newBackoff(50*time.Millisecond, 2*time.Second)
+	for ctx.Err() == nil {
+		// Wait for at least one free worker.
+		select {
+		case e.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		es, err := e.read(ctx)
+		if err != nil {
+			<-e.slots
+			if e.readFailed(ctx, err) {
+				sleepCtx(ctx, backoff.next())
+			}
+			continue
+		}
+		backoff.reset()
+		if len(es) == 0 {
+			<-e.slots
+			continue
+		}
+		// One slot is held already; take one more per extra entry (free ones exist: read asked
+		// for no more than were free; should the reaper have taken one meanwhile, this waits
+		// for a try to end).
+		for range len(es) - 1 {
+			e.slots <- struct{}{}
+		}
+		if !e.handOver(es) {
+			return
+		}
+	}
+}
+
+// read reads up to as many due entries as there are free workers, blocking up to a second.
+func (e *Engine) read(ctx context.Context) ([]entry, error) {
+	free := min(1+cap(e.slots)-len(e.slots), 256)
+	streams, err := e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: group, Consumer: e.cfg.Consumer, Streams: []string{e.k.stream(), ">"},
+		Count: int64(free), Block: time.Second,
+	}).Result()
+	if err != nil {
+		return nil, err
+	}
+	var es []entry
+	for _, s := range streams {
+		es = append(es, toEntries(s.Messages)...)
+	}
+	return es, nil
+}
+
+// readFailed handles a failed read and says whether to back off before the next: not for a
+// timeout of the blocking read or a stop, nor after recreating a lost consumer group.
+func (e *Engine) readFailed(ctx context.Context, err error) (backOff bool) {
+	switch {
+	case errors.Is(err, redis.Nil) || ctx.Err() != nil:
+		return false
+	case isNoGroup(err):
+		// Redis lost its data (restart without persistence) or someone deleted the stream:
+		// recreate the group and carry on.
+		e.cfg.Logger.Warn("delivery queue consumer group missing; recreating it")
+		if err := e.ensureGroup(ctx); err != nil {
+			e.cfg.Logger.Warn("recreate consumer group", "err", err)
+		}
+		_ = e.beat(ctx)
+		return false
+	}
+	e.cfg.Logger.Warn("read delivery queue", "err", err)
+	e.m.redisErrors.Inc()
+	return true
+}
+
+// handOver gives a fetched batch to the dispatchers. Dispatch (two round trips: the begin script,
+// the rate limits) runs beside the next read, so entries that arrive meanwhile do not wait for
+// it; it counts as a try for Stop. False when Stop abandoned the batch.
+func (e *Engine) handOver(es []entry) bool {
+	e.tries.Add(1)
+	select {
+	case e.batches <- es:
+		return true
+	case <-e.hard.Done():
+		e.tries.Done()
+		for range es {
+			<-e.slots // abandoned: still pending here; the next process takes them over
+		}
+		return false
+	}
+}
+
+// dispatchers is how many fetched batches may be dispatched at once.
+const dispatchers = 4
+
+// dispatcher dispatches fetched batches until Stop closes the batches channel. Like the workers,
+// the dispatchers live as long as the engine.
+func (e *Engine) dispatcher() {
+	defer e.dispatching.Done()
+	for es := range e.batches {
+		e.dispatch(es)
+		e.tries.Done()
+	}
+}
+
+// dispatch starts a try for each entry; the caller holds one worker slot per entry. The
+// breaker is asked first (an open one defers the delivery without touching its lease or rate
+// limit), then one begin script call starts all the others (begin.go), the rate limits are
+// checked, and each try goes to a worker.
+func (e *Engine) dispatch(es []entry) {
+	started := make([]*try, 0, len(es))
+	e.activeMu.Lock()
+	for _, en := range es {
+		if _, dup := e.active[en.sid]; dup {
+			<-e.slots
+			continue
+		}
+		e.active[en.sid] = struct{}{}
+		e.tries.Add(1)
+		started = append(started, &try{entry: en})
+	}
+	e.activeMu.Unlock()
+
+	ctx, cancel := e.redisCtx()
+	defer cancel()
+	var begins []*try
+	for _, t := range started {
+		if t.id == "" || t.ep == "" {
+			continue // not an entry of ours: process drops it
+		}
+		b := e.breakerFor(t.ep)
+		done, err := b.cb.Allow()
+		if err != nil {
+			t.breakerErr, t.breaker = err, b
+			continue
+		}
+		t.done = done
+		begins = append(begins, t)
+	}
+	if len(begins) > 0 {
+		e.begin(ctx, begins)
+		e.checkRates(ctx, begins)
+	}
+	for _, t := range started {
+		e.work <- t // never blocks: it holds one of the slots, and there are as many workers
+	}
+}
+
+// worker runs tries handed over by dispatch until Stop closes the work channel. The workers
+// live as long as the engine, so a try does not pay for a new goroutine and its stack growth.
+func (e *Engine) worker() {
+	defer e.workers.Done()
+	fc := newFinishCall()
+	for t := range e.work {
+		t.fc = fc
+		e.process(t)
+		e.activeMu.Lock()
+		delete(e.active, t.sid)
+		e.activeMu.Unlock()
+		<-e.slots
+		e.tries.Done()
+	}
+}
+
+// checkRates asks the endpoints' rate limits for the tries whose begin said go: once per
+// endpoint for all its tries in the batch (AllowAtMost), all endpoints at once through the
+// batcher. The limits are shared by every process.
+func (e *Engine) checkRates(ctx context.Context, begins []*try) {
+	type group struct {
+		tries []*try
+		rate  int
+	}
+	groups := map[string]*group{}
+	for _, t := range begins {
+		if t.beginErr != nil || t.answer.verdict != beginGo {
+			continue
+		}
+		bg := t.answer.begun
+		t.rate = cmp.Or(bg.conf.rate, e.cfg.RateLimitPerMinute)
+		g := groups[bg.ep]
+		if g == nil {
+			g = &group{rate: t.rate}
+			groups[bg.ep] = g
+		}
+		g.tries = append(g.tries, t)
+	}
+	var wg sync.WaitGroup
+	now := time.Now()
+	for ep, g := range groups {
+		// Credit first (see rateCredits): tokens this process took from the limiter moments ago.
+		n := e.credits.take(ep, len(g.tries), now)
+		for _, t := range g.tries[:n] {
+			t.allowed = true
+		}
+		need := g.tries[n:]
+		if len(need) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			extra := creditExtra(g.rate)
+			rl, err := e.limiter.AllowAtMost(ctx, e.k.rate(ep), redis_rate.PerMinute(g.rate), len(need)+extra)
+			for i, t := range need {
+				t.rateErr = err
+				if err == nil {
+					t.allowed = i < rl.Allowed
+					t.retryAfter = rl.RetryAfter
+				}
+			}
+			if err == nil {
+				e.credits.keep(ep, rl.Allowed-len(need), now)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
