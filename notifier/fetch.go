@@ -250,4 +250,3 @@ func (e *Engine) checkRates(ctx context.Context, begins []*try) {
 	}
 	wg.Wait()
 }
-

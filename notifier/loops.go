@@ -51,7 +51,9 @@ func (e *Engine) retryRedis(what string, call func() error) error {
 // backoff is a wait that doubles from its first value up to its cap.
 type backoff struct{ first, cur, cap time.Duration }
 
-func newBackoff(first, cap time.Duration) *backoff { return &backoff{first: first, cur: first, cap: cap} }
+func newBackoff(first, cap time.Duration) *backoff {
+	return &backoff{first: first, cur: first, cap: cap}
+}
 
 // next returns the wait to make now and doubles the one after.
 func (b *backoff) next() time.Duration {

@@ -32,22 +32,22 @@ const (
 type recordField string
 
 const (
-	fieldEndpoint   recordField = "endpoint"     // endpoint id
-	fieldURL        recordField = "url"          // the target at enqueue, for display
-	fieldBody       recordField = "body"         // the JSON body, sent as it is
-	fieldEvent      recordField = "event"        // event id ("" none)
-	fieldSubscriber recordField = "subscriber"   // subscriber id ("" none)
-	fieldKind       recordField = "kind"         // notification, relay, callback
-	fieldLine       recordField = "line"         // its ordering line ("" none; else lineOfKey/lineOfEndpoint + name)
-	fieldStatus     recordField = "status"       // a Status
-	fieldTries      recordField = "tries"        // tries used since it was last accepted
-	fieldCreated    recordField = "created_at"   // ms
-	fieldAccepted   recordField = "accepted_at"  // ms: enqueued or replayed; its age counts from here
-	fieldNext       recordField = "next_at"      // ms: due (pending only)
-	fieldDeadReason recordField = "dead_reason"  // why it failed ("" otherwise)
-	fieldFinished   recordField = "finished_at"  // ms ("" while pending)
-	fieldEntry      recordField = "entry"        // its stream entry id while in the stream, else ""
-	fieldAttempts   recordField = "attempts"     // one attempt JSON a line, oldest first, the last maxAttemptsKept
+	fieldEndpoint   recordField = "endpoint"    // endpoint id
+	fieldURL        recordField = "url"         // the target at enqueue, for display
+	fieldBody       recordField = "body"        // the JSON body, sent as it is
+	fieldEvent      recordField = "event"       // event id ("" none)
+	fieldSubscriber recordField = "subscriber"  // subscriber id ("" none)
+	fieldKind       recordField = "kind"        // notification, relay, callback
+	fieldLine       recordField = "line"        // its ordering line ("" none; else lineOfKey/lineOfEndpoint + name)
+	fieldStatus     recordField = "status"      // a Status
+	fieldTries      recordField = "tries"       // tries used since it was last accepted
+	fieldCreated    recordField = "created_at"  // ms
+	fieldAccepted   recordField = "accepted_at" // ms: enqueued or replayed; its age counts from here
+	fieldNext       recordField = "next_at"     // ms: due (pending only)
+	fieldDeadReason recordField = "dead_reason" // why it failed ("" otherwise)
+	fieldFinished   recordField = "finished_at" // ms ("" while pending)
+	fieldEntry      recordField = "entry"       // its stream entry id while in the stream, else ""
+	fieldAttempts   recordField = "attempts"    // one attempt JSON a line, oldest first, the last maxAttemptsKept
 )
 
 // The fields of a stream entry (short: the stream holds one entry per due delivery).
