@@ -65,13 +65,8 @@ func serve(t *testing.T, cfg app.Config) (base string, a *app.App, stop func()) 
 	stop = func() {
 		once.Do(func() {
 			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Serve: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Error("Serve did not return after shutdown")
+			if err := testutil.Receive(t, done, 15*time.Second, "Serve to return after shutdown"); err != nil {
+				t.Errorf("Serve: %v", err)
 			}
 		})
 	}
