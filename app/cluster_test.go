@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/app"
+	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/redisx/redistest"
 )
 
@@ -32,14 +33,14 @@ func TestOnRedisCluster(t *testing.T) {
 		t.Fatalf("query: %v", got)
 	}
 	sub := mustStatus(201, "POST", "/subscribers", `{"url": "`+rc.URL+`/hook", "channel_tags": ["slack"]}`)
-	waitFor(t, "verification on the cluster", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "verification on the cluster", func() bool {
 		_, s := do(t, "GET", base+"/subscribers/"+sub["id"].(string), "", "")
 		return s["status"] == "verified"
 	})
 	evt := mustStatus(202, "POST", "/channel/c1/notify", `{"type": "republish_request"}`)
 	mustStatus(202, "POST", "/channel/message", `{"channel_id": "c1", "session_id": "s1", "message": "hi"}`)
-	waitFor(t, "both deliveries on the cluster", 10*time.Second, func() bool { return len(rc.received()) >= 2 })
-	waitFor(t, "the event's delivery record", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "both deliveries on the cluster", func() bool { return len(rc.received()) >= 2 })
+	testutil.Eventually(t, 10*time.Second, "the event's delivery record", func() bool {
 		_, e := do(t, "GET", base+"/events/"+evt["event_id"].(string), "", "")
 		ds, _ := e["deliveries"].([]any)
 		return len(ds) == 1 && ds[0].(map[string]any)["status"] == "delivered"

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/app"
+	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 )
 
@@ -22,6 +23,7 @@ type receiver struct {
 	mu    sync.Mutex
 	notes []note
 	block chan struct{} // when set, notifications wait on it before being answered
+	held  chan string   // the webhook-id of each notification as it starts waiting on block
 }
 
 type note struct {
@@ -30,7 +32,7 @@ type note struct {
 }
 
 func newReceiver(t *testing.T) *receiver {
-	rc := &receiver{}
+	rc := &receiver{held: make(chan string, 16)}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var p struct{ Token, Type, Challenge string }
@@ -43,6 +45,10 @@ func newReceiver(t *testing.T) *receiver {
 		block := rc.block
 		rc.mu.Unlock()
 		if block != nil {
+			select {
+			case rc.held <- r.Header.Get("webhook-id"):
+			default:
+			}
 			select {
 			case <-block:
 			case <-r.Context().Done():
@@ -57,21 +63,25 @@ func newReceiver(t *testing.T) *receiver {
 	return rc
 }
 
+// hold makes notifications wait, unanswered, until release (or until their sender gives up).
+func (rc *receiver) hold() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.block = make(chan struct{})
+}
+
+// release answers the notifications held and stops holding new ones.
+func (rc *receiver) release() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	close(rc.block)
+	rc.block = nil
+}
+
 func (rc *receiver) received() []note {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return append([]note(nil), rc.notes...)
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestNotificationEndToEnd follows the README's notification walkthrough through the whole
@@ -92,7 +102,7 @@ func TestNotificationEndToEnd(t *testing.T) {
 		t.Fatalf("create subscriber: %d %v", resp.StatusCode, sub)
 	}
 	id, secret := sub["id"].(string), sub["secret"].(string)
-	waitFor(t, "the subscriber to be verified", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "the subscriber to be verified", func() bool {
 		_, s := do(t, "GET", base+"/subscribers/"+id, testKey, "")
 		return s["status"] == "verified"
 	})
@@ -121,8 +131,13 @@ func TestNotificationEndToEnd(t *testing.T) {
 	}
 	evt := first["event_id"].(string)
 
-	waitFor(t, "the notification", 10*time.Second, func() bool { return len(rc.received()) >= 1 })
-	time.Sleep(200 * time.Millisecond) // a duplicate would show up now
+	// The event's one delivery is recorded delivered only after the receiver answered it: by then
+	// every request herald made for the notification has arrived.
+	testutil.Eventually(t, 10*time.Second, "the event to show its delivery as delivered", func() bool {
+		_, e := do(t, "GET", base+"/events/"+evt, testKey, "")
+		ds, _ := e["deliveries"].([]any)
+		return len(ds) == 1 && ds[0].(map[string]any)["status"] == "delivered"
+	})
 	got := rc.received()
 	if len(got) != 1 {
 		t.Fatalf("received %d notifications, want exactly 1", len(got))
@@ -140,11 +155,6 @@ func TestNotificationEndToEnd(t *testing.T) {
 		t.Fatalf("payload %v\nwant    %v", payload, want)
 	}
 
-	waitFor(t, "the event to show its delivery as delivered", 10*time.Second, func() bool {
-		_, e := do(t, "GET", base+"/events/"+evt, testKey, "")
-		ds, _ := e["deliveries"].([]any)
-		return len(ds) == 1 && ds[0].(map[string]any)["status"] == "delivered"
-	})
 	_, e := do(t, "GET", base+"/events/"+evt, testKey, "")
 	d := e["deliveries"].([]any)[0].(map[string]any)
 	if d["subscriber_id"] != id || d["event_id"] != evt || got[0].header.Get("webhook-id") != d["id"] {
@@ -220,43 +230,51 @@ func TestBadInputNeverBreaksTheDaemon(t *testing.T) {
 	}
 }
 
-// TestAcceptedWorkSurvivesShutdown accepts a notification while the receiver is stuck, shuts the
-// daemon down, and starts a new one on the same Redis: the notification still arrives.
-func TestAcceptedWorkSurvivesShutdown(t *testing.T) {
+// TestInFlightTryIsPutBackAtShutdown: a daemon whose shutdown deadline passes while a try is stuck
+// at the receiver abandons the try and puts its delivery back without counting it. The next daemon
+// on the same Redis finds the delivery pending with no attempt, and delivers it with one.
+func TestInFlightTryIsPutBackAtShutdown(t *testing.T) {
 	t.Parallel()
 	rc := newReceiver(t)
 	cfg := testConfig(t) // both daemons share its Redis and key prefix
-	cfg.ShutdownTimeout = 2 * time.Second
-	cfg.RequestTimeout = time.Second
-	cfg.RetrySchedule = []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}
+	cfg.ShutdownTimeout = 500 * time.Millisecond
+	cfg.RequestTimeout = time.Minute // only the shutdown ends the stuck try
+	cfg.RetrySchedule = []time.Duration{100 * time.Millisecond}
 
 	base, _, stop := serve(t, cfg)
 	do(t, "POST", base+"/channel", "", `{"channel_id": "c", "channel_metadata": {"endpoint_url": "`+rc.URL+`/x"}}`)
 	_, sub := do(t, "POST", base+"/subscribers", "", `{"url": "`+rc.URL+`/hook"}`)
-	waitFor(t, "verification", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "verification", func() bool {
 		_, s := do(t, "GET", base+"/subscribers/"+sub["id"].(string), "", "")
 		return s["status"] == "verified"
 	})
-	rc.mu.Lock()
-	rc.block = make(chan struct{})
-	rc.mu.Unlock()
+	rc.hold()
 	if resp, _ := do(t, "POST", base+"/channel/c/notify", "", `{"type": "unpublish_request"}`); resp.StatusCode != 202 {
 		t.Fatalf("notify: %d", resp.StatusCode)
 	}
-	time.Sleep(300 * time.Millisecond) // the try is now stuck at the receiver
-	stop()
+	id := testutil.Receive(t, rc.held, 10*time.Second, "the try to reach the receiver")
+	stop() // returns after the shutdown deadline abandoned the try
 
-	rc.mu.Lock()
-	close(rc.block)
-	rc.block = nil
-	rc.mu.Unlock()
-	serve(t, cfg)
-	waitFor(t, "the accepted notification after a restart", 20*time.Second, func() bool {
-		for _, n := range rc.received() {
-			if strings.Contains(string(n.body), `"unpublish_request"`) {
-				return true
-			}
-		}
-		return false
+	base, _, _ = serve(t, cfg)
+	if again := testutil.Receive(t, rc.held, 10*time.Second, "the next daemon's try"); again != id {
+		t.Fatalf("the next daemon tried %s, want the abandoned %s", again, id)
+	}
+	// That try is held too, so the record shows what the first daemon left.
+	resp, d := do(t, "GET", base+"/deliveries/"+id, "", "")
+	if resp.StatusCode != 200 || d["status"] != "pending" || len(d["attempts"].([]any)) != 0 {
+		t.Fatalf("after the shutdown: %d %v, want pending with no attempt", resp.StatusCode, d)
+	}
+
+	rc.release()
+	testutil.Eventually(t, 10*time.Second, "the delivery to be delivered", func() bool {
+		_, d = do(t, "GET", base+"/deliveries/"+id, "", "")
+		return d["status"] == "delivered"
 	})
+	if atts := d["attempts"].([]any); len(atts) != 1 || atts[0].(map[string]any)["status_code"] != 200.0 {
+		t.Fatalf("attempts %v, want one, answered 200", atts)
+	}
+	got := rc.received()
+	if len(got) != 1 || !strings.Contains(string(got[0].body), `"unpublish_request"`) {
+		t.Fatalf("the receiver answered %d notifications, want the one unpublish_request", len(got))
+	}
 }

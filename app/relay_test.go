@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/internal/testutil"
 )
 
 // Deleting a channel drops its relay endpoint: a message still waiting for a retry is
@@ -31,7 +33,7 @@ func TestDeletedChannelTakesItsRelayEndpoint(t *testing.T) {
 	if resp, m := do(t, "POST", base+"/channel/message", "", `{"channel_id": "c1", "session_id": "s1", "message": "hi"}`); resp.StatusCode != 202 {
 		t.Fatalf("message: %d %v", resp.StatusCode, m)
 	}
-	waitFor(t, "the first try", 5*time.Second, func() bool { return got.Load() >= 1 })
+	testutil.Eventually(t, 5*time.Second, "the first try", func() bool { return got.Load() >= 1 })
 
 	opt, err := redis.ParseURL(cfg.Redis.URL)
 	if err != nil {
@@ -49,11 +51,14 @@ func TestDeletedChannelTakesItsRelayEndpoint(t *testing.T) {
 	if rdb.Exists(context.Background(), epKey).Val() != 0 {
 		t.Error("the relay endpoint outlived its channel")
 	}
-	// The retry that was due finds no endpoint: no more requests reach the old server.
-	time.Sleep(time.Second)
-	n := got.Load()
-	time.Sleep(time.Second)
-	if got.Load() != n || n > 2 {
-		t.Errorf("the deleted channel's server got %d requests, still growing or more than the one or two before the delete", got.Load())
+	// The retry that was due finds no endpoint: the message is dead-lettered, so no more requests
+	// can reach the old server.
+	testutil.Eventually(t, 10*time.Second, "the message to be dead-lettered as endpoint_deleted", func() bool {
+		_, m := do(t, "GET", base+"/deliveries?status=failed", "", "")
+		ds, _ := m["deliveries"].([]any)
+		return len(ds) == 1 && ds[0].(map[string]any)["dead_reason"] == "endpoint_deleted"
+	})
+	if n := got.Load(); n > 2 {
+		t.Errorf("the deleted channel's server got %d requests, more than the one or two before the delete", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/app"
+	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 )
 
@@ -61,7 +62,7 @@ func TestSubscribersThroughTheDaemon(t *testing.T) {
 		t.Fatalf("create: %d %v", resp.StatusCode, sub)
 	}
 	id, secret := sub["id"].(string), sub["secret"].(string)
-	waitFor(t, "verified", 15*time.Second, func() bool {
+	testutil.Eventually(t, 15*time.Second, "verified", func() bool {
 		_, s := do(t, "GET", base+"/subscribers/"+id, testKey, "")
 		return s["status"] == "verified"
 	})
@@ -82,7 +83,7 @@ func TestSubscribersThroughTheDaemon(t *testing.T) {
 	if ev := notify(); ev["subscribers"] != 1.0 {
 		t.Fatalf("notify reached %v subscribers, want 1", ev["subscribers"])
 	}
-	waitFor(t, "a notification", 15*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(notes) == 1 })
+	testutil.Eventually(t, 15*time.Second, "a notification", func() bool { mu.Lock(); defer mu.Unlock(); return len(notes) == 1 })
 	mu.Lock()
 	first := notes[0]
 	mu.Unlock()
@@ -92,7 +93,7 @@ func TestSubscribersThroughTheDaemon(t *testing.T) {
 
 	gone.Store(true)
 	notify()
-	waitFor(t, "disabled", 15*time.Second, func() bool {
+	testutil.Eventually(t, 15*time.Second, "disabled", func() bool {
 		_, s := do(t, "GET", base+"/subscribers/"+id, testKey, "")
 		return s["status"] == "disabled" && s["disabled_reason"] == "endpoint answered 410 Gone"
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/subscribers"
 )
@@ -65,7 +66,7 @@ func TestBacklogFull(t *testing.T) {
 	// Once deliveries go out the backlog drains and the expansion completes.
 	b.startEngine(t)
 	b.startService(t)
-	waitFor(t, 30*time.Second, "the event to be expanded", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the event to be expanded", func() bool {
 		ev, err := b.svc.Get(ctx, acc.EventID)
 		return err == nil && ev.Status == StatusExpanded
 	})
@@ -79,7 +80,7 @@ func TestBacklogFull(t *testing.T) {
 		}
 	}
 	// And new events are accepted again.
-	waitFor(t, 10*time.Second, "new events to be accepted", func() bool {
+	testutil.Eventually(t, 10*time.Second, "new events to be accepted", func() bool {
 		st, _, _ := b.call(t, http.MethodPost, "/channel/c1/notify", map[string]any{"type": TypeUnpublish}, nil)
 		return st == http.StatusAccepted
 	})
@@ -108,7 +109,7 @@ func TestEmbeddedStore(t *testing.T) {
 	}
 	rcv.wait(t, 3, 20*time.Second)
 	id := first["event_id"].(string)
-	waitFor(t, 10*time.Second, "the event to be expanded", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the event to be expanded", func() bool {
 		ev, err := b.svc.Get(context.Background(), id)
 		return err == nil && ev.Status == StatusExpanded
 	})

@@ -17,16 +17,17 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/subscribers"
 )
 
-// The crash test re-executes this test binary as a child process that expands an event slowly,
-// and SIGKILLs it half-way (or the child kills itself at the worst moment: after a batch is
+// The crash test re-executes this test binary as a child process that expands an event and hangs
+// half-way, and SIGKILLs it there (or the child kills itself at the worst moment: after a batch is
 // enqueued, before its cursor is saved). The parent then resumes the expansion and checks that
 // every subscriber has exactly one delivery.
 const (
-	envChild  = "HERALD_EVENTS_CRASH_CHILD" // the mode: "slow" or "die-after-enqueue"
+	envChild  = "HERALD_EVENTS_CRASH_CHILD" // the mode: "hang" or "die-after-enqueue"
 	envAddr   = "HERALD_EVENTS_CRASH_ADDR"
 	envPrefix = "HERALD_EVENTS_CRASH_PREFIX"
 )
@@ -47,15 +48,14 @@ func TestCrashChild(t *testing.T) {
 	}
 	cfg := Config{Prefix: prefix, BatchSize: childBatch, LeaseTTL: time.Second}
 	switch mode {
-	case "slow":
-		// Ten slow batches, then the child hangs (its heartbeat still renewing the lease), so the
-		// parent's SIGKILL always lands half-way however loaded the machine is.
+	case "hang":
+		// Ten batches, then the child hangs until the parent's SIGKILL (its heartbeat still
+		// renewing the lease), so the kill always lands half-way however loaded the machine is.
 		batches := 0
 		cfg.beforeBatch = func(string, string) {
 			if batches++; batches > 10 {
-				time.Sleep(time.Hour)
+				select {}
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
 	case "die-after-enqueue":
 		batches := 0
@@ -110,7 +110,7 @@ func TestExpansionSurvivesKill(t *testing.T) {
 		t.Helper()
 		// The child's lease runs out after LeaseTTL; then this process claims the event and
 		// finishes it from the saved cursor.
-		waitFor(t, 20*time.Second, "the parent to finish the expansion", func() bool {
+		testutil.Eventually(t, 20*time.Second, "the parent to finish the expansion", func() bool {
 			if _, err := b.svc.ExpandDue(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -130,8 +130,8 @@ func TestExpansionSurvivesKill(t *testing.T) {
 		if acc.Subscribers != n {
 			t.Fatalf("subscribers = %d, want %d", acc.Subscribers, n)
 		}
-		cmd, out := run("slow")
-		waitFor(t, 30*time.Second, "the child to expand a few batches", func() bool { return enqueued(acc.EventID) >= 5*childBatch })
+		cmd, out := run("hang")
+		testutil.Eventually(t, 30*time.Second, "the child to expand ten batches and hang", func() bool { return enqueued(acc.EventID) == 10*childBatch })
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func TestExpansionSurvivesKill(t *testing.T) {
 		}
 		done := enqueued(acc.EventID)
 		if done >= n {
-			t.Fatalf("the child finished before it was killed (%d enqueued); slow it down", done)
+			t.Fatalf("the child finished before it was killed (%d enqueued)", done)
 		}
 		t.Logf("child killed after %d of %d deliveries", done, n)
 		resume(acc.EventID)
@@ -219,9 +219,18 @@ func TestStopHandsBack(t *testing.T) {
 	b.channel(t, &channels.Channel{ChannelID: "c1"})
 	want := b.bulkSubscribers(t, 200, "http://127.0.0.1:9/hook")
 
-	batches := make(chan string, 100)
+	// From the fifth batch on, the expansion waits for the test to call Stop; the expansion checks
+	// for a stop before each batch, so it stops within a batch or two of the fifth, long before
+	// the twentieth and last.
+	batches, stopping := make(chan string, 100), make(chan struct{})
+	n := 0
 	slow, err := New(b.rdb, b.chans, b.subs, b.eng, Config{Prefix: b.prefix, BatchSize: 10, Prefetch: 1, LeaseTTL: time.Minute,
-		beforeBatch: func(_, cursor string) { batches <- cursor; time.Sleep(20 * time.Millisecond) }})
+		beforeBatch: func(_, cursor string) {
+			if n++; n >= 5 {
+				<-stopping
+			}
+			batches <- cursor
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,15 +240,12 @@ func TestStopHandsBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for range 4 {
-		select {
-		case <-batches:
-		case <-time.After(20 * time.Second):
-			t.Fatal("the service did not start expanding")
-		}
+	for i := range 4 {
+		testutil.Receive(t, batches, 20*time.Second, fmt.Sprintf("batch %d of the expansion", i+1))
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	close(stopping)
 	for range 2 {
 		if err := slow.Stop(sctx); err != nil {
 			t.Fatal(err)

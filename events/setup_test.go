@@ -332,18 +332,6 @@ func (b *bundle) deliveries(t *testing.T, eventID string) []*notifier.Delivery {
 	}
 }
 
-// waitFor polls cond every few milliseconds until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func keysOf(m map[string]any) string {
 	return fmt.Sprint(slices.Sorted(maps.Keys(m)))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/app"
+	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/redisx/redistest"
 	"github.com/heraldhq/herald/sink"
 )
@@ -81,7 +82,7 @@ func TestThroughDaemon(t *testing.T) {
 		t.Fatalf("GET /channel/slack-sim = %d %s", r.status, r.raw)
 	}
 
-	waitFor(t, "the forwarded response", 20*time.Second, func() bool { return len(sessionsSrv.got()) == 1 })
+	testutil.Eventually(t, 20*time.Second, "the forwarded response", func() bool { return len(sessionsSrv.got()) == 1 })
 	var fwd map[string]any
 	_ = json.Unmarshal(sessionsSrv.got()[0].body, &fwd)
 	if fwd["session_id"] != "d1" || fwd["channel_id"] != "slack-sim" || !strings.Contains(mustJSON(fwd["response_data"]), "Hello, Slack!") {

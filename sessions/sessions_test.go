@@ -21,6 +21,7 @@ import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx/redistest"
 	"github.com/heraldhq/herald/sessions"
@@ -155,17 +156,6 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // recorder is an HTTP receiver that keeps what it received. fail, while it returns true, makes it
 // answer 500 (and not keep the request).
 type recorder struct {
@@ -271,7 +261,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	deliveryID := a.body["delivery_id"].(string)
 
-	waitFor(t, "the forwarded response", 20*time.Second, func() bool { return len(sessionsSrv.got()) == 1 })
+	testutil.Eventually(t, 20*time.Second, "the forwarded response", func() bool { return len(sessionsSrv.got()) == 1 })
 
 	// What the channel server got: exactly three keys, signed with the relay secret.
 	in := chSeen.got()
@@ -326,7 +316,7 @@ func TestRoundTrip(t *testing.T) {
 
 	// The session as GET /sessions/{id} shows it, once the engine has recorded both deliveries.
 	var s map[string]any
-	waitFor(t, "both deliveries delivered", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "both deliveries delivered", func() bool {
 		s = getSession(t, b, "abc123")
 		msgs := s["messages"].([]any)
 		resps := s["responses"].([]any)
@@ -420,7 +410,7 @@ func TestCallbackRules(t *testing.T) {
 	if a := do(t, http.MethodPost, b.api+"/channel/message", `{"channel_id":"ch","session_id":"s1","message":"m"}`); a.status != 202 {
 		t.Fatalf("send: %d %s", a.status, a.raw)
 	}
-	waitFor(t, "the relayed message", 10*time.Second, func() bool { return len(chRec.got()) == 1 })
+	testutil.Eventually(t, 10*time.Second, "the relayed message", func() bool { return len(chRec.got()) == 1 })
 	var relayed struct {
 		ResponseURL string `json:"response_url"`
 	}
@@ -479,7 +469,7 @@ func TestCallbackRules(t *testing.T) {
 	}
 
 	// A session expires after the TTL without activity: then its callback is 404, and so is GET.
-	waitFor(t, "session s1 to expire", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "session s1 to expire", func() bool {
 		return do(t, http.MethodGet, b.api+"/sessions/s1", "").status == 404
 	})
 	if a := do(t, http.MethodPost, relayed.ResponseURL, `{"session_id":"s1","response_data":{"late":true}}`); a.status != 404 {
@@ -497,6 +487,8 @@ func TestTTLRefreshedByActivity(t *testing.T) {
 	if a.status != 202 {
 		t.Fatalf("send: %d %s", a.status, a.raw)
 	}
+	// Real time has to pass the TTL: Redis expires the session by its own clock. Responses every
+	// 300 ms for twice the TTL keep it alive; no signal can stand in for the time passing.
 	start := time.Now()
 	for time.Since(start) < 3*time.Second {
 		time.Sleep(300 * time.Millisecond)
@@ -540,7 +532,7 @@ func TestIdempotencyKey(t *testing.T) {
 	if a := do(t, http.MethodPost, cb, `{"session_id":"idem","response_data":{"n":2}}`, "Idempotency-Key", "key-2"); a.status != 200 {
 		t.Fatalf("second callback: %d %s", a.status, a.raw)
 	}
-	waitFor(t, "three forwards", 10*time.Second, func() bool { return len(sessionsSrv.got()) == 3 })
+	testutil.Eventually(t, 10*time.Second, "three forwards", func() bool { return len(sessionsSrv.got()) == 3 })
 	var n1 int
 	for _, r := range sessionsSrv.got() {
 		var f map[string]any
@@ -588,15 +580,15 @@ func TestSessionsServerRecovers(t *testing.T) {
 			}
 		}
 		if i == perSession/2 {
-			waitFor(t, "the sessions server to refuse some", 10*time.Second, func() bool { return sessionsSrv.failures() >= 3 })
+			testutil.Eventually(t, 10*time.Second, "the sessions server to refuse some", func() bool { return sessionsSrv.failures() >= 3 })
 		}
 	}
-	waitFor(t, "a few more refusals", 10*time.Second, func() bool { return sessionsSrv.failures() >= 6 })
+	testutil.Eventually(t, 10*time.Second, "a few more refusals", func() bool { return sessionsSrv.failures() >= 6 })
 	mu.Lock()
 	down = false
 	mu.Unlock()
 
-	waitFor(t, "every response", 30*time.Second, func() bool { return len(sessionsSrv.got()) >= nSessions*perSession })
+	testutil.Eventually(t, 30*time.Second, "every response", func() bool { return len(sessionsSrv.got()) >= nSessions*perSession })
 	seqs := map[string][]int{}
 	for _, r := range sessionsSrv.got() {
 		var f struct {
@@ -636,7 +628,7 @@ func TestNoSessionsServer(t *testing.T) {
 				}
 			}
 			var s map[string]any
-			waitFor(t, "two responses", 15*time.Second, func() bool {
+			testutil.Eventually(t, 15*time.Second, "two responses", func() bool {
 				s = getSession(t, b, "keep")
 				return len(s["responses"].([]any)) == 2
 			})
@@ -827,7 +819,7 @@ func TestMessagesInOrder(t *testing.T) {
 			t.Fatalf("send %d: %d %s", i, a.status, a.raw)
 		}
 	}
-	waitFor(t, "every message", 30*time.Second, func() bool { return len(chRec.got()) >= n })
+	testutil.Eventually(t, 30*time.Second, "every message", func() bool { return len(chRec.got()) >= n })
 	for i, r := range chRec.got() {
 		var m struct {
 			Message struct{ Seq int } `json:"message"`
@@ -852,12 +844,12 @@ func TestChannelURLChange(t *testing.T) {
 		}
 	}
 	send(1)
-	waitFor(t, "the first message at the old server", 10*time.Second, func() bool { return len(oldSrv.got()) == 1 })
+	testutil.Eventually(t, 10*time.Second, "the first message at the old server", func() bool { return len(oldSrv.got()) == 1 })
 	if _, err := b.channels.Update(context.Background(), "ch", channels.Patch{Metadata: map[string]any{"endpoint_url": newSrv.srv.URL + "/incoming"}}); err != nil {
 		t.Fatal(err)
 	}
 	send(2)
-	waitFor(t, "the second message at the new server", 10*time.Second, func() bool { return len(newSrv.got()) == 1 })
+	testutil.Eventually(t, 10*time.Second, "the second message at the new server", func() bool { return len(newSrv.got()) == 1 })
 	if n := len(oldSrv.got()); n != 1 {
 		t.Fatalf("old server got %d messages, want 1", n)
 	}

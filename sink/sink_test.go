@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/sink"
 )
@@ -35,18 +36,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // setup starts a sink on loopback and returns its URL and printout.
@@ -140,15 +129,15 @@ func TestSignatureCheck(t *testing.T) {
 	if code, _ := post(t, url+"/a", body, h); code != 200 {
 		t.Fatalf("status %d", code)
 	}
-	waitFor(t, "valid signature printed", func() bool { return strings.Contains(out.String(), "signature: valid") })
+	testutil.Eventually(t, 10*time.Second, "valid signature printed", func() bool { return strings.Contains(out.String(), "signature: valid") })
 
 	other, _ := notifier.Sign("whsec_"+"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "msg_2", time.Now(), []byte(body))
 	h.Set("webhook-id", "msg_2")
 	h.Set("webhook-signature", other)
 	post(t, url+"/b", body, h)
-	waitFor(t, "invalid signature printed", func() bool { return strings.Contains(out.String(), "signature: INVALID") })
+	testutil.Eventually(t, 10*time.Second, "invalid signature printed", func() bool { return strings.Contains(out.String(), "signature: INVALID") })
 	post(t, url+"/c", body, nil)
-	waitFor(t, "unsigned request printed", func() bool { return strings.Contains(out.String(), "signature: none") })
+	testutil.Eventually(t, 10*time.Second, "unsigned request printed", func() bool { return strings.Contains(out.String(), "signature: none") })
 	if !strings.Contains(out.String(), "webhook-id: msg_2") {
 		t.Fatalf("headers of interest not printed:\n%s", out)
 	}
@@ -226,12 +215,7 @@ func TestIncomingCallsBack(t *testing.T) {
 	if code != 200 || body["success"] != true || body["message"] != "Response sent" {
 		t.Fatalf("answer %d %v, want 200 success/Response sent", code, body)
 	}
-	var c cb
-	select {
-	case c = <-got:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no callback")
-	}
+	c := testutil.Receive(t, got, 10*time.Second, "the callback")
 	if c.query != "token=SECRET-TOKEN" {
 		t.Fatalf("callback query %q, want the response_url's", c.query)
 	}
@@ -250,7 +234,7 @@ func TestIncomingCallsBack(t *testing.T) {
 	} else if _, err := time.Parse(time.RFC3339, ts); err != nil {
 		t.Fatalf("timestamp %q: %v", ts, err)
 	}
-	waitFor(t, "callback printed", func() bool { return strings.Contains(out.String(), "callback for session abc123") })
+	testutil.Eventually(t, 10*time.Second, "callback printed", func() bool { return strings.Contains(out.String(), "callback for session abc123") })
 	if strings.Contains(out.String(), "SECRET-TOKEN") {
 		t.Fatalf("the callback token was printed:\n%s", out)
 	}
@@ -298,13 +282,8 @@ func TestRunShutdown(t *testing.T) {
 		t.Fatalf("status %d", code)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Run did not return after cancel")
+	if err := testutil.Receive(t, done, 15*time.Second, "Run to return after cancel"); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 	select {
 	case <-arrived:

@@ -20,6 +20,7 @@ import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx/redistest"
 	"github.com/heraldhq/herald/subscribers"
@@ -193,17 +194,12 @@ func (a *api) mustDo(want int, method, path string, body any) map[string]any {
 // waitStatus polls GET /subscribers/{id} until its status is want.
 func (a *api) waitStatus(id, want string) map[string]any {
 	a.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		out := a.mustDo(200, "GET", "/subscribers/"+id, nil)
-		if out["status"] == want {
-			return out
-		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("subscriber %s: status %v, want %s (%v)", id, out["status"], want, out)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var out map[string]any
+	testutil.Eventually(a.t, 15*time.Second, "subscriber "+id+" to be "+want, func() bool {
+		out = a.mustDo(200, "GET", "/subscribers/"+id, nil)
+		return out["status"] == want
+	})
+	return out
 }
 
 func (a *api) tryCount(endpointID string) int64 {
@@ -260,20 +256,17 @@ func newReceiver(t *testing.T, token string) *receiver {
 // waitDelivery waits for the n-th notification (1-based).
 func (rc *receiver) waitDelivery(t *testing.T, n int) delivered {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	var d delivered
+	testutil.Eventually(t, 15*time.Second, fmt.Sprintf("notification %d", n), func() bool {
 		rc.mu.Lock()
-		if len(rc.got) >= n {
-			d := rc.got[n-1]
-			rc.mu.Unlock()
-			return d
+		defer rc.mu.Unlock()
+		if len(rc.got) < n {
+			return false
 		}
-		rc.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("notification %d never came", n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		d = rc.got[n-1]
+		return true
+	})
+	return d
 }
 
 var loopback = egress.Policy{AllowHTTP: true, AllowPrivate: true}
@@ -510,13 +503,7 @@ func TestAPIDisableAfterEveryDeliveryFailed(t *testing.T) {
 	if _, err := a.engine.Enqueue(ctx, notifier.Request{EndpointID: ep, Body: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for a.tryCount(ep) < 2 { // the first try and its one retry
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d outcomes", a.tryCount(ep))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 15*time.Second, "the first try and its one retry", func() bool { return a.tryCount(ep) >= 2 })
 	if out := a.mustDo(200, "GET", "/subscribers/"+id, nil); out["status"] != "verified" {
 		t.Fatalf("disabled too early: %v", out)
 	}

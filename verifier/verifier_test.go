@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/egress"
+	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx/redistest"
 	"github.com/heraldhq/herald/subscribers"
@@ -67,20 +68,15 @@ func (f *fixture) create(t *testing.T, url, token string) *subscribers.Subscribe
 // wait polls the subscriber until it leaves pending, or fails the test after a deadline.
 func (f *fixture) wait(t *testing.T, id string) *subscribers.Subscriber {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		sub, err := f.store.Get(context.Background(), id)
-		if err != nil {
+	var sub *subscribers.Subscriber
+	testutil.Eventually(t, 15*time.Second, "subscriber "+id+" to leave pending", func() bool {
+		var err error
+		if sub, err = f.store.Get(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
-		if sub.Status != subscribers.StatusPending {
-			return sub
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("subscriber %s still pending", id)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return sub.Status != subscribers.StatusPending
+	})
+	return sub
 }
 
 // handshake is a handshake request as a receiver decodes it.
@@ -276,11 +272,7 @@ func TestURLChangeReverifies(t *testing.T) {
 	})
 	refusing := newReceiver(t, djangoView("the-other-token"))
 	sub := f.create(t, old.URL, "t")
-	select {
-	case <-arrived:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the old URL's handshake never came")
-	}
+	testutil.Receive(t, arrived, 10*time.Second, "the old URL's handshake")
 	if _, err := f.store.Update(ctx, sub.ID, func(s *subscribers.Subscriber) error { s.URL = refusing.URL; return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -305,20 +297,29 @@ func TestPendingSurviveRestartAndAreRunOnce(t *testing.T) {
 	f := setup(t)
 	var mu sync.Mutex
 	perPath := map[string]int{}
+	var inFlight atomic.Int64
+	release := make(chan struct{})
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, h handshake) {
 		mu.Lock()
 		perPath[r.URL.Path]++
 		mu.Unlock()
-		time.Sleep(20 * time.Millisecond)
+		inFlight.Add(1)
+		<-release
 		fmt.Fprint(w, h.Challenge)
 	})
+	releaseAll := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseAll) // before the receiver closes, which waits for its handlers
 	var ids []string
 	for i := range 12 {
 		ids = append(ids, f.create(t, fmt.Sprintf("%s/s%d", rc.URL, i), "t").ID)
 	}
 	f.cfg.Concurrency = 3
+	f.cfg.Timeout = time.Minute // the handshakes held below must not time out and be tried again
 	f.start(t)
 	f.start(t)
+	// Both verifiers work the queue at once: their handshakes are held until each runs its three.
+	testutil.Eventually(t, 15*time.Second, "six handshakes in flight, three per verifier", func() bool { return inFlight.Load() == 6 })
+	releaseAll()
 	for _, id := range ids {
 		if got := f.wait(t, id); got.Status != subscribers.StatusVerified {
 			t.Fatalf("%s: %+v", id, got)
@@ -353,13 +354,7 @@ func TestStopPutsUnfinishedWorkBack(t *testing.T) {
 	}
 	sub := f.create(t, rc.URL, "t")
 	svc.Nudge()
-	deadline := time.Now().Add(10 * time.Second)
-	for hits.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no handshake")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the first handshake", func() bool { return hits.Load() > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := svc.Stop(ctx); err != nil {
@@ -398,11 +393,7 @@ func TestStartStopRacing(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("a Stop hung while Starts and Stops raced")
-	}
+	testutil.Receive(t, done, 20*time.Second, "every Stop to return while Starts and Stops raced")
 	if err := svc.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
