@@ -162,9 +162,11 @@ func SlowName(args []string) string {
 	name := strings.ToUpper(args[0])
 	if (name == "EVALSHA" || name == "EVAL") && len(args) > 3 {
 		sha := args[1]
-		if name == "EVAL" || len(sha) > 8 {
-			sha = sha[:min(8, len(sha))]
+		if name == "EVAL" { // the script itself: name it by its digest, as EVALSHA would
+			sum := sha1.Sum([]byte(sha))
+			sha = hex.EncodeToString(sum[:])
 		}
+		sha = sha[:min(8, len(sha))]
 		return name + " " + sha + " " + KeyKind(args[3])
 	}
 	for _, a := range args[1:min(len(args), 3)] {

@@ -785,6 +785,22 @@ func (b *bench) shape(ctx context.Context, sh shape, warmup bool) (result, error
 	fmt.Printf("  deliveries/s: %.0f (%s); notify calls %s for %d events, their 202 in p50 %.2f ms, p99 %.2f ms; last delivery %s after the last 202\n",
 		res.perSec, ratio, sent.Sub(start).Round(time.Millisecond), sh.events, ms(res.notifyP50), ms(res.notifyP99), waited.Round(time.Millisecond))
 	fmt.Printf("  e2e (notify 202 -> arrival): p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d deliveries\n", ms(res.p50), ms(res.p99), ms(res.max), len(e2e))
+	if sh.rate > 0 {
+		// Where the tail sits: the share of slow deliveries, and per second of the run how many
+		// of its deliveries took over 100 ms (a periodic stall shows as a pattern).
+		over := func(d time.Duration) float64 {
+			i, _ := slices.BinarySearch(e2e, d)
+			return 100 * float64(len(e2e)-i) / float64(max(1, len(e2e)))
+		}
+		perSec := make([]int, int(sh.dur.Seconds())+2)
+		for i, seq := range d.Seqs {
+			if seq >= 0 && int(seq) < len(t202) && t202[seq] != 0 && d.At[i]-t202[seq] > int64(100*time.Millisecond) {
+				perSec[min(len(perSec)-1, int((t202[seq]-start.UnixNano())/1e9))]++
+			}
+		}
+		fmt.Printf("  e2e tail: %.1f%% over 10 ms, %.1f%% over 100 ms, %.1f%% over 500 ms; deliveries over 100 ms by second of their 202: %v\n",
+			over(10*time.Millisecond), over(100*time.Millisecond), over(500*time.Millisecond), perSec)
+	}
 	fmt.Printf("  exactly once: %d expected, %d arrived, %d distinct webhook-ids, %d missing, %d duplicates, %d stray; 202s with another subscriber count: %d; body %d bytes\n",
 		want, rs.Count, rs.Unique, res.missing, res.dups, res.stray, res.subsMismatch, res.bodyBytes)
 	fmt.Printf("  CPU per delivery: herald %.1f µs, Redis %.1f µs (process), receiver %.1f µs\n", res.heraldUS, res.redisUS, res.recvUS)
