@@ -2,12 +2,16 @@
 #
 # start_redis DIR starts a throwaway redis-server (no persistence) on a free loopback port with its
 # files in DIR (pinned to the CPUs in $REDIS_CPUS when set, e.g. REDIS_CPUS=1), waits until it answers, and sets REDIS_PORT, REDIS_PID and REDIS_URL. stop_redis
-# stops it; call it from the script's EXIT trap.
+# stops it; call it from the script's EXIT trap. free_port prints a free loopback TCP port.
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 start_redis() {
 	local dir=$1
 	command -v redis-server >/dev/null || { echo "redis-server is not installed (scripts/test.sh installs it)" >&2; return 1; }
-	REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	REDIS_PORT=$(free_port)
 	local pin=()
 	[[ -n "${REDIS_CPUS:-}" ]] && pin=(taskset -c "$REDIS_CPUS") # REDIS_CPUS: the CPUs it may run on
 	"${pin[@]}" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$dir" --save "" --appendonly no \

@@ -29,12 +29,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/scripts/benchkit"
 )
 
 func main() {
@@ -150,7 +150,7 @@ func receiver(addr string) error {
 			}
 			return float64(l[min(len(l)-1, int(p*float64(len(l))))].Microseconds()) / 1000
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"count": r.count.Load(), "dups": r.dups.Load(), "samples": len(l), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1), "cpu_seconds": cpuSeconds()})
+		_ = json.NewEncoder(w).Encode(map[string]any{"count": r.count.Load(), "dups": r.dups.Load(), "samples": len(l), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1), "cpu_seconds": benchkit.CPUSeconds()})
 	})
 	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
 		r.mu.Lock()
@@ -174,15 +174,6 @@ type stats struct {
 	P99     float64 `json:"p99_ms"`
 	Max     float64 `json:"max_ms"`
 	CPU     float64 `json:"cpu_seconds"` // the receiver process's CPU time so far
-}
-
-// cpuSeconds is this process's CPU time (user + system) so far.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func getStats(target string) (stats, error) {
@@ -216,7 +207,7 @@ func ceiling(target string, n, workers int) error {
 	if err != nil {
 		return err
 	}
-	self0 := cpuSeconds()
+	self0 := benchkit.CPUSeconds()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxIdleConns: workers}, Timeout: 30 * time.Second}
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -240,7 +231,7 @@ func ceiling(target string, n, workers int) error {
 	}
 	wg.Wait()
 	el := time.Since(start)
-	selfUS := (cpuSeconds() - self0) * 1e6 / float64(n)
+	selfUS := (benchkit.CPUSeconds() - self0) * 1e6 / float64(n)
 	recv1, _ := getStats(target)
 	fmt.Printf("RESULT phase=ceiling n=%d concurrency=%d seconds=%.2f per_sec=%.0f client_cpu_us_per_post=%.0f receiver_cpu_us_per_post=%.0f\n",
 		n, workers, el.Seconds(), float64(n)/el.Seconds(), selfUS, (recv1.CPU-recv0.CPU)*1e6/float64(n))
@@ -389,12 +380,12 @@ func throughput(redisAddr, target string, n, count, workers int) error {
 	}
 	defer rdb.Close()
 	_ = reset(target)
-	cpuEnq := redisCPU(ctx, rdb)
+	cpuEnq := benchkit.RedisCPU(ctx, rdb)
 	enq, err := enqueueAll(ctx, e, n, count)
 	if err != nil {
 		return err
 	}
-	cpu0 := redisCPU(ctx, rdb)
+	cpu0 := benchkit.RedisCPU(ctx, rdb)
 	enqUS := (cpu0 - cpuEnq) * 1e6 / float64(n)
 	if os.Getenv("BENCH_STATS") != "" {
 		rdb.ConfigResetStat(ctx)
@@ -403,7 +394,7 @@ func throughput(redisAddr, target string, n, count, workers int) error {
 	if err != nil {
 		return err
 	}
-	self0 := cpuSeconds()
+	self0 := benchkit.CPUSeconds()
 	start := time.Now()
 	if err := e.Start(ctx); err != nil {
 		return err
@@ -414,8 +405,8 @@ func throughput(redisAddr, target string, n, count, workers int) error {
 		return fmt.Errorf("only %d of %d delivered after 10 minutes", s.Count, n)
 	}
 	el := time.Since(start)
-	redisUS := (redisCPU(ctx, rdb) - cpu0) * 1e6 / float64(n)
-	heraldUS := (cpuSeconds() - self0) * 1e6 / float64(n)
+	redisUS := (benchkit.RedisCPU(ctx, rdb) - cpu0) * 1e6 / float64(n)
+	heraldUS := (benchkit.CPUSeconds() - self0) * 1e6 / float64(n)
 	recv1, _ := getStats(target)
 	recvUS := (recv1.CPU - recv0.CPU) * 1e6 / float64(n)
 	if os.Getenv("BENCH_STATS") != "" {
@@ -490,7 +481,7 @@ func rss(redisAddr, target string, n, count, workers int) error {
 	_ = e.Stop(ctx)
 	used, _ := rdb.Info(ctx, "memory").Result()
 	fmt.Printf("RESULT phase=rss n=%d waiting=%d enqueue_seconds=%.1f peak_rss_mb=%.0f rss_mb=%.0f heap_inuse_mb=%.0f redis_used_memory=%s\n",
-		n, backlog, enq.Seconds(), peak/1024, cur/1024, float64(ms.HeapInuse)/(1<<20), infoField(used, "used_memory_human"))
+		n, backlog, enq.Seconds(), peak/1024, cur/1024, float64(ms.HeapInuse)/(1<<20), benchkit.InfoField(used, "used_memory_human"))
 	cleanup(ctx, rdb)
 	return nil
 }
@@ -509,25 +500,8 @@ func procStatus(field string) float64 {
 	return 0
 }
 
-func infoField(info, key string) string {
-	for _, l := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), key+":"); ok {
-			return v
-		}
-	}
-	return "?"
-}
-
 func cleanup(ctx context.Context, rdb *redis.Client) {
 	_ = rdb.FlushDB(ctx).Err() // a throwaway Redis
-}
-
-// redisCPU is the CPU time Redis has used, in seconds (user + system).
-func redisCPU(ctx context.Context, rdb *redis.Client) float64 {
-	info := rdb.Info(ctx, "cpu").Val()
-	u, _ := strconv.ParseFloat(infoField(info, "used_cpu_user"), 64)
-	s, _ := strconv.ParseFloat(infoField(info, "used_cpu_sys"), 64)
-	return u + s
 }
 
 // latencyFloor is the latency phase without herald: the same paced POSTs sent directly, so the

@@ -34,6 +34,7 @@ import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/events"
 	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/scripts/benchkit"
 	"github.com/heraldhq/herald/subscribers"
 )
 
@@ -329,97 +330,46 @@ func oneRun(ctx context.Context, client *http.Client, base string, svc *events.S
 	fmt.Printf("  202 -> last enqueued        %8.2f ms  (target < 1000 ms)\n", ms(tEnq.Sub(t202)))
 	fmt.Printf("  202 -> last received        %8.2f ms  (%.0f deliveries/s)\n", ms(tRecv.Sub(t202)), float64(n)/tRecv.Sub(t202).Seconds())
 	fmt.Printf("  GET /channel/{id} idle:      %d calls, p50 %.2f ms, p99 %.2f ms, max %.2f ms (no fan-out running)\n",
-		len(idleLat), ms(pct(idleLat, 0.50)), ms(pct(idleLat, 0.99)), ms(pct(idleLat, 1)))
+		len(idleLat), ms(benchkit.Pct(idleLat, 0.50)), ms(benchkit.Pct(idleLat, 0.99)), ms(benchkit.Pct(idleLat, 1)))
 	fmt.Printf("  GET /channel/{id} expanding: %d calls, p50 %.2f ms, p99 %.2f ms, max %.2f ms (202 to last enqueued)\n",
-		len(expanding), ms(pct(expanding, 0.50)), ms(pct(expanding, 0.99)), ms(pct(expanding, 1)))
+		len(expanding), ms(benchkit.Pct(expanding, 0.50)), ms(benchkit.Pct(expanding, 0.99)), ms(benchkit.Pct(expanding, 1)))
 	fmt.Printf("  GET /channel/{id} whole run: %d calls, %d errors, p50 %.2f ms, p99 %.2f ms, max %.2f ms (202 to last received; target p99 < 10 ms)\n",
-		len(lat), errs.Load(), ms(pct(lat, 0.50)), ms(pct(lat, 0.99)), ms(pct(lat, 1)))
+		len(lat), errs.Load(), ms(benchkit.Pct(lat, 0.50)), ms(benchkit.Pct(lat, 0.99)), ms(benchkit.Pct(lat, 1)))
 	fmt.Printf("  Redis PING (own connection): idle p50 %.2f ms, p99 %.2f ms; expanding p50 %.2f ms, p99 %.2f ms, max %.2f ms; "+
 		"delivering only p50 %.2f ms, p99 %.2f ms (the floor under any API call)\n",
-		ms(pct(pingIdle, 0.5)), ms(pct(pingIdle, 0.99)), ms(pct(pingExp, 0.5)), ms(pct(pingExp, 0.99)), ms(pct(pingExp, 1)),
-		ms(pct(pingDel, 0.5)), ms(pct(pingDel, 0.99)))
+		ms(benchkit.Pct(pingIdle, 0.5)), ms(benchkit.Pct(pingIdle, 0.99)), ms(benchkit.Pct(pingExp, 0.5)), ms(benchkit.Pct(pingExp, 0.99)), ms(benchkit.Pct(pingExp, 1)),
+		ms(benchkit.Pct(pingDel, 0.5)), ms(benchkit.Pct(pingDel, 0.99)))
 	printBusy(stats0, stats1, tEnq.Sub(t0))
 	return nil
 }
 
 // slowLog prints the Redis commands that ran longer than 2 ms during the run, grouped by name
-// (a script by its first key's suffix).
+// (a script by its digest and the kind of its first key).
 func slowLog(ctx context.Context, rdb redis.UniversalClient) {
 	logs, err := rdb.SlowLogGet(ctx, 1000).Result()
 	if err != nil {
 		fmt.Println("  (no slow log:", err, ")")
 		return
 	}
-	type agg struct {
-		n        int
-		max, sum time.Duration
-	}
-	by := map[string]*agg{}
-	for _, l := range logs {
-		name := strings.ToUpper(fmt.Sprint(l.Args[0]))
-		if (name == "EVALSHA" || name == "EVAL") && len(l.Args) > 3 {
-			k := fmt.Sprint(l.Args[3])
-			if i := strings.LastIndex(k, ":"); i >= 0 {
-				k = k[i+1:]
-			}
-			name += " " + k
-		}
-		a := by[name]
-		if a == nil {
-			a = &agg{}
-			by[name] = a
-		}
-		a.n++
-		a.sum += l.Duration
-		a.max = max(a.max, l.Duration)
-	}
 	fmt.Printf("  Redis commands over 2 ms: %d\n", len(logs))
-	for name, a := range by {
-		fmt.Printf("    %-40s %5d  max %6.2f ms  mean %6.2f ms\n", name, a.n, ms(a.max), ms(a.sum/time.Duration(a.n)))
+	for _, g := range benchkit.GroupSlowLog(logs) {
+		fmt.Printf("    %-40s %5d  max %6.2f ms  mean %6.2f ms\n", g.Name, g.N, ms(g.Max), ms(g.Sum/time.Duration(g.N)))
 	}
-}
-
-// cmdStat is one line of INFO commandstats.
-type cmdStat struct {
-	calls int64
-	usec  int64
 }
 
 // commandStats reads INFO commandstats (Redis's own time spent per command; a script's time
-// includes the commands it ran, which are counted again under their names) and the CPU time of
-// Redis's main thread (under "cpu", usec only).
+// includes the commands it ran, which are counted again under their names) and, as "cpu", the
+// CPU time of Redis's main thread (usec only).
 func commandStats(ctx context.Context, rdb redis.UniversalClient) map[string]cmdStat {
-	out := map[string]cmdStat{}
-	info, err := rdb.Info(ctx, "commandstats", "cpu").Result()
+	out, err := benchkit.CommandStats(ctx, rdb)
 	if err != nil {
-		return out
+		return map[string]cmdStat{}
 	}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (name == "used_cpu_sys_main_thread" || name == "used_cpu_user_main_thread") {
-			sec, _ := strconv.ParseFloat(rest, 64)
-			c := out["cpu"]
-			c.usec += int64(sec * 1e6)
-			out["cpu"] = c
-			continue
-		}
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
-		var st cmdStat
-		for _, kv := range strings.Split(rest, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			switch k {
-			case "calls":
-				st.calls, _ = strconv.ParseInt(v, 10, 64)
-			case "usec":
-				st.usec, _ = strconv.ParseInt(v, 10, 64)
-			}
-		}
-		out[strings.TrimPrefix(name, "cmdstat_")] = st
-	}
+	out["cpu"] = cmdStat{Usec: int64(benchkit.RedisMainThreadCPU(ctx, rdb) * 1e6)}
 	return out
 }
+
+type cmdStat = benchkit.CmdStat
 
 // printBusy prints how much of the window Redis spent executing commands, and on which.
 func printBusy(before, after map[string]cmdStat, window time.Duration) {
@@ -430,18 +380,18 @@ func printBusy(before, after map[string]cmdStat, window time.Duration) {
 	var rows []row
 	for name, a := range after {
 		b := before[name]
-		d := cmdStat{calls: a.calls - b.calls, usec: a.usec - b.usec}
-		if d.calls <= 0 || name == "cpu" {
+		d := cmdStat{Calls: a.Calls - b.Calls, Usec: a.Usec - b.Usec}
+		if d.Calls <= 0 || name == "cpu" {
 			continue
 		}
 		rows = append(rows, row{name, d})
 	}
-	slices.SortFunc(rows, func(x, y row) int { return int(y.usec - x.usec) })
-	cpu := float64(after["cpu"].usec-before["cpu"].usec) / 1000
+	slices.SortFunc(rows, func(x, y row) int { return int(y.Usec - x.Usec) })
+	cpu := float64(after["cpu"].Usec-before["cpu"].Usec) / 1000
 	fmt.Printf("  Redis main thread CPU notify -> last enqueued: %.0f ms of %.0f ms (%.0f%%); by command (scripts include their commands):",
 		cpu, ms(window), 100*cpu/max(ms(window), 1))
 	for _, r := range rows[:min(len(rows), 7)] {
-		fmt.Printf(" %s %d calls %.0f ms (%.0f µs/call);", strings.ToLower(r.name), r.calls, float64(r.usec)/1000, float64(r.usec)/float64(r.calls))
+		fmt.Printf(" %s %d calls %.0f ms (%.0f µs/call);", strings.ToLower(r.name), r.Calls, float64(r.Usec)/1000, float64(r.Usec)/float64(r.Calls))
 	}
 	fmt.Println()
 }
@@ -452,14 +402,6 @@ type timed struct {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func pct(s []time.Duration, p float64) time.Duration {
-	if len(s) == 0 {
-		return 0
-	}
-	i := int(float64(len(s)-1) * p)
-	return s[i]
-}
 
 // makeSubscribers creates n subscribers through the store, records a successful handshake for
 // each through the store's verification API and registers their engine endpoints.
@@ -539,14 +481,8 @@ func receive(args []string) int {
 	var count atomic.Int64
 	var out sync.Mutex
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var m struct {
-			Type      string `json:"type"`
-			Challenge string `json:"challenge"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&m)
-		if m.Type == "url_verification" {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(m.Challenge)
+		b, _ := io.ReadAll(r.Body)
+		if benchkit.AnswerHandshake(w, b) {
 			return
 		}
 		w.WriteHeader(http.StatusOK)
