@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/testutil"
 )
 
 // Engines cache endpoints, but a change made through any engine reaches every engine's next try:
@@ -63,7 +65,7 @@ func TestEndpointChangesReachEveryEngine(t *testing.T) {
 	putEndpoint(t, e1, Endpoint{ID: "ep", URL: oldRC.URL})
 	failOld.Store(true)
 	ids := enqueue(t, e2, Request{EndpointID: "ep", Body: []byte(`{}`)})
-	waitFor(t, 5*time.Second, "the first try", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the first try", func() bool {
 		d, err := e1.Get(context.Background(), ids[0])
 		return err == nil && len(d.Attempts) == 1
 	})

@@ -27,6 +27,35 @@
 // go straight to the HTTP transport. scripts/bench.sh prints the CPU each delivery costs herald,
 // Redis and the receiver.
 //
+// # A delivery's life
+//
+// A delivery's record has a Status (pending, delivered, failed). While pending it sits in exactly
+// one place: the stream (due now; its record names the entry), the delayed set (a retry or a
+// deferred try, due later), its endpoint's waiter list (every in-flight slot taken), or behind
+// the head of its ordering line. Each move is one script (scripts.go); the names are state.go's,
+// in Go and in the Lua alike.
+//
+//	from                  event                                       to                    script
+//	(new)                 Enqueue; heads its line, or has none        pending, stream       enqueueScript
+//	(new)                 Enqueue; behind the head of its line        pending, line         enqueueScript
+//	pending, stream       begin answers go: a lease is taken          pending, in flight    beginScript
+//	pending, stream       begin answers wait: every slot taken        pending, waiter list  beginScript
+//	pending, stream       begin answers dead: endpoint gone, too old  failed                beginScript
+//	pending, stream       begin answers skip: the entry is stale      (unchanged)           beginScript
+//	pending, in flight    breaker open, rate limited, shutdown        pending, delayed      deferScript
+//	pending, in flight    finishDelivered: the try got a 2xx          delivered             finishScript
+//	pending, in flight    finishRetry: failed, tries and age left     pending, delayed      finishScript
+//	pending, in flight    finishDead: failed for good                 failed                finishScript
+//	pending, delayed      due                                         pending, stream       pumpScript
+//	pending, waiter list  a lease of its endpoint is released         pending, stream       finish, defer, wakeScript
+//	pending, line         the delivery ahead finished                 pending, stream       finishScript, beginScript
+//	delivered, failed     Retry (a replay)                            pending, stream/line  retryScript
+//
+// A breaker deferral happens before begin (no lease is taken); the others release the lease.
+// Delivered and failed records expire after Config.Retention. decide (retry.go) is the one rule
+// that picks finishDelivered, finishRetry or finishDead; classify (send.go) the one that judges
+// a try's answer.
+//
 // # A try
 //
 // Per endpoint: a circuit breaker (per process), a rate limit shared by every process

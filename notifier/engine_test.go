@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/testutil"
 )
 
 func TestDeliverSignedOnce(t *testing.T) {
@@ -47,7 +49,7 @@ func TestDeliverSignedOnce(t *testing.T) {
 	if strings.Contains(d.Target, "s3cret") || !strings.HasSuffix(d.Target, "/hook") {
 		t.Errorf("target %q must be redacted", d.Target)
 	}
-	waitFor(t, time.Second, "an outcome", func() bool { return len(b.outcomes()) == 1 })
+	testutil.Eventually(t, time.Second, "an outcome", func() bool { return len(b.outcomes()) == 1 })
 	if o := b.outcomes()[0]; !o.Delivered || !o.Tried || o.StatusCode != 204 || o.EventID != "evt_1" || o.SubscriberID != "a" {
 		t.Errorf("outcome: %+v", o)
 	}
@@ -246,7 +248,7 @@ func TestDeadLetterThenReplay(t *testing.T) {
 	}
 	// The record turns failed just before the outcome reaches the listeners.
 	var last Outcome
-	waitFor(t, 5*time.Second, "the dead-letter outcome", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the dead-letter outcome", func() bool {
 		os := b.outcomes()
 		last = os[len(os)-1]
 		return last.Dead
@@ -271,7 +273,7 @@ func TestDeadLetterThenReplay(t *testing.T) {
 	} else if !errors.Is(err, ErrPending) {
 		t.Errorf("second retry while pending: %v", err)
 	}
-	waitFor(t, 5*time.Second, "the replays to be delivered", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the replays to be delivered", func() bool {
 		d, _ = e.Get(context.Background(), ids[0])
 		return d != nil && d.Status == StatusDelivered && len(d.Attempts) >= want
 	})

@@ -2,11 +2,9 @@ package notifier
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -187,134 +185,4 @@ func (e *Engine) Retry(ctx context.Context, id string) error {
 		return ErrPending
 	}
 	return nil // the replay went into the stream (or its ordering line), not the delayed set
-}
-
-// List pages through deliveries, newest first. It walks the most selective index the query
-// names (event, subscriber, endpoint, status, all) and filters the rest; a page may hold fewer
-// than Limit deliveries when many are filtered out, and next is "" when there are no more.
-func (e *Engine) List(ctx context.Context, q ListQuery) ([]*Delivery, string, error) {
-	if q.Limit <= 0 {
-		q.Limit = 100
-	}
-	q.Limit = min(q.Limit, 1000)
-	switch q.Status {
-	case "", StatusPending, StatusDelivered, StatusFailed:
-	default:
-		return nil, "", fmt.Errorf("notifier: unknown status %q", q.Status)
-	}
-	var idx string
-	switch {
-	case q.EventID != "":
-		idx = e.k.ixEvent(q.EventID)
-	case q.SubscriberID != "":
-		idx = e.k.ixSubscriber(q.SubscriberID)
-	case q.EndpointID != "":
-		idx = e.k.ixEndpoint(q.EndpointID)
-	case q.Status == StatusFailed:
-		idx = e.k.ixFailed() // the rare ones; pending and delivered: ix:all, filtered
-	default:
-		idx = e.k.ixAll()
-	}
-	curScore, curID, err := decodeCursor(q.After)
-	if err != nil {
-		return nil, "", err
-	}
-	max := "+inf"
-	if curID != "" {
-		max = strconv.FormatInt(curScore, 10)
-	}
-	out := make([]*Delivery, 0, q.Limit)
-	scanned, budget := 0, 20*q.Limit
-	var lastScore int64
-	var lastID string
-	offset := int64(0)
-	for scanned < budget {
-		batch := int64(min(2*q.Limit, 500))
-		zs, err := e.rdb.ZRevRangeByScoreWithScores(ctx, idx, &redis.ZRangeBy{Max: max, Min: "-inf", Offset: offset, Count: batch}).Result()
-		if err != nil {
-			return nil, "", fmt.Errorf("notifier: list deliveries: %w", err)
-		}
-		if len(zs) == 0 {
-			return out, "", nil
-		}
-		offset += int64(len(zs))
-		cand := make([]string, 0, len(zs))
-		scores := make([]int64, 0, len(zs))
-		for _, z := range zs {
-			id, _ := z.Member.(string)
-			sc := int64(z.Score)
-			// Members with the cursor's score come in reverse lexical order; skip up to it.
-			if curID != "" && sc == curScore && id >= curID {
-				continue
-			}
-			cand = append(cand, id)
-			scores = append(scores, sc)
-		}
-		ds, err := e.GetMany(ctx, cand)
-		if err != nil {
-			return nil, "", err
-		}
-		var dangling []any
-		for i, d := range ds {
-			scanned++
-			lastScore, lastID = scores[i], cand[i]
-			if d == nil {
-				dangling = append(dangling, cand[i])
-				continue
-			}
-			if matches(d, q) {
-				out = append(out, d)
-				if len(out) == q.Limit {
-					if len(dangling) > 0 {
-						e.prune(ctx, idx, dangling)
-					}
-					return out, encodeCursor(lastScore, lastID), nil
-				}
-			}
-		}
-		if len(dangling) > 0 {
-			e.prune(ctx, idx, dangling)
-		}
-		if int64(len(zs)) < batch {
-			return out, "", nil
-		}
-	}
-	return out, encodeCursor(lastScore, lastID), nil
-}
-
-func (e *Engine) prune(ctx context.Context, idx string, ids []any) {
-	args := append([]any{e.k.p, idx}, ids...)
-	if err := pruneScript.Run(ctx, e.rdb, []string{e.k.stream()}, args...).Err(); err != nil {
-		e.cfg.Logger.Debug("prune delivery index", "err", err)
-	}
-}
-
-func matches(d *Delivery, q ListQuery) bool {
-	return (q.Status == "" || d.Status == q.Status) &&
-		(q.SubscriberID == "" || d.SubscriberID == q.SubscriberID) &&
-		(q.EventID == "" || d.EventID == q.EventID) &&
-		(q.EndpointID == "" || d.EndpointID == q.EndpointID)
-}
-
-// ErrBadCursor is returned by List for an after cursor it did not make.
-var ErrBadCursor = errors.New("notifier: after is not a cursor returned by a previous page")
-
-func encodeCursor(score int64, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(score, 10) + ":" + id))
-}
-
-func decodeCursor(c string) (int64, string, error) {
-	if c == "" {
-		return 0, "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return 0, "", ErrBadCursor
-	}
-	s, id, ok := strings.Cut(string(b), ":")
-	score, err := strconv.ParseInt(s, 10, 64)
-	if !ok || err != nil || !httpx.ValidID(id) {
-		return 0, "", ErrBadCursor
-	}
-	return score, id, nil
 }

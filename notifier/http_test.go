@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/testutil"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald/httpx"
@@ -204,9 +206,9 @@ func TestMaxDeliveryAgeDeadLetters(t *testing.T) {
 	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) })
 	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
 	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
-	waitFor(t, 3*time.Second, "the first try", func() bool { return rc.count.Load() == 1 })
+	testutil.Eventually(t, 3*time.Second, "the first try", func() bool { return rc.count.Load() == 1 })
 	d := waitStatus(t, e, ids[0], StatusPending, time.Second)
-	waitFor(t, 2*time.Second, "the retry to be scheduled", func() bool {
+	testutil.Eventually(t, 2*time.Second, "the retry to be scheduled", func() bool {
 		d, _ = e.Get(context.Background(), ids[0])
 		return len(d.Attempts) == 1
 	})
@@ -221,7 +223,7 @@ func TestMaxDeliveryAgeDeadLetters(t *testing.T) {
 		t.Errorf("dead: %+v", d)
 	}
 	// The record turns failed just before the outcome reaches the listeners.
-	waitFor(t, 3*time.Second, "the dead-letter outcome", func() bool {
+	testutil.Eventually(t, 3*time.Second, "the dead-letter outcome", func() bool {
 		o := b.outcomes()
 		return len(o) > 0 && o[len(o)-1].Dead
 	})
@@ -327,8 +329,8 @@ func TestEmbeddedStore(t *testing.T) {
 		t.Error(err)
 	}
 	// The delivery is already delivered: wait for the replay's own request, not for the status.
-	waitFor(t, 5*time.Second, "the replay on the embedded store", func() bool { return rc.count.Load() == before+1 })
-	waitFor(t, 5*time.Second, "the replay to be recorded", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the replay on the embedded store", func() bool { return rc.count.Load() == before+1 })
+	testutil.Eventually(t, 5*time.Second, "the replay to be recorded", func() bool {
 		d, _ := e.Get(context.Background(), ids[0])
 		return d != nil && d.Status == StatusDelivered && len(d.Attempts) == 3 // a 500, a 200, the replay
 	})
@@ -346,7 +348,7 @@ func TestMetrics(t *testing.T) {
 	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
 	waitStatus(t, e, ids[0], StatusDelivered, 5*time.Second)
 	// The counters move just after the record does.
-	waitFor(t, 2*time.Second, "the outcome to be counted", func() bool {
+	testutil.Eventually(t, 2*time.Second, "the outcome to be counted", func() bool {
 		mfs, _ := reg.Gather()
 		for _, mf := range mfs {
 			if mf.GetName() == "herald_deliveries_total" {

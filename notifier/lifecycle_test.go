@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/testutil"
+
 	"github.com/heraldhq/herald/redisx/redistest"
 )
 
@@ -43,17 +45,23 @@ func TestNeverAnsweringReceiverIsDeadLettered(t *testing.T) {
 func TestStopDrainsTriesInFlight(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := redistest.Shared(t)
+	release := make(chan struct{})
 	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
-		time.Sleep(300 * time.Millisecond)
+		<-release
 		w.WriteHeader(http.StatusOK)
 	})
 	e := startEngine(t, rdb, testConfig(prefix))
 	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
 	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
-	waitFor(t, 2*time.Second, "the try to start", func() bool { return rc.count.Load() == 1 })
+	testutil.Eventually(t, 2*time.Second, "the try to start", func() bool { return rc.count.Load() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := e.Stop(ctx); err != nil {
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.Stop(ctx) }()
+	// Stop waits for the try in flight, then returns once it is recorded.
+	testutil.Never(t, 100*time.Millisecond, "Stop to return while a try is in flight", func() bool { return len(stopped) > 0 })
+	close(release)
+	if err := testutil.Receive(t, stopped, 3*time.Second, "Stop to return"); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	d, err := e.Get(context.Background(), ids[0])
@@ -85,7 +93,7 @@ func TestStopDeadlinePutsTriesBackWithoutUsingThem(t *testing.T) {
 	e := startEngine(t, rdb, cfg)
 	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
 	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
-	waitFor(t, 2*time.Second, "the try to start", func() bool { return rc.count.Load() == 1 })
+	testutil.Eventually(t, 2*time.Second, "the try to start", func() bool { return rc.count.Load() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -158,7 +166,7 @@ func TestPrivateAddressRefusedAtDialTime(t *testing.T) {
 	if n := rc.count.Load(); n != 0 {
 		t.Errorf("the receiver got %d requests", n)
 	}
-	waitFor(t, 2*time.Second, "the outcome", func() bool { return len(b.outcomes()) == 1 })
+	testutil.Eventually(t, 2*time.Second, "the outcome", func() bool { return len(b.outcomes()) == 1 })
 	if o := b.outcomes(); !o[0].Dead || o[0].Reason != ReasonRefused {
 		t.Errorf("outcomes %+v", o)
 	}
@@ -185,7 +193,7 @@ func TestAttemptsAreCapped(t *testing.T) {
 		if err := e.Retry(context.Background(), ids[0]); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the replay to fail", func() bool {
+		testutil.Eventually(t, 10*time.Second, "the replay to fail", func() bool {
 			d, _ = e.Get(context.Background(), ids[0])
 			return d.Status == StatusFailed
 		})

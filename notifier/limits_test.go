@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/testutil"
 
 	"github.com/heraldhq/herald/redisx/redistest"
 )
@@ -36,15 +39,14 @@ func TestBreakerOpensAndDefersWithoutUsingTries(t *testing.T) {
 		reqs = append(reqs, Request{ID: fmt.Sprintf("b%d", i), EndpointID: "ep", Body: []byte(`{}`)})
 	}
 	ids := enqueue(t, e, reqs...)
-	waitFor(t, 3*time.Second, "the breaker to open", func() bool { return e.BreakerState("ep") == BreakerOpen })
-	// While open, deliveries are deferred, not tried: the receiver count stays still (after the
-	// tries already under way when it opened have landed).
-	time.Sleep(50 * time.Millisecond)
+	testutil.Eventually(t, 3*time.Second, "the breaker to open", func() bool { return e.BreakerState("ep") == BreakerOpen })
+	// While open, deliveries are deferred, not tried: once the tries under way when it opened
+	// have landed and a deferral has happened, the receiver count stays still.
+	testutil.Eventually(t, 3*time.Second, "a deferral with no try in flight", func() bool {
+		return gaugeValue(t, e.m.inflight) == 0 && slices.ContainsFunc(b.outcomes(), func(o Outcome) bool { return o.Reason == ReasonBreakerOpen })
+	})
 	n := rc.count.Load()
-	time.Sleep(150 * time.Millisecond)
-	if got := rc.count.Load(); got != n {
-		t.Errorf("receiver got %d requests while the breaker was open", got-n)
-	}
+	testutil.Never(t, 150*time.Millisecond, "a request while the breaker is open", func() bool { return rc.count.Load() != n })
 	deferred := 0
 	for _, o := range b.outcomes() {
 		if o.Reason == ReasonBreakerOpen {
@@ -65,7 +67,7 @@ func TestBreakerOpensAndDefersWithoutUsingTries(t *testing.T) {
 			t.Errorf("%s: %d attempts", id, len(d.Attempts))
 		}
 	}
-	waitFor(t, 2*time.Second, "the breaker to close", func() bool { return e.BreakerState("ep") == BreakerClosed })
+	testutil.Eventually(t, 2*time.Second, "the breaker to close", func() bool { return e.BreakerState("ep") == BreakerClosed })
 }
 
 func TestBreakerIgnores4xx(t *testing.T) {
@@ -100,18 +102,17 @@ func TestRateLimitSharedByTwoEngines(t *testing.T) {
 	start := time.Now()
 	enqueue(t, e1, reqs[:63]...)
 	enqueue(t, e2, reqs[63:]...)
-	waitFor(t, 5*time.Second, "the burst", func() bool { return rc.count.Load() >= 120 })
-	time.Sleep(900 * time.Millisecond)
-	// At most the burst plus 2 per second since the start may have gone out, across both engines.
-	el := time.Since(start)
-	if n, allowed := rc.count.Load(), 120+int64(2*el.Seconds())+1; n > allowed {
-		t.Fatalf("%d requests within %s; the shared limit allows %d (120 + 2/s)", n, el, allowed)
-	}
+	testutil.Eventually(t, 5*time.Second, "the burst", func() bool { return rc.count.Load() >= 120 })
+	// For the next 900 ms, at most the burst plus 2 per second since the start go out, across
+	// both engines.
+	testutil.Never(t, 900*time.Millisecond, "more requests than the shared limit allows (120 + 2/s)", func() bool {
+		return rc.count.Load() > 120+int64(2*time.Since(start).Seconds())+1
+	})
 	// The deferred deliveries were handed future slots at the endpoint's rate.
 	if b.rdb.Exists(context.Background(), e1.k.slot("ep")).Val() != 1 {
 		t.Error("no rate slot was handed out")
 	}
-	waitFor(t, 6*time.Second, "all deliveries", func() bool { return rc.count.Load() == 126 })
+	testutil.Eventually(t, 6*time.Second, "all deliveries", func() bool { return rc.count.Load() == 126 })
 	if el := time.Since(start); el < 2*time.Second {
 		t.Errorf("126 deliveries at 120/min (burst 120) took %s, want >= 2s", el)
 	}
@@ -136,7 +137,7 @@ func TestMaxInFlightAcrossEngines(t *testing.T) {
 	}
 	enqueue(t, e1, reqs[:15]...)
 	enqueue(t, e2, reqs[15:]...)
-	waitFor(t, 10*time.Second, "all deliveries", func() bool { return rc.count.Load() == 30 })
+	testutil.Eventually(t, 10*time.Second, "all deliveries", func() bool { return rc.count.Load() == 30 })
 	if p := peak.Load(); p > 3 || p < 2 {
 		t.Errorf("peak concurrency %d, want 3 (max in flight across both engines)", p)
 	}
@@ -147,7 +148,7 @@ func TestMaxInFlightAcrossEngines(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	waitFor(t, time.Second, "leases released", func() bool {
+	testutil.Eventually(t, time.Second, "leases released", func() bool {
 		return b.rdb.ZCard(ctx, e1.k.inflight("ep")).Val() == 0 && b.rdb.LLen(ctx, e1.k.waiters("ep")).Val() == 0
 	})
 }
@@ -168,7 +169,7 @@ func TestMaxConnsPerHostSharedByEndpoints(t *testing.T) {
 		}
 	}
 	enqueue(t, e, reqs...)
-	waitFor(t, 10*time.Second, "all deliveries", func() bool { return rc.count.Load() == 30 })
+	testutil.Eventually(t, 10*time.Second, "all deliveries", func() bool { return rc.count.Load() == 30 })
 	if p := peak.Load(); p != 2 {
 		t.Errorf("peak concurrency at the host %d, want 2", p)
 	}
@@ -214,7 +215,7 @@ func TestOrderingPerKeyFailingHeadHoldsOnlyItsLine(t *testing.T) {
 	}
 	enqueue(t, e, reqs...)
 	// B, C and U all go through while A's head is still failing.
-	waitFor(t, 5*time.Second, "lines B and C", func() bool {
+	testutil.Eventually(t, 5*time.Second, "lines B and C", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(order["B"]) == 10 && len(order["C"]) == 10 && len(order["U"]) == 10
@@ -238,7 +239,7 @@ func TestOrderingPerKeyFailingHeadHoldsOnlyItsLine(t *testing.T) {
 	if len(d.Attempts) != 4 {
 		t.Errorf("A0 attempts %d", len(d.Attempts))
 	}
-	waitFor(t, 5*time.Second, "line A", func() bool {
+	testutil.Eventually(t, 5*time.Second, "line A", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(order["A"]) == 9
@@ -287,11 +288,11 @@ func TestHangingEndpointDoesNotSlowOthers(t *testing.T) {
 		before := fast.count.Load()
 		if withHang {
 			enqueue(t, e, reqs...)
-			waitFor(t, 2*time.Second, "the hanging endpoint to fill its slots", func() bool { return hang.count.Load() >= 10 })
+			testutil.Eventually(t, 2*time.Second, "the hanging endpoint to fill its slots", func() bool { return hang.count.Load() >= 10 })
 		}
 		start := time.Now()
 		enqueue(t, e, fastIDs...)
-		waitFor(t, 10*time.Second, label, func() bool { return fast.count.Load()-before == 200 })
+		testutil.Eventually(t, 10*time.Second, label, func() bool { return fast.count.Load()-before == 200 })
 		return time.Since(start)
 	}
 	base := measure("baseline", false)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/testutil"
+
 	"github.com/go-redis/redis_rate/v10"
 )
 
@@ -90,7 +92,7 @@ func TestRateLimitHoldsWithCredit(t *testing.T) {
 	}
 	enqueue(t, e1, reqs[:75]...)
 	enqueue(t, e2, reqs[75:]...)
-	waitFor(t, 10*time.Second, "all deliveries", func() bool { return rc.count.Load() == 150 })
+	testutil.Eventually(t, 10*time.Second, "all deliveries", func() bool { return rc.count.Load() == 150 })
 	got := rc.received()
 	slices.SortFunc(got, func(a, b received) int { return a.at.Compare(b.at) })
 	for i, r := range got {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/testutil"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/redisx/redistest"
@@ -143,23 +145,11 @@ func enqueue(t *testing.T, e *Engine, reqs ...Request) []string {
 	return ids
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // waitStatus waits until delivery id has status s and returns it.
 func waitStatus(t *testing.T, e *Engine, id string, s Status, d time.Duration) *Delivery {
 	t.Helper()
 	var last *Delivery
-	waitFor(t, d, "delivery "+id+" to be "+string(s), func() bool {
+	testutil.Eventually(t, d, "delivery "+id+" to be "+string(s), func() bool {
 		got, err := e.Get(context.Background(), id)
 		if err != nil {
 			return false

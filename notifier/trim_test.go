@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/testutil"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -30,34 +32,30 @@ func TestStreamTrimmedButNotPastTheOldestInFlight(t *testing.T) {
 	putEndpoint(t, e, Endpoint{ID: "fast", URL: fast.URL, RateLimitPerMinute: 100_000, MaxInFlight: 50})
 
 	hung := enqueue(t, e, Request{EndpointID: "slow", Body: []byte(`{}`)})[0]
-	waitFor(t, 5*time.Second, "the slow try to start", func() bool { return slow.count.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "the slow try to start", func() bool { return slow.count.Load() == 1 })
 	var reqs []Request
 	for i := range 500 {
 		reqs = append(reqs, Request{ID: fmt.Sprintf("f%d", i), EndpointID: "fast", Body: []byte(`{}`)})
 	}
 	enqueue(t, e, reqs...)
-	waitFor(t, 10*time.Second, "the fast deliveries", func() bool { return fast.count.Load() == 500 })
+	testutil.Eventually(t, 10*time.Second, "the fast deliveries", func() bool { return fast.count.Load() == 500 })
 	sid := b.rdb.HGet(ctx, e.k.record(hung), string(fieldEntry)).Val()
 	if sid == "" {
 		t.Fatal("the hung delivery has no stream entry")
 	}
-	// Several beats: the trim runs, and keeps everything from the hung entry on.
-	time.Sleep(5 * e.cfg.Heartbeat)
-	if msgs := b.rdb.XRange(ctx, e.k.stream(), sid, sid).Val(); len(msgs) != 1 {
-		t.Fatalf("the entry in flight was trimmed")
-	}
-	if n := b.rdb.XLen(ctx, e.k.stream()).Val(); n < 500 {
-		t.Fatalf("stream trimmed to %d past the oldest entry in flight", n)
-	}
+	// Over several beats the trim runs, and keeps everything from the hung entry on.
+	testutil.Never(t, 5*e.cfg.Heartbeat, "the stream trimmed past the oldest entry in flight", func() bool {
+		return len(b.rdb.XRange(ctx, e.k.stream(), sid, sid).Val()) != 1 || b.rdb.XLen(ctx, e.k.stream()).Val() < 500
+	})
 	// Queue depth: the one in flight is ready; the 500 acknowledged ones are not. The oldest is
 	// the one in flight.
-	waitFor(t, 3*time.Second, "the queue depth", func() bool {
+	testutil.Eventually(t, 3*time.Second, "the queue depth", func() bool {
 		return gauge(t, reg, "herald_delivery_queue_depth", "ready") == 1 &&
 			gauge(t, reg, "herald_delivery_queue_oldest_age_seconds", "") >= 5*e.cfg.Heartbeat.Seconds()
 	})
 	release <- struct{}{}
 	waitStatus(t, e, hung, StatusDelivered, 5*time.Second)
-	waitFor(t, 5*time.Second, "the stream to be trimmed", func() bool { return b.rdb.XLen(ctx, e.k.stream()).Val() <= 100 })
+	testutil.Eventually(t, 5*time.Second, "the stream to be trimmed", func() bool { return b.rdb.XLen(ctx, e.k.stream()).Val() <= 100 })
 }
 
 // gauge reads one gauge from reg: the one whose first label has value label ("" for none).
