@@ -24,6 +24,7 @@ import (
 	"github.com/heraldhq/herald/redisx/redistest"
 	"github.com/heraldhq/herald/subscribers"
 	"github.com/heraldhq/herald/verifier"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // syncBuffer collects log output from many goroutines.
@@ -333,7 +334,7 @@ func TestAPICreateVerifyListAndSign(t *testing.T) {
 		return rc.waitDelivery(t, n+1)
 	}
 	d := send()
-	if err := notifier.Verify(secret, d.header, d.body, time.Minute); err != nil {
+	if err := webhooksig.Verify(secret, d.header, d.body, time.Minute); err != nil {
 		t.Fatalf("delivery does not verify with the subscriber's secret: %v", err)
 	}
 
@@ -347,7 +348,7 @@ func TestAPICreateVerifyListAndSign(t *testing.T) {
 		t.Fatal("the rotated secret is not stored")
 	}
 	d = send()
-	if err := notifier.Verify(given, d.header, d.body, time.Minute); err != nil {
+	if err := webhooksig.Verify(given, d.header, d.body, time.Minute); err != nil {
 		t.Fatalf("delivery does not verify with the rotated secret: %v", err)
 	}
 	rot = a.mustDo(200, "POST", "/subscribers/"+id+"/rotate-secret", nil)

@@ -16,6 +16,7 @@ import (
 	"github.com/heraldhq/herald/httpx"
 	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // Engine is what the subscriber API needs from the delivery engine (*notifier.Engine).
@@ -328,7 +329,7 @@ func (h *Handlers) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if secret == "" {
-		secret = notifier.NewSecret()
+		secret = webhooksig.NewSecret()
 	}
 	ctx := r.Context()
 	sub, err := h.cfg.Store.SetSecret(ctx, id, secret, func(sub *Subscriber) error { return h.putEndpoint(ctx, sub) })

@@ -12,7 +12,7 @@ import (
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
 	"github.com/heraldhq/herald/ids"
-	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // input is the body of POST /subscribers, and of PATCH once merged into the stored subscriber.
@@ -86,7 +86,7 @@ func (v validation) apply(in *input, sub *Subscriber) error {
 	}
 
 	if in.Secret == nil {
-		sub.Secret = notifier.NewSecret()
+		sub.Secret = webhooksig.NewSecret()
 	} else if err := CheckSecret(*in.Secret); err != nil {
 		return err
 	} else {
