@@ -96,12 +96,16 @@ func setupAPI(t *testing.T, o apiOptions) *api {
 	}
 	a.engine = eng
 	a.store = subscribers.NewStore(rdb, prefix, subscribers.WithClock(a.clock.Now))
-	eng.OnOutcome(subscribers.NewHealth(a.store, 24*time.Hour, log).Observe)
+	health := subscribers.NewHealth(a.store, 24*time.Hour, log)
+	eng.OnOutcome(health.Observe)
 	eng.OnOutcome(func(o notifier.Outcome) {
 		n, _ := a.tries.LoadOrStore(o.EndpointID, new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)
 	})
 	ctx := context.Background()
+	if err := health.Start(ctx); err != nil { // before the engine, stopped after it, as in the daemon
+		t.Fatal(err)
+	}
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +134,7 @@ func setupAPI(t *testing.T, o apiOptions) *api {
 		defer cancel()
 		_ = v.Stop(sctx)
 		_ = eng.Stop(sctx)
+		_ = health.Stop(sctx)
 		out := logs.String()
 		a.secrets.Range(func(k, _ any) bool {
 			if strings.Contains(out, k.(string)) {
