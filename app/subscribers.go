@@ -36,7 +36,11 @@ func mountSubscribers(a *App) error {
 		Nudge:        v.Nudge,
 		Log:          log,
 	}).Routes(a.API)
-	a.Engine.OnOutcome(subscribers.NewHealth(store, a.Cfg.DisableAfter, log).Observe)
+	health := subscribers.NewHealth(store, a.Cfg.DisableAfter, log)
+	a.Engine.OnOutcome(health.Observe)
+	// First of the services, so it starts before the engine and stops after it, recording the
+	// outcomes the engine reports while it drains.
+	a.services = append([]service{health}, a.services...)
 	a.addService(v)
 	a.Subscribers = store
 	return nil

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/ids"
 )
 
 // The fuzz targets' property: whatever the bytes, no panic, and either a valid result or a 400
@@ -148,7 +149,7 @@ func FuzzDecodeCreate(f *testing.F) {
 			check400(t, in, err)
 			return
 		}
-		if c == nil || !httpx.ValidID(c.ChannelID) || c.ChannelMetadata == nil {
+		if c == nil || !ids.Valid(c.ChannelID) || c.ChannelMetadata == nil {
 			t.Fatalf("input %q: decoded %+v", in, c)
 		}
 		// What Store.Create would store: valid, or refused with a 400 naming a field.
@@ -201,7 +202,7 @@ func FuzzParsePage(f *testing.F) {
 			check400(t, []byte(limit+" "+after), err)
 			return
 		}
-		if n < 1 || n > MaxLimit || (id != "" && !httpx.ValidID(id)) || (after != "" && EncodeCursor(id) != after && id == "") {
+		if n < 1 || n > MaxLimit || (id != "" && !ids.Valid(id)) || (after != "" && EncodeCursor(id) != after && id == "") {
 			t.Fatalf("ParsePage(%q, %q) = %d, %q", limit, after, n, id)
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/ids"
 )
 
 // Handler serves the channel API (contract: Channels).
@@ -334,7 +335,7 @@ func DecodeCursor(cur string) (string, bool) {
 		return "", false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(cur)
-	if err != nil || !httpx.ValidID(string(b)) {
+	if err != nil || !ids.Valid(string(b)) {
 		return "", false
 	}
 	return string(b), true

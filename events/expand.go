@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/channels"
-	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/subscribers"
 )
@@ -35,7 +35,7 @@ import (
 // "<event id>.h<32 hex digits of the subscriber id's SHA-256>".
 func DeliveryID(eventID, subscriberID string) string {
 	id := eventID + "." + subscriberID
-	if len(id) <= httpx.MaxIDLen {
+	if len(id) <= ids.MaxLen {
 		return id
 	}
 	h := sha256.Sum256([]byte(subscriberID))
@@ -140,7 +140,7 @@ func (s *Service) ExpandDue(ctx context.Context) (int, error) {
 // expandNext claims one due event and expands it. It reports false when no event was due.
 func (s *Service) expandNext(ctx context.Context, stopping <-chan struct{}) (bool, error) {
 	now := s.cfg.Now()
-	ids, err := s.rdb.ZRangeByScore(ctx, s.keys.expand(), &redis.ZRangeBy{
+	due, err := s.rdb.ZRangeByScore(ctx, s.keys.expand(), &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: 16,
 	}).Result()
 	if err != nil {
@@ -148,12 +148,12 @@ func (s *Service) expandNext(ctx context.Context, stopping <-chan struct{}) (boo
 	}
 	// Start at a random candidate so that workers racing for the same queue spread out.
 	off := 0
-	if len(ids) > 1 {
-		off = rand.IntN(len(ids))
+	if len(due) > 1 {
+		off = rand.IntN(len(due))
 	}
-	for i := range ids {
-		id := ids[(i+off)%len(ids)]
-		owner := httpx.NewID("lease")
+	for i := range due {
+		id := due[(i+off)%len(due)]
+		owner := ids.New("lease")
 		until := s.cfg.Now().Add(s.cfg.LeaseTTL).UnixMilli()
 		r, err := claimScript.Run(ctx, s.rdb, []string{s.keys.expand(), s.keys.event(id)},
 			id, now.UnixMilli(), until, owner).Int()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/subscribers"
 )
@@ -304,7 +305,7 @@ func (s *Service) Notify(ctx context.Context, channelID string, n Notification, 
 		return acc, false, err
 	}
 	ev := &Event{
-		ID: httpx.NewID("evt"), Type: n.Type, ChannelID: ch.ChannelID, UpdateType: n.UpdateType,
+		ID: ids.New("evt"), Type: n.Type, ChannelID: ch.ChannelID, UpdateType: n.UpdateType,
 		SubscriberID: n.SubscriberID, CreatedAt: s.cfg.Now().UTC(), Status: StatusExpanding,
 		Subscribers: count, channel: doc, tail: tail,
 	}

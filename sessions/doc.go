@@ -60,7 +60,7 @@
 //	Webhook(SECRET).verify(request.get_data(), dict(request.headers))  # raises on a bad signature
 //
 //	// Go, with herald's own package:
-//	err := notifier.Verify(secret, r.Header, body, 5*time.Minute)
+//	err := webhooksig.Verify(secret, r.Header, body, 5*time.Minute)
 //
 // `herald sink --secret whsec_...` prints the check's result for every request it receives.
 package sessions

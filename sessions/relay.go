@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/notifier"
 )
 
@@ -153,7 +154,7 @@ func (s *Service) Send(ctx context.Context, m Message) (*Queued, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode message: %w", err)
 	}
-	id := httpx.NewID("rly")
+	id := ids.New("rly")
 	err = s.enqueue(ctx, ep, notifier.Request{
 		ID: id, EndpointID: ep.ID, Body: body, Kind: "relay",
 		OrderingKey: "relay:" + m.SessionID, // one session's messages reach the channel server in order
@@ -271,7 +272,7 @@ func (s *Service) Respond(ctx context.Context, c Callback) (*Ack, error) {
 	idem := hashKey(c.IdempotencyKey)
 	forwardID := ""
 	if s.cfg.SessionsURL != "" {
-		forwardID = httpx.NewID("fwd")
+		forwardID = ids.New("fwd")
 		if idem != "" {
 			// The same callback repeated gets the same delivery id, which the engine enqueues once,
 			// even after the session has forgotten the key.

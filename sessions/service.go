@@ -23,6 +23,7 @@ import (
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
 	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // Engine is what the relay needs of the delivery engine (*notifier.Engine).
@@ -141,12 +142,12 @@ func New(ctx context.Context, rdb redis.UniversalClient, ch Channels, eng Engine
 		}
 	}
 
-	if err := notifier.CheckSecret(cfg.SigningSecret); err != nil {
+	if err := webhooksig.CheckSecret(cfg.SigningSecret); err != nil {
 		return nil, fmt.Errorf("sessions: the signing secret is not usable: %w", err)
 	}
 	s.secret = cfg.SigningSecret
 	if s.secret == "" {
-		secret, generated, err := sharedSecret(ctx, rdb, s.keys.signingSecret(), notifier.NewSecret)
+		secret, generated, err := sharedSecret(ctx, rdb, s.keys.signingSecret(), webhooksig.NewSecret)
 		if err != nil {
 			return nil, fmt.Errorf("sessions: relay signing secret: %w", err)
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/heraldhq/herald/redisx/redistest"
 	"github.com/heraldhq/herald/sessions"
 	"github.com/heraldhq/herald/sink"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // bundle is the relay under test with its real collaborators: Redis, the channel store, the
@@ -286,7 +287,7 @@ func TestRoundTrip(t *testing.T) {
 	if in[0].header.Get("webhook-id") != deliveryID {
 		t.Fatalf("webhook-id %q, want the delivery id %q", in[0].header.Get("webhook-id"), deliveryID)
 	}
-	if err := notifier.Verify(b.svc.SigningSecret(), in[0].header, in[0].body, time.Minute); err != nil {
+	if err := webhooksig.Verify(b.svc.SigningSecret(), in[0].header, in[0].body, time.Minute); err != nil {
 		t.Fatalf("relayed message does not verify with the signing secret: %v", err)
 	}
 
@@ -310,7 +311,7 @@ func TestRoundTrip(t *testing.T) {
 	if ts, err := time.Parse(time.RFC3339, ra); err != nil || !strings.HasSuffix(ra, "Z") || time.Since(ts) > time.Minute {
 		t.Fatalf("received_at %q, want a recent RFC 3339 UTC time", ra)
 	}
-	if err := notifier.Verify(b.svc.SigningSecret(), out.header, out.body, time.Minute); err != nil {
+	if err := webhooksig.Verify(b.svc.SigningSecret(), out.header, out.body, time.Minute); err != nil {
 		t.Fatalf("forwarded response does not verify: %v", err)
 	}
 
@@ -738,7 +739,7 @@ func TestSigningSecret(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if !strings.HasPrefix(secrets[0], "whsec_") || notifier.CheckSecret(secrets[0]) != nil {
+	if !strings.HasPrefix(secrets[0], "whsec_") || webhooksig.CheckSecret(secrets[0]) != nil {
 		t.Fatalf("generated secret is not a whsec_ secret")
 	}
 	for _, s := range secrets[1:] {
@@ -746,7 +747,7 @@ func TestSigningSecret(t *testing.T) {
 			t.Fatal("processes generated different secrets")
 		}
 	}
-	mine := notifier.NewSecret()
+	mine := webhooksig.NewSecret()
 	svc, err := sessions.New(context.Background(), rdb, chans, eng, sessions.Config{Prefix: prefix, PublicURL: "http://x", SigningSecret: mine})
 	if err != nil {
 		t.Fatal(err)

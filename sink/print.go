@@ -7,8 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/heraldhq/herald/httpx"
+	"unicode/utf8"
 )
 
 // headersOfInterest are printed when present, in this order. Authorization and cookies never are.
@@ -45,10 +44,34 @@ func (p *printout) body(b []byte) {
 		p.buf.WriteByte('\n')
 		return
 	}
-	fmt.Fprintf(&p.buf, "   (not JSON) %q\n", httpx.Truncate(string(b), 2000))
+	fmt.Fprintf(&p.buf, "   (not JSON) %q\n", truncate(string(b), 2000))
 }
 
 func (p *printout) answer(status int, v any) {
 	b, _ := json.Marshal(v)
 	fmt.Fprintf(&p.buf, "   -> %d %s\n", status, b)
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, marking a cut with "...". It is
+// httpx.Truncate, copied so that the sink needs none of the daemon's dependencies.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}
+
+// writeJSON answers v as JSON with status, as httpx.WriteJSON does.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"could not encode the response"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
 }

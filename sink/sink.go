@@ -17,8 +17,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/egress"
-	"github.com/heraldhq/herald/httpx"
-	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // DefaultAddr is where the sink listens by default: the address of seed 000's channel server.
@@ -143,15 +142,15 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := &printout{}
 	p.head(start, r, len(body))
 	switch {
-	case s.cfg.Secret != "" && r.Header.Get(notifier.HeaderSignature) == "":
+	case s.cfg.Secret != "" && r.Header.Get(webhooksig.HeaderSignature) == "":
 		p.line("signature: none (the request is not signed)")
 	case s.cfg.Secret != "":
-		if err := notifier.Verify(s.cfg.Secret, r.Header, body, 5*time.Minute); err != nil {
+		if err := webhooksig.Verify(s.cfg.Secret, r.Header, body, 5*time.Minute); err != nil {
 			p.line("signature: INVALID (%v)", err)
 		} else {
 			p.line("signature: valid")
 		}
-	case r.Header.Get(notifier.HeaderSignature) != "":
+	case r.Header.Get(webhooksig.HeaderSignature) != "":
 		p.line("signature: not checked (start the sink with --secret whsec_... to check it)")
 	}
 	p.body(redactToken(body))
@@ -167,7 +166,7 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.answer(status, answer)
 	s.print(p)
-	httpx.WriteJSON(w, status, answer)
+	writeJSON(w, status, answer)
 	if after != nil {
 		after()
 	}

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/testutil"
-	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/sink"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // syncBuffer is an io.Writer the test can read while the sink writes.
@@ -118,7 +118,7 @@ func TestSignatureCheck(t *testing.T) {
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	url, out, _ := setup(t, sink.Config{Secret: secret})
 	body := `{"session_id":"s1"}`
-	sig, err := notifier.Sign(secret, "msg_1", time.Now(), []byte(body))
+	sig, err := webhooksig.Sign(secret, "msg_1", time.Now(), []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestSignatureCheck(t *testing.T) {
 	}
 	testutil.Eventually(t, 10*time.Second, "valid signature printed", func() bool { return strings.Contains(out.String(), "signature: valid") })
 
-	other, _ := notifier.Sign("whsec_"+"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "msg_2", time.Now(), []byte(body))
+	other, _ := webhooksig.Sign("whsec_"+"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "msg_2", time.Now(), []byte(body))
 	h.Set("webhook-id", "msg_2")
 	h.Set("webhook-signature", other)
 	post(t, url+"/b", body, h)

@@ -25,6 +25,7 @@ import (
 	"github.com/heraldhq/herald/redisx/redistest"
 	"github.com/heraldhq/herald/subscribers"
 	"github.com/heraldhq/herald/verifier"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // syncBuffer collects log output from many goroutines.
@@ -96,12 +97,16 @@ func setupAPI(t *testing.T, o apiOptions) *api {
 	}
 	a.engine = eng
 	a.store = subscribers.NewStore(rdb, prefix, subscribers.WithClock(a.clock.Now))
-	eng.OnOutcome(subscribers.NewHealth(a.store, 24*time.Hour, log).Observe)
+	health := subscribers.NewHealth(a.store, 24*time.Hour, log)
+	eng.OnOutcome(health.Observe)
 	eng.OnOutcome(func(o notifier.Outcome) {
 		n, _ := a.tries.LoadOrStore(o.EndpointID, new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)
 	})
 	ctx := context.Background()
+	if err := health.Start(ctx); err != nil { // before the engine, stopped after it, as in the daemon
+		t.Fatal(err)
+	}
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +135,7 @@ func setupAPI(t *testing.T, o apiOptions) *api {
 		defer cancel()
 		_ = v.Stop(sctx)
 		_ = eng.Stop(sctx)
+		_ = health.Stop(sctx)
 		out := logs.String()
 		a.secrets.Range(func(k, _ any) bool {
 			if strings.Contains(out, k.(string)) {
@@ -326,7 +332,7 @@ func TestAPICreateVerifyListAndSign(t *testing.T) {
 		return rc.waitDelivery(t, n+1)
 	}
 	d := send()
-	if err := notifier.Verify(secret, d.header, d.body, time.Minute); err != nil {
+	if err := webhooksig.Verify(secret, d.header, d.body, time.Minute); err != nil {
 		t.Fatalf("delivery does not verify with the subscriber's secret: %v", err)
 	}
 
@@ -340,7 +346,7 @@ func TestAPICreateVerifyListAndSign(t *testing.T) {
 		t.Fatal("the rotated secret is not stored")
 	}
 	d = send()
-	if err := notifier.Verify(given, d.header, d.body, time.Minute); err != nil {
+	if err := webhooksig.Verify(given, d.header, d.body, time.Minute); err != nil {
 		t.Fatalf("delivery does not verify with the rotated secret: %v", err)
 	}
 	rot = a.mustDo(200, "POST", "/subscribers/"+id+"/rotate-secret", nil)

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/channels"
-	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx/redistest"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // BenchmarkMatch measures one fan-out lookup among 10,000 active subscribers: 9,000 filter on a
@@ -40,7 +40,7 @@ func BenchmarkFanOut10k(b *testing.B) {
 	s := NewStore(rdb, prefix)
 	ctx := context.Background()
 	for i := range 10_000 {
-		sub := &Subscriber{ID: fmt.Sprintf("s%06d", i), URL: fmt.Sprintf("https://example.com/%d", i), Token: fmt.Sprintf("tok-%d", i), Secret: notifier.NewSecret()}
+		sub := &Subscriber{ID: fmt.Sprintf("s%06d", i), URL: fmt.Sprintf("https://example.com/%d", i), Token: fmt.Sprintf("tok-%d", i), Secret: webhooksig.NewSecret()}
 		if _, err := s.Create(ctx, sub); err != nil {
 			b.Fatal(err)
 		}
@@ -103,7 +103,7 @@ func benchStore(b *testing.B) (*Store, string) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := range 10_000 {
-		sub := &Subscriber{URL: fmt.Sprintf("https://example.com/%d", i), Token: "t", Secret: notifier.NewSecret()}
+		sub := &Subscriber{URL: fmt.Sprintf("https://example.com/%d", i), Token: "t", Secret: webhooksig.NewSecret()}
 		switch {
 		case i < 9000:
 			sub.ChannelIDs = []string{fmt.Sprintf("c%d", rng.IntN(1000)), fmt.Sprintf("c%d", rng.IntN(1000))}

@@ -15,8 +15,10 @@
 //
 // Health disables a subscriber whose endpoint answers 410 Gone, or whose delivery tries have all
 // failed for DisableAfter (24 h by default) since the last success. The first failure's time is
-// kept per subscriber in one hash; a success deletes it (the successes reported while one such
-// delete runs are deleted together by the next, so a fan-out does not cost a command per delivery).
+// kept per subscriber in one hash; a success deletes it. Health.Observe, called from the engine's
+// workers, never waits for Redis: it merges the outcome into one pending entry per subscriber,
+// and Health's own goroutine (Start, Stop) writes them in batches, one HDEL for the successes and
+// one script for the failures, so a fan-out does not cost a command per delivery.
 //
 // Each subscriber is also an endpoint of the delivery engine, "sub:<id>" (EndpointID). The API
 // registers it with PutEndpoint before it stores a change, and removes it on delete.

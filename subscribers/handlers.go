@@ -14,7 +14,9 @@ import (
 
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // Engine is what the subscriber API needs from the delivery engine (*notifier.Engine).
@@ -118,7 +120,7 @@ func (h *Handlers) create(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.Decode(w, r, h.cfg.MaxBody, &in); err != nil {
 		return err
 	}
-	sub := &Subscriber{ID: httpx.NewID("sub")}
+	sub := &Subscriber{ID: ids.New("sub")}
 	if err := h.v.apply(&in, sub); err != nil {
 		return err
 	}
@@ -148,7 +150,7 @@ func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	after := q.Get("after")
-	if after != "" && !httpx.ValidID(after) {
+	if after != "" && !ids.Valid(after) {
 		return httpx.Invalid("after", "after must be the next cursor of a previous page")
 	}
 	subs, next, err := h.cfg.Store.List(r.Context(), after, limit)
@@ -327,7 +329,7 @@ func (h *Handlers) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if secret == "" {
-		secret = notifier.NewSecret()
+		secret = webhooksig.NewSecret()
 	}
 	ctx := r.Context()
 	sub, err := h.cfg.Store.SetSecret(ctx, id, secret, func(sub *Subscriber) error { return h.putEndpoint(ctx, sub) })

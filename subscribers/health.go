@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,28 +23,71 @@ const ReasonGone = "endpoint answered 410 Gone"
 // DefaultDisableAfter is how long every delivery to a subscriber may fail before it is disabled.
 const DefaultDisableAfter = 24 * time.Hour
 
+const (
+	// writeTimeout bounds the Redis work of one batch.
+	writeTimeout = 5 * time.Second
+	// retryDelay is the pause after a batch could not be written; its outcomes are kept and
+	// written with the next batch.
+	retryDelay = time.Second
+	// clearChunk and failChunk bound the ids per HDEL and per failure script, so that one command
+	// never holds Redis long.
+	clearChunk = 1000
+	failChunk  = 200
+)
+
 // Health watches the delivery engine's outcomes and disables the subscribers whose endpoints are
 // gone (410) or have failed every delivery try for DisableAfter. Register Observe with the
-// engine's OnOutcome. A failure costs one script; successes clear the failure record with one
-// HDEL per group of concurrent successes (while one HDEL runs, the successes reported meanwhile
-// gather for the next, and each Observe returns once its own id is cleared), so a busy fan-out
-// does not cost a Redis command per delivery. Disabling, which is rare, costs a read and a write
-// more.
+// engine's OnOutcome, and run Health with Start and Stop around the engine's own (start it first,
+// stop it last, so that it records what the engine reports while it drains).
+//
+// Observe never waits for Redis: it merges the outcome into a map that holds at most one entry per
+// subscriber (what health needs of a subscriber's outcomes since the last write: whether it
+// answered 410, whether a delivery succeeded, and its failures after the last success) and returns.
+// Health's goroutine writes that map in batches: one HDEL for the subscribers whose last outcome
+// was a success, one script for those that failed, and, rarely, a Disable per subscriber to
+// disable. So the hand-over is bounded by the number of subscribers, nothing is dropped when Redis
+// is slow (outcomes coalesce instead), and a 410 always disables.
 type Health struct {
 	store        *Store
 	disableAfter time.Duration
 	log          *slog.Logger
+	wake         chan struct{} // capacity 1: pending has work
 
-	mu   sync.Mutex
-	open *clearBatch // successes gathering while the previous batch is written; nil when none
-	last *clearBatch // the batch written last (or being written)
+	mu       sync.Mutex
+	pending  map[string]observed // by subscriber id, handed over by Observe and not yet written
+	seq      uint64              // outcomes handed over so far
+	written  uint64              // outcomes written, or given up on at Stop
+	progress chan struct{}       // closed and replaced whenever written moves
+
+	lifeMu sync.Mutex
+	stop   chan struct{} // closed by Stop; nil when not running
+	done   chan struct{} // closed when the goroutine returns
+	cancel context.CancelFunc
 }
 
-// clearBatch is a group of successes whose failure records one HDEL clears.
-type clearBatch struct {
-	ids  []string
-	done chan struct{} // closed when written; err is set before
-	err  error
+// observed is what a subscriber's outcomes since the last write say, in order.
+type observed struct {
+	gone     bool             // a try answered 410: disable
+	clear    bool             // a delivery succeeded: delete the failure record first
+	failFrom time.Time        // the first failed try after the last success; zero when none
+	failAt   time.Time        // the last failed try
+	last     notifier.Outcome // the last failed try, for a disabled_reason
+}
+
+// then returns what a and, after it, b say together.
+func (a observed) then(b observed) observed {
+	out := b
+	out.gone = a.gone || b.gone
+	if !b.clear { // b's failures, if any, continue a's
+		out.clear = a.clear
+		if !a.failFrom.IsZero() {
+			out.failFrom = a.failFrom
+		}
+		if b.failAt.IsZero() {
+			out.failAt, out.last = a.failAt, a.last
+		}
+	}
+	return out
 }
 
 // NewHealth returns a Health for store; disableAfter <= 0 means DefaultDisableAfter.
@@ -53,98 +98,225 @@ func NewHealth(store *Store, disableAfter time.Duration, log *slog.Logger) *Heal
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Health{store: store, disableAfter: disableAfter, log: log}
+	return &Health{
+		store: store, disableAfter: disableAfter, log: log,
+		wake: make(chan struct{}, 1), pending: map[string]observed{}, progress: make(chan struct{}),
+	}
 }
 
-// failureScript records a failed try: the first failure since the last success is kept.
-//
-// KEYS[1] docs hash; KEYS[2] failing hash.
-// ARGV[1] subscriber id; ARGV[2] now (unix ms).
-// Returns the first failure's time (unix ms), or -1 when the subscriber no longer exists.
-var failureScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
-redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
-return tonumber(redis.call('HGET', KEYS[2], ARGV[1]))
-`)
-
-// outcomeTimeout bounds the Redis work done for one outcome: the engine waits for Observe.
-const outcomeTimeout = 2 * time.Second
-
-// Observe takes one delivery try's outcome. Outcomes of endpoints that are not subscribers are
-// ignored.
+// Observe takes one outcome of the engine and returns at once; see Health. Outcomes of endpoints
+// that are not subscribers, and deferrals (no try was made), are ignored. Outcomes observed while
+// Health is not running are kept for the next Start.
 func (h *Health) Observe(o notifier.Outcome) {
 	id, ok := strings.CutPrefix(o.EndpointID, EndpointPrefix)
 	if !ok || id == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), outcomeTimeout)
-	defer cancel()
-	if err := h.observe(ctx, id, o); err != nil {
-		h.log.Warn("subscriber health: could not record a delivery outcome", "subscriber_id", id, "err", err)
+	var ob observed
+	switch {
+	case o.Delivered:
+		ob.clear = true
+	case o.StatusCode == http.StatusGone:
+		ob.gone = true
+	case !o.Tried:
+		return // a wait for the breaker or the rate limit, or a delivery given up: no answer to judge
+	default:
+		now := h.store.now()
+		ob.failFrom, ob.failAt, ob.last = now, now, o
+	}
+	h.mu.Lock()
+	if prev, ok := h.pending[id]; ok {
+		ob = prev.then(ob)
+	}
+	h.pending[id] = ob
+	h.seq++
+	h.mu.Unlock()
+	h.poke()
+}
+
+// poke wakes the goroutine without waiting.
+func (h *Health) poke() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
 	}
 }
 
-func (h *Health) observe(ctx context.Context, id string, o notifier.Outcome) error {
-	s := h.store
-	if o.Delivered {
-		return h.clear(ctx, id)
-	}
-	if o.StatusCode == http.StatusGone {
-		return h.disable(ctx, id, ReasonGone)
-	}
-	if !o.Tried {
-		return nil // a wait for the breaker or the rate limit, or a delivery given up: no answer to judge
-	}
-	now := s.now()
-	first, err := failureScript.Run(ctx, s.rdb, []string{s.k.docs(), s.k.failing()}, id, now.UnixMilli()).Int64()
-	if err != nil || first < 0 {
-		return err
-	}
-	since := time.UnixMilli(first)
-	if now.Sub(since) < h.disableAfter {
+// Start starts the goroutine that writes what Observe hands over. ctx's values are kept, not its
+// cancellation: Stop ends the goroutine. Calling Start on a running Health does nothing.
+func (h *Health) Start(ctx context.Context) error {
+	h.lifeMu.Lock()
+	defer h.lifeMu.Unlock()
+	if h.stop != nil {
 		return nil
 	}
-	return h.disable(ctx, id, fmt.Sprintf("every delivery failed for %s (since %s); the last try %s",
-		h.disableAfter, since.UTC().Format(time.RFC3339), describeOutcome(o)))
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	h.stop, h.done, h.cancel = make(chan struct{}), make(chan struct{}), cancel
+	go h.run(wctx, h.stop, h.done)
+	return nil
 }
 
-// clear deletes id's failure record, together with those of the successes reported while the
-// previous clear was being written (group commit): one HDEL at a time, and each caller returns
-// when the HDEL holding its id is done.
-func (h *Health) clear(ctx context.Context, id string) error {
-	h.mu.Lock()
-	if b := h.open; b != nil {
-		b.ids = append(b.ids, id)
-		h.mu.Unlock()
+// Stop writes what was handed over and stops the goroutine. If ctx ends first, the write is
+// cancelled and ctx's error returned. Calling Stop on a Health that is not running does nothing.
+func (h *Health) Stop(ctx context.Context) error {
+	h.lifeMu.Lock()
+	defer h.lifeMu.Unlock()
+	if h.stop == nil {
+		return nil
+	}
+	stop, done, cancel := h.stop, h.done, h.cancel
+	h.stop, h.done, h.cancel = nil, nil, nil
+	defer cancel()
+	close(stop)
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// run writes batches until stop is closed, then writes the last one.
+func (h *Health) run(ctx context.Context, stop, done chan struct{}) {
+	defer close(done)
+	for {
 		select {
-		case <-b.done:
-			return b.err
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-h.wake:
+		case <-stop:
+			if n, err := h.flush(ctx, true); err != nil {
+				h.log.Warn("subscriber health: delivery outcomes not recorded at shutdown", "subscribers", n, "err", err)
+			}
+			return
+		}
+		if _, err := h.flush(ctx, false); err != nil {
+			h.log.Warn("subscriber health: could not record delivery outcomes; retrying", "err", err)
+			t := time.NewTimer(retryDelay)
+			select {
+			case <-t.C:
+				h.poke()
+			case <-stop:
+				t.Stop()
+			}
 		}
 	}
-	b := &clearBatch{ids: []string{id}, done: make(chan struct{})}
-	prev := h.last
-	h.open, h.last = b, b
+}
+
+// flush writes what is pending. On an error the batch goes back to pending (its writes are
+// idempotent and it merges before what came meanwhile), unless final; it returns the batch's size.
+func (h *Health) flush(ctx context.Context, final bool) (int, error) {
+	h.mu.Lock()
+	batch, upTo := h.pending, h.seq
+	h.pending = make(map[string]observed, len(batch))
 	h.mu.Unlock()
-	// This caller writes the batch once the previous one is written; others join meanwhile.
-	if prev != nil {
-		select {
-		case <-prev.done:
-		case <-ctx.Done():
+	err := h.write(ctx, batch)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err != nil && !final {
+		for id, ob := range batch {
+			if later, ok := h.pending[id]; ok {
+				ob = ob.then(later)
+			}
+			h.pending[id] = ob
+		}
+		return len(batch), err
+	}
+	h.written = upTo
+	close(h.progress)
+	h.progress = make(chan struct{})
+	return len(batch), err
+}
+
+// write records one batch: clears the failure records of the subscribers that succeeded, records
+// the failures and disables the subscribers that answered 410 or failed for too long.
+func (h *Health) write(ctx context.Context, batch map[string]observed) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	var cleared, failed, gone []string
+	for id, ob := range batch {
+		switch {
+		case ob.gone:
+			gone = append(gone, id)
+		case !ob.failFrom.IsZero():
+			failed = append(failed, id)
+		case ob.clear:
+			cleared = append(cleared, id)
 		}
 	}
-	h.mu.Lock()
-	h.open = nil
-	ids := b.ids
-	h.mu.Unlock()
-	if err := ctx.Err(); err != nil {
-		b.err = err
-	} else {
-		b.err = h.store.rdb.HDel(ctx, h.store.k.failing(), ids...).Err()
+	for _, id := range gone {
+		if err := h.disable(ctx, id, ReasonGone); err != nil {
+			return err
+		}
 	}
-	close(b.done)
-	return b.err
+	for c := range slices.Chunk(cleared, clearChunk) {
+		if err := h.store.rdb.HDel(ctx, h.store.k.failing(), c...).Err(); err != nil {
+			return err
+		}
+	}
+	for c := range slices.Chunk(failed, failChunk) {
+		if err := h.recordFailures(ctx, c, batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// failureScript records failed tries: for each subscriber, the first failure since the last
+// success is kept.
+//
+// KEYS[1] docs hash; KEYS[2] failing hash.
+// ARGV: triples of subscriber id, "1" when a success came before the failures (the record is
+// deleted first) else "0", and the first of the failures (unix ms).
+// Returns, per triple, the first failure's time (unix ms), or -1 when the subscriber no longer
+// exists.
+var failureScript = redis.NewScript(`
+local out = {}
+for i = 1, #ARGV, 3 do
+  local id = ARGV[i]
+  if redis.call('HEXISTS', KEYS[1], id) == 0 then
+    out[#out + 1] = -1
+  else
+    if ARGV[i + 1] == '1' then redis.call('HDEL', KEYS[2], id) end
+    redis.call('HSETNX', KEYS[2], id, ARGV[i + 2])
+    out[#out + 1] = tonumber(redis.call('HGET', KEYS[2], id))
+  end
+end
+return out
+`)
+
+// recordFailures runs failureScript for ids and disables those that have failed for too long.
+func (h *Health) recordFailures(ctx context.Context, ids []string, batch map[string]observed) error {
+	s := h.store
+	args := make([]any, 0, 3*len(ids))
+	for _, id := range ids {
+		ob := batch[id]
+		del := "0"
+		if ob.clear {
+			del = "1"
+		}
+		args = append(args, id, del, strconv.FormatInt(ob.failFrom.UnixMilli(), 10))
+	}
+	firsts, err := failureScript.Run(ctx, s.rdb, []string{s.k.docs(), s.k.failing()}, args...).Int64Slice()
+	if err != nil {
+		return err
+	}
+	for i, first := range firsts {
+		ob := batch[ids[i]]
+		since := time.UnixMilli(first)
+		if first < 0 || ob.failAt.Sub(since) < h.disableAfter {
+			continue
+		}
+		reason := fmt.Sprintf("every delivery failed for %s (since %s); the last try %s",
+			h.disableAfter, since.UTC().Format(time.RFC3339), describeOutcome(ob.last))
+		if err := h.disable(ctx, ids[i], reason); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (h *Health) disable(ctx context.Context, id, reason string) error {

@@ -3,6 +3,8 @@ package subscribers
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,14 +17,50 @@ import (
 	"github.com/heraldhq/herald/notifier"
 )
 
+// startHealth returns a running Health for b's store, stopped when the test ends.
+func startHealth(t *testing.T, b *bundle, disableAfter time.Duration) *Health {
+	t.Helper()
+	h := NewHealth(b.store, disableAfter, nil)
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Stop(context.Background()) })
+	return h
+}
+
+// waitWritten waits until every outcome observed before the call is written.
+func (h *Health) waitWritten(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h.mu.Lock()
+	target := h.seq
+	h.mu.Unlock()
+	h.poke()
+	for {
+		h.mu.Lock()
+		written, progress := h.written, h.progress
+		h.mu.Unlock()
+		if written >= target {
+			return
+		}
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			t.Fatalf("outcomes not written: %d of %d", written, target)
+		}
+	}
+}
+
 func TestHealthGoneDisablesAtOnce(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *bundle) {
 		ctx := context.Background()
-		h := NewHealth(b.store, time.Hour, nil)
+		h := startHealth(t, b, time.Hour)
 		sub := mustCreate(t, b.store, newSub("https://example.com/"))
 		settle(t, b.store, nil)
 		h.Observe(notifier.Outcome{EndpointID: EndpointID(sub.ID), StatusCode: 410, Reason: "http_4xx"})
+		h.waitWritten(t)
 		got, _ := b.store.Get(ctx, sub.ID)
 		if got.Status != StatusDisabled || got.DisabledReason != ReasonGone || !got.Verified {
 			t.Fatalf("after 410: %+v", got)
@@ -33,7 +71,9 @@ func TestHealthGoneDisablesAtOnce(t *testing.T) {
 		// Outcomes of other endpoints and of deleted subscribers leave nothing behind.
 		h.Observe(notifier.Outcome{EndpointID: "chan:x", StatusCode: 410})
 		h.Observe(notifier.Outcome{EndpointID: "sessions", StatusCode: 500})
-		h.Observe(notifier.Outcome{EndpointID: EndpointID("sub_gone"), StatusCode: 500})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID("sub_gone"), StatusCode: 500, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID("sub_gone2"), StatusCode: 410})
+		h.waitWritten(t)
 		if n := b.rdb.HLen(ctx, b.store.k.failing()).Val(); n != 0 {
 			t.Fatalf("failing records: %d", n)
 		}
@@ -44,7 +84,7 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *bundle) {
 		ctx := context.Background()
-		h := NewHealth(b.store, 24*time.Hour, nil)
+		h := startHealth(t, b, 24*time.Hour)
 		sub := mustCreate(t, b.store, newSub("https://example.com/"))
 		settle(t, b.store, nil)
 		ep := EndpointID(sub.ID)
@@ -55,12 +95,13 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 			}
 			return got.Status
 		}
-		fail := func() { h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 503, Reason: "http_5xx", Tried: true}) }
+		observe := func(o notifier.Outcome) { h.Observe(o); h.waitWritten(t) }
+		fail := func() { observe(notifier.Outcome{EndpointID: ep, StatusCode: 503, Reason: "http_5xx", Tried: true}) }
 
 		// Waits for the breaker or the rate limit, and deliveries given up without a try, are not
 		// failures of the endpoint.
 		for _, r := range []string{notifier.ReasonBreakerOpen, notifier.ReasonRateLimited, notifier.ReasonMaxInFlight, notifier.ReasonMaxAge} {
-			h.Observe(notifier.Outcome{EndpointID: ep, Reason: r})
+			observe(notifier.Outcome{EndpointID: ep, Reason: r})
 		}
 		b.clock.Add(25 * time.Hour)
 		fail()
@@ -70,7 +111,7 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 			t.Fatalf("disabled too early: %s", s)
 		}
 		// A success starts the count again.
-		h.Observe(notifier.Outcome{EndpointID: ep, Delivered: true, StatusCode: 200})
+		observe(notifier.Outcome{EndpointID: ep, Delivered: true, StatusCode: 200})
 		b.clock.Add(2 * time.Hour)
 		fail()
 		b.clock.Add(23*time.Hour + 59*time.Minute)
@@ -79,7 +120,7 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 			t.Fatalf("disabled although a delivery succeeded %s ago: %s", 24*time.Hour, s)
 		}
 		b.clock.Add(time.Minute)
-		h.Observe(notifier.Outcome{EndpointID: ep, Reason: "timeout", Tried: true})
+		observe(notifier.Outcome{EndpointID: ep, Reason: "timeout", Tried: true})
 		got, _ := b.store.Get(ctx, sub.ID)
 		if got.Status != StatusDisabled || !strings.Contains(got.DisabledReason, "every delivery failed for 24h0m0s") ||
 			!strings.Contains(got.DisabledReason, "failed: timeout") {
@@ -97,76 +138,209 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 	})
 }
 
-// TestHealthConcurrentSuccesses: successes reported at once are cleared in groups, and each
-// Observe returns only once its own subscriber's failure record is gone.
-func TestHealthConcurrentSuccesses(t *testing.T) {
+// TestHealthObserveNeverWaitsForRedis: while Health's write is stuck in Redis, Observe still
+// returns at once; the outcomes handed over meanwhile coalesce to one entry per subscriber, and
+// Stop writes them in order once Redis answers: a 410 disables, a failure after a success starts
+// a new failure record, a success clears it.
+func TestHealthObserveNeverWaitsForRedis(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *bundle) {
 		ctx := context.Background()
-		hdels := &hdelCounter{key: b.store.k.failing()}
-		b.rdb.AddHook(hdels) // b.rdb is this test's own client
-		h := NewHealth(b.store, time.Hour, nil)
-		const n = 40
-		var ids []string
-		for i := range n {
-			ids = append(ids, mustCreate(t, b.store, newSub(fmt.Sprintf("https://example.com/%d", i))).ID)
+		const n = 20
+		ids := createSubs(t, b, n)
+		g := newGate(b.store.k.failing())
+		b.rdb.AddHook(g) // b.rdb is this test's own client
+		h := NewHealth(b.store, 24*time.Hour, nil)
+		if err := h.Start(ctx); err != nil {
+			t.Fatal(err)
 		}
-		settle(t, b.store, nil)
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), StatusCode: 500, Tried: true})
+		<-g.entered // the goroutine is now blocked in Redis, writing ids[0]'s failure
+
+		observed := make(chan struct{})
+		failedAfterSuccess := b.clock.Now().Add(2 * time.Minute)
+		go func() {
+			defer close(observed)
+			observeSequence(h, b.clock, ids)
+		}()
+		select {
+		case <-observed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Observe waited for Redis")
+		}
+		h.mu.Lock()
+		pending := len(h.pending)
+		h.mu.Unlock()
+		if pending > n {
+			t.Fatalf("%d pending entries for %d subscribers: outcomes did not coalesce", pending, n)
+		}
+		before := g.n.Load()
+		close(g.release)
+		if err := h.Stop(ctx); err != nil { // Stop drains what was handed over
+			t.Fatal(err)
+		}
+		if got, _ := b.store.Get(ctx, ids[0]); got.Status != StatusDisabled || got.DisabledReason != ReasonGone {
+			t.Fatalf("a 410 observed while Redis was blocked did not disable: %+v", got)
+		}
+		records := b.rdb.HGetAll(ctx, b.store.k.failing()).Val()
+		want := strconv.FormatInt(failedAfterSuccess.UnixMilli(), 10)
+		for _, id := range ids[1 : n-1] {
+			if records[id] != want {
+				t.Errorf("%s: failure record %q, want %q (the first failure after the success)", id, records[id], want)
+			}
+		}
+		if r, ok := records[ids[n-1]]; ok {
+			t.Errorf("the failure record of a subscriber whose last delivery succeeded: %q", r)
+		}
+		// The blocked batch, then one batch: the Disable, one HDEL, one failure script; each script
+		// may take an EVALSHA and an EVAL.
+		if cmds := g.n.Load() - before; cmds > 7 {
+			t.Errorf("%d Redis commands for the %d outcomes handed over while blocked: not batched", cmds, 4*(n-1)+3)
+		}
+	})
+}
+
+// TestHealthConcurrentObservers: outcomes observed from many goroutines at once end in the state
+// their order gives, written with fewer commands than outcomes.
+func TestHealthConcurrentObservers(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		g := newGate(b.store.k.failing())
+		close(g.release)
+		b.rdb.AddHook(g)
+		h := startHealth(t, b, time.Hour)
+		const n, rounds = 40, 5
+		ids := createSubs(t, b, n)
 		var wg sync.WaitGroup
 		for _, id := range ids {
 			wg.Go(func() {
 				ep := EndpointID(id)
-				for round := range 5 {
+				for range rounds {
 					h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Reason: "http_5xx", Tried: true})
-					if ok, _ := b.rdb.HExists(ctx, b.store.k.failing(), id).Result(); !ok {
-						t.Errorf("round %d: failure of %s not recorded", round, id)
-						return
-					}
 					h.Observe(notifier.Outcome{EndpointID: ep, Delivered: true, StatusCode: 200})
-					if ok, _ := b.rdb.HExists(ctx, b.store.k.failing(), id).Result(); ok {
-						t.Errorf("round %d: Observe of a success returned before %s's record was cleared", round, id)
-						return
-					}
 				}
 				h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Reason: "http_5xx", Tried: true})
 			})
 		}
 		wg.Wait()
-		if got := b.rdb.HLen(ctx, b.store.k.failing()).Val(); got != n {
-			t.Fatalf("%d failure records at the end, want %d", got, n)
+		h.waitWritten(t)
+		failing := b.rdb.HKeys(ctx, b.store.k.failing()).Val()
+		slices.Sort(failing)
+		slices.Sort(ids)
+		if !slices.Equal(failing, ids) {
+			t.Fatalf("failure records %v, want one per subscriber", failing)
 		}
-		if got, successes := hdels.n.Load(), int64(n*5); got >= successes {
-			t.Fatalf("%d HDELs of the failure records for %d successes: they were not batched", got, successes)
+		if got, outcomes := g.n.Load(), int64(n*(2*rounds+1)); got >= outcomes {
+			t.Fatalf("%d commands for %d outcomes: they were not batched", got, outcomes)
 		}
 	})
 }
 
-// hdelCounter is a go-redis hook that counts the HDEL commands on one key, alone or pipelined.
-type hdelCounter struct {
-	key string
-	n   atomic.Int64
-}
-
-func (c *hdelCounter) count(cmd redis.Cmder) {
-	if args := cmd.Args(); len(args) > 1 && strings.EqualFold(cmd.Name(), "hdel") && args[1] == c.key {
-		c.n.Add(1)
+// createSubs creates n verified subscribers and returns their ids.
+func createSubs(t *testing.T, b *bundle, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		ids = append(ids, mustCreate(t, b.store, newSub(fmt.Sprintf("https://example.com/%d", i))).ID)
 	}
+	settle(t, b.store, nil)
+	return ids
 }
 
-func (c *hdelCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+// observeSequence hands h, a minute apart, a failure, a success and two failures for every
+// subscriber but the first, then a 410 and a success for the first and a success for the last.
+func observeSequence(h *Health, c *clock, ids []string) {
+	fail := func(id string) {
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(id), StatusCode: 500, Reason: "http_5xx", Tried: true})
+	}
+	succeed := func(id string) {
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(id), Delivered: true, StatusCode: 200})
+	}
+	for _, step := range []func(string){fail, succeed, fail, fail} {
+		for _, id := range ids[1:] {
+			step(id)
+		}
+		c.Add(time.Minute)
+	}
+	h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), StatusCode: 410, Tried: true})
+	succeed(ids[0]) // a success after a 410 does not undo it
+	succeed(ids[len(ids)-1])
+}
 
-func (c *hdelCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+// gate is a go-redis hook on the commands that name one key: it counts them and holds each until
+// release is closed, closing entered when the first one arrives.
+type gate struct {
+	key     string
+	n       atomic.Int64
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newGate(key string) *gate {
+	return &gate{key: key, entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (g *gate) hold(ctx context.Context, cmds ...redis.Cmder) error {
+	for _, cmd := range cmds {
+		if slices.Contains(cmd.Args()[1:], any(g.key)) {
+			g.n.Add(1)
+			g.once.Do(func() { close(g.entered) })
+			select {
+			case <-g.release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+func (g *gate) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (g *gate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.count(cmd)
+		if err := g.hold(ctx, cmd); err != nil {
+			return err
+		}
 		return next(ctx, cmd)
 	}
 }
 
-func (c *hdelCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (g *gate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			c.count(cmd)
+		if err := g.hold(ctx, cmds...); err != nil {
+			return err
 		}
 		return next(ctx, cmds)
+	}
+}
+
+// TestObservedThen: merging outcomes keeps what their order means.
+func TestObservedThen(t *testing.T) {
+	t.Parallel()
+	t1, t2, t3 := time.Unix(1, 0), time.Unix(2, 0), time.Unix(3, 0)
+	fail := func(at time.Time) observed {
+		return observed{failFrom: at, failAt: at, last: notifier.Outcome{Reason: at.String()}}
+	}
+	ok, gone := observed{clear: true}, observed{gone: true}
+	for _, c := range []struct {
+		name string
+		got  observed
+		want observed
+	}{
+		{"fail, fail", fail(t1).then(fail(t2)), observed{failFrom: t1, failAt: t2, last: fail(t2).last}},
+		{"fail, success", fail(t1).then(ok), ok},
+		{"success, fail", ok.then(fail(t2)), observed{clear: true, failFrom: t2, failAt: t2, last: fail(t2).last}},
+		{"fail, success, fail, fail", fail(t1).then(ok).then(fail(t2)).then(fail(t3)),
+			observed{clear: true, failFrom: t2, failAt: t3, last: fail(t3).last}},
+		{"410, success", gone.then(ok), observed{gone: true, clear: true}},
+		{"success, 410", ok.then(gone), observed{gone: true, clear: true}},
+		{"fail, 410", fail(t1).then(gone), observed{gone: true, failFrom: t1, failAt: t1, last: fail(t1).last}},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, c.got, c.want)
+		}
 	}
 }

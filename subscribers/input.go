@@ -11,7 +11,8 @@ import (
 
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
-	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/ids"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // input is the body of POST /subscribers, and of PATCH once merged into the stored subscriber.
@@ -85,7 +86,7 @@ func (v validation) apply(in *input, sub *Subscriber) error {
 	}
 
 	if in.Secret == nil {
-		sub.Secret = notifier.NewSecret()
+		sub.Secret = webhooksig.NewSecret()
 	} else if err := CheckSecret(*in.Secret); err != nil {
 		return err
 	} else {
@@ -93,7 +94,7 @@ func (v validation) apply(in *input, sub *Subscriber) error {
 	}
 
 	var err error
-	if sub.ChannelIDs, err = checkList("channel_ids", in.ChannelIDs, func(s string) bool { return httpx.ValidID(s) },
+	if sub.ChannelIDs, err = checkList("channel_ids", in.ChannelIDs, func(s string) bool { return ids.Valid(s) },
 		"channel ids are 1 to 128 letters, digits, '-', '_', '.' or ':'"); err != nil {
 		return err
 	}

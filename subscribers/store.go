@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/ids"
 )
 
 // Store keeps subscribers in Redis with the indexes fan-out (Targets, CountMatch) needs. It is
@@ -252,8 +252,8 @@ func (s *Store) modify(ctx context.Context, id string, fn func(r *record) (effec
 func (s *Store) Create(ctx context.Context, sub *Subscriber) (*Subscriber, error) {
 	r := &record{Subscriber: *sub, VerifyGen: 1}
 	if r.ID == "" {
-		r.ID = httpx.NewID("sub")
-	} else if !httpx.ValidID(r.ID) {
+		r.ID = ids.New("sub")
+	} else if !ids.Valid(r.ID) {
 		return nil, fmt.Errorf("subscribers: invalid id %q", r.ID)
 	}
 	now := s.now().UTC()

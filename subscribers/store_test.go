@@ -14,9 +14,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/channels"
-	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx"
 	"github.com/heraldhq/herald/redisx/redistest"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // clock is a settable clock for tests.
@@ -89,7 +89,7 @@ func eachPage[T any](tb testing.TB, maxPages int, fetch func(after string) ([]T,
 }
 
 func newSub(url string) *Subscriber {
-	return &Subscriber{URL: url, Token: "tok", Secret: notifier.NewSecret()}
+	return &Subscriber{URL: url, Token: "tok", Secret: webhooksig.NewSecret()}
 }
 
 func mustCreate(t *testing.T, s *Store, sub *Subscriber) *Subscriber {

@@ -16,10 +16,10 @@ import (
 
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/internal/testutil"
-	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx/redistest"
 	"github.com/heraldhq/herald/subscribers"
 	"github.com/heraldhq/herald/verifier"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 var loopback = egress.Policy{AllowHTTP: true, AllowPrivate: true}
@@ -58,7 +58,7 @@ func (f *fixture) start(t *testing.T) *verifier.Service {
 
 func (f *fixture) create(t *testing.T, url, token string) *subscribers.Subscriber {
 	t.Helper()
-	sub, err := f.store.Create(context.Background(), &subscribers.Subscriber{URL: url, Token: token, Secret: notifier.NewSecret()})
+	sub, err := f.store.Create(context.Background(), &subscribers.Subscriber{URL: url, Token: token, Secret: webhooksig.NewSecret()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/sink"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // runSink runs `herald sink`: a local receiver that prints what herald sends, answers handshakes,
@@ -77,7 +77,7 @@ func parseSink(args []string, stdout, stderr io.Writer) (sink.Config, string, er
 	if cfg.Delay < 0 || cfg.ReplyDelay < 0 {
 		return cfg, "", errors.New("--delay and --reply-delay must not be negative")
 	}
-	if err := notifier.CheckSecret(cfg.Secret); err != nil {
+	if err := webhooksig.CheckSecret(cfg.Secret); err != nil {
 		return cfg, "", errors.New("--secret must be whsec_ followed by base64, as herald prints or is given with --signing-secret")
 	}
 	return cfg, *addr, nil
