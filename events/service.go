@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/internal/lifecycle"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/subscribers"
 )
@@ -133,11 +133,10 @@ type Service struct {
 
 	kick chan struct{} // wakes an idle worker when this process accepts an event
 
-	mu       sync.Mutex
-	running  bool
+	life     lifecycle.State
+	workers  lifecycle.Group    // the expansion workers, from Start until Stop
 	stopping chan struct{}      // closed by Stop: finish the current batch, release, exit
-	cancel   context.CancelFunc // cancels the workers' context when Stop's deadline passes
-	done     chan struct{}      // closed when every worker has returned
+	cancel   context.CancelFunc // set by Start: cancels the workers' context
 }
 
 // New builds the service.
@@ -149,10 +148,40 @@ func New(rdb redis.UniversalClient, ch Channels, subs Subscribers, eng Engine, c
 	s := &Service{
 		rdb: rdb, ch: ch, subs: subs, eng: eng, cfg: cfg,
 		keys: newKeys(cfg.Prefix), log: cfg.Logger.With("component", "events"),
-		kick: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1), stopping: make(chan struct{}),
 	}
 	s.m = newMetrics(s, cfg.Registerer)
 	return s, nil
+}
+
+// Start launches the expansion workers. A service starts once: a second Start returns an error
+// wrapping lifecycle.ErrStarted, a Start after Stop one wrapping lifecycle.ErrStopped.
+func (s *Service) Start(ctx context.Context) error {
+	return s.life.Start("events", func() error {
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s.cancel = cancel
+		for range s.cfg.Workers {
+			s.workers.Go(func() { s.work(wctx, s.stopping) })
+		}
+		return nil
+	})
+}
+
+// Stop asks the workers to finish the batch they are on, hand their events back (so another
+// process resumes them at once) and return. When ctx ends first they are cancelled mid-batch;
+// their events are then resumed after the lease runs out. Only the first call does anything:
+// later ones, and a Stop before Start, return nil.
+func (s *Service) Stop(ctx context.Context) error {
+	first, started := s.life.Stop()
+	if !first || !started {
+		return nil
+	}
+	close(s.stopping)
+	defer s.cancel()
+	if err := s.workers.Drain(ctx, s.cancel); err != nil {
+		return fmt.Errorf("events: workers cancelled at the stop deadline: %w", err)
+	}
+	return nil
 }
 
 // Notification is a notify request.
