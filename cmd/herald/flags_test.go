@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/notifier"
 )
 
 func TestFlagsEnvAndPrecedence(t *testing.T) {
@@ -32,6 +35,18 @@ func TestFlagsEnvAndPrecedence(t *testing.T) {
 	}
 	if cfg.AllowHTTP || cfg.AllowPrivate {
 		t.Errorf("with a Redis URL the strict target rules hold")
+	}
+}
+
+// The flags' defaults are the components': a default is written once.
+func TestFlagsDefaultsFromEngine(t *testing.T) {
+	cfg, err := parseServe(nil, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := notifier.DefaultConfig()
+	if cfg.Workers != n.Workers || cfg.RequestTimeout != n.RequestTimeout || !slices.Equal(cfg.RetrySchedule, n.RetrySchedule) {
+		t.Fatalf("flag defaults %+v differ from the engine's", cfg)
 	}
 }
 
