@@ -227,6 +227,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *app.Config) { c.DeliveryRetention = 500 * time.Millisecond }, "--delivery-retention"},
 		{func(c *app.Config) { c.RetrySchedule = make([]time.Duration, 51) }, "--retry-schedule"},
 		{func(c *app.Config) { c.RedisPrefix = "a:b" }, "--redis-prefix"},
+		{func(c *app.Config) { c.PprofAddr = "6060" }, "--pprof-addr"},
 	} {
 		cfg := app.Default()
 		c.mutate(&cfg)

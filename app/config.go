@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -49,6 +50,8 @@ type Config struct {
 
 	LogFormat string // text or json
 	LogLevel  string // debug, info, warn, error
+
+	PprofAddr string // host:port of the profiling listener; "" turns it off
 
 	Version string // set at build time, sent in User-Agent
 }
@@ -188,6 +191,11 @@ func (c *Config) checkHTTP(p *problems) {
 	}
 	if c.APIRateLimit < 0 {
 		p.bad("api-rate-limit", "must be 0 (off) or positive")
+	}
+	if c.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			p.bad("pprof-addr", "must be host:port, such as 127.0.0.1:6060")
+		}
 	}
 }
 

@@ -36,6 +36,21 @@ func TestFlagsEnvAndPrecedence(t *testing.T) {
 	if cfg.AllowHTTP || cfg.AllowPrivate {
 		t.Errorf("with a Redis URL the strict target rules hold")
 	}
+	if cfg.PprofAddr != "" {
+		t.Errorf("--pprof-addr must default to off, got %q", cfg.PprofAddr)
+	}
+}
+
+func TestFlagsPprofAddr(t *testing.T) {
+	t.Setenv("HERALD_PPROF_ADDR", "127.0.0.1:6060")
+	cfg, err := parseServe(nil, io.Discard, io.Discard)
+	if err != nil || cfg.PprofAddr != "127.0.0.1:6060" {
+		t.Fatalf("HERALD_PPROF_ADDR: %q %v", cfg.PprofAddr, err)
+	}
+	cfg, err = parseServe([]string{"--pprof-addr", "127.0.0.1:6061"}, io.Discard, io.Discard)
+	if err != nil || cfg.PprofAddr != "127.0.0.1:6061" {
+		t.Fatalf("--pprof-addr: %q %v", cfg.PprofAddr, err)
+	}
 }
 
 // The flags' defaults are the components': a default is written once.
