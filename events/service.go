@@ -303,24 +303,8 @@ func (s *Service) Notify(ctx context.Context, channelID string, n Notification, 
 		}
 	}
 
-	ch, err := s.ch.Get(ctx, channelID)
-	if errors.Is(err, channels.ErrNotFound) {
-		return acc, false, fmt.Errorf("%w: %s", ErrUnknownChannel, channelID)
-	} else if err != nil {
-		return acc, false, err
-	}
-	count := 1
-	if n.SubscriberID != "" {
-		sub, err := s.subs.Get(ctx, n.SubscriberID)
-		if errors.Is(err, subscribers.ErrNotFound) {
-			return acc, false, fmt.Errorf("%w: %s", ErrUnknownSubscriber, n.SubscriberID)
-		} else if err != nil {
-			return acc, false, err
-		}
-		if !sub.Active() {
-			return acc, false, fmt.Errorf("%w: subscriber %s has status %q", ErrSubscriberNotVerified, sub.ID, sub.Status)
-		}
-	} else if count, err = s.subs.CountMatch(ctx, ch, n.Type); err != nil {
+	ch, count, err := s.lookup(ctx, channelID, &n)
+	if err != nil {
 		return acc, false, err
 	}
 
@@ -337,8 +321,38 @@ func (s *Service) Notify(ctx context.Context, channelID string, n Notification, 
 		SubscriberID: n.SubscriberID, CreatedAt: s.cfg.Now().UTC(), Status: StatusExpanding,
 		Subscribers: count, channel: doc, tail: tail,
 	}
-	acc = Accepted{EventID: ev.ID, Subscribers: count}
+	return s.accept(ctx, ev, reqHash, idemKeyName)
+}
 
+// lookup finds the channel and counts the subscribers an event goes to: the one it names,
+// which must be verified, or every match.
+func (s *Service) lookup(ctx context.Context, channelID string, n *Notification) (*channels.Channel, int, error) {
+	ch, err := s.ch.Get(ctx, channelID)
+	if errors.Is(err, channels.ErrNotFound) {
+		return nil, 0, fmt.Errorf("%w: %s", ErrUnknownChannel, channelID)
+	} else if err != nil {
+		return nil, 0, err
+	}
+	if n.SubscriberID == "" {
+		count, err := s.subs.CountMatch(ctx, ch, n.Type)
+		return ch, count, err
+	}
+	sub, err := s.subs.Get(ctx, n.SubscriberID)
+	if errors.Is(err, subscribers.ErrNotFound) {
+		return nil, 0, fmt.Errorf("%w: %s", ErrUnknownSubscriber, n.SubscriberID)
+	} else if err != nil {
+		return nil, 0, err
+	}
+	if !sub.Active() {
+		return nil, 0, fmt.Errorf("%w: subscriber %s has status %q", ErrSubscriberNotVerified, sub.ID, sub.Status)
+	}
+	return ch, 1, nil
+}
+
+// accept stores ev with its entry in the expansion queue (and the idempotency record, when
+// idemKeyName is set) in one script, unless the key was used meanwhile or the queue is full.
+func (s *Service) accept(ctx context.Context, ev *Event, reqHash, idemKeyName string) (Accepted, bool, error) {
+	acc := Accepted{EventID: ev.ID, Subscribers: ev.Subscribers}
 	keys := []string{s.keys.event(ev.ID), s.keys.expand(), s.keys.backlogFull()}
 	if idemKeyName != "" {
 		keys = append(keys, idemKeyName)
@@ -355,7 +369,7 @@ func (s *Service) Notify(ctx context.Context, channelID string, n Notification, 
 	case "ok":
 		s.m.accepted.WithLabelValues(ev.Type).Inc()
 		s.wake()
-		s.log.Debug("event accepted", "event_id", ev.ID, "type", ev.Type, "channel_id", ev.ChannelID, "subscribers", count)
+		s.log.Debug("event accepted", "event_id", ev.ID, "type", ev.Type, "channel_id", ev.ChannelID, "subscribers", ev.Subscribers)
 		return acc, false, nil
 	case "replay":
 		return s.replay(res[1], reqHash)
