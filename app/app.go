@@ -94,9 +94,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		conn.Close()
 		return nil, err
 	}
-	if a.pprofLn != nil {
-		a.pprofAddr = a.pprofLn.Addr()
-	}
 	return a, nil
 }
 
@@ -180,8 +177,8 @@ func (a *App) stopServicesCtx(ctx context.Context) {
 	a.started = nil
 }
 
-// Close releases Redis (and the embedded store) and the profiling listener. Serve calls it; call it yourself only when Serve
-// never ran.
+// Close releases Redis (and the embedded store) and the profiling listener. Serve calls it; call
+// it yourself only when Serve never ran.
 func (a *App) Close() {
 	if a.pprofLn != nil {
 		_ = a.pprofLn.Close()

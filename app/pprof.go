@@ -24,7 +24,7 @@ func (a *App) listenPprof() error {
 	if err != nil {
 		return fmt.Errorf("--pprof-addr: listen on %s: %w", a.Cfg.PprofAddr, err)
 	}
-	a.pprofLn = ln
+	a.pprofLn, a.pprofAddr = ln, ln.Addr()
 	return nil
 }
 
