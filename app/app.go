@@ -46,6 +46,9 @@ type App struct {
 	ready    []func(context.Context) error
 	started  []service
 
+	pprofLn   net.Listener // --pprof-addr, until Serve serves it; see pprof.go
+	pprofAddr net.Addr
+
 	components // set by the mount functions, see mounts.go
 }
 
@@ -86,6 +89,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			conn.Close()
 			return nil, err
 		}
+	}
+	if err := a.listenPprof(); err != nil {
+		conn.Close()
+		return nil, err
 	}
 	return a, nil
 }
@@ -129,6 +136,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		a.started = append(a.started, s)
 	}
+	stopPprof := a.servePprof()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.Log.Info("herald is listening", "addr", ln.Addr().String(), "public_url", a.Cfg.PublicURL)
@@ -138,6 +146,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
+	stopPprof()
 	a.Log.Info("shutting down: no new requests; finishing the ones in flight")
 	sctx, cancel := context.WithTimeout(context.Background(), a.Cfg.ShutdownTimeout)
 	defer cancel()
@@ -168,9 +177,13 @@ func (a *App) stopServicesCtx(ctx context.Context) {
 	a.started = nil
 }
 
-// Close releases Redis (and the embedded store). Serve calls it; call it yourself only when Serve
-// never ran.
+// Close releases Redis (and the embedded store) and the profiling listener. Serve calls it; call
+// it yourself only when Serve never ran.
 func (a *App) Close() {
+	if a.pprofLn != nil {
+		_ = a.pprofLn.Close()
+		a.pprofLn = nil
+	}
 	if a.Conn != nil {
 		_ = a.Conn.Close()
 		a.Conn = nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/heraldhq/herald/app"
 	"github.com/heraldhq/herald/internal/testutil"
+	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx/redistest"
 )
 
@@ -212,6 +214,14 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *app.Config) { c.SigningSecret = "whsec_abc" }, "--signing-secret"},
 		{func(c *app.Config) { c.LogFormat = "xml" }, "--log-format"},
 		{func(c *app.Config) { c.RequestTimeout = 0 }, "--request-timeout"},
+		{func(c *app.Config) { c.Workers = 0 }, "--workers"},
+		{func(c *app.Config) { c.Workers = 100_001 }, "--workers"},
+		{func(c *app.Config) { c.MaxBacklog = 0 }, "--max-backlog"},
+		{func(c *app.Config) { c.MaxDeliveryAge = 0 }, "--max-delivery-age"},
+		{func(c *app.Config) { c.DeliveryRetention = 500 * time.Millisecond }, "--delivery-retention"},
+		{func(c *app.Config) { c.RetrySchedule = make([]time.Duration, 51) }, "--retry-schedule"},
+		{func(c *app.Config) { c.RedisPrefix = "a:b" }, "--redis-prefix"},
+		{func(c *app.Config) { c.PprofAddr = "6060" }, "--pprof-addr"},
 	} {
 		cfg := app.Default()
 		c.mutate(&cfg)
@@ -221,10 +231,28 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	cfg := app.Default()
+	cfg.Workers = 5000 // past the old limit of 4096: the engine's (100000) is the one limit
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
 	if cfg.PublicURL != "http://127.0.0.1:8000" {
 		t.Fatalf("PublicURL default = %q", cfg.PublicURL)
+	}
+}
+
+// Default takes the engine's defaults from the engine, and every setting is named once per error.
+func TestDefaultsFromComponents(t *testing.T) {
+	t.Parallel()
+	cfg, n := app.Default(), notifier.DefaultConfig()
+	if cfg.RedisPrefix != n.Prefix || cfg.RequestTimeout != n.RequestTimeout || !slices.Equal(cfg.RetrySchedule, n.RetrySchedule) ||
+		cfg.MaxDeliveryAge != n.MaxDeliveryAge || cfg.RateLimitPerMinute != n.RateLimitPerMinute ||
+		cfg.MaxInFlight != n.MaxInFlight || cfg.MaxConnsPerHost != n.MaxConnsPerHost || cfg.MaxBacklog != n.MaxBacklog ||
+		cfg.Workers != n.Workers || cfg.DeliveryRetention != n.Retention || cfg.Version != n.Version {
+		t.Errorf("app.Default() = %+v\nnotifier.DefaultConfig() = %+v", cfg, n)
+	}
+	cfg.RetrySchedule = []time.Duration{-1, -2, -3}
+	err := cfg.Validate()
+	if err == nil || strings.Count(err.Error(), "--retry-schedule") != 1 {
+		t.Errorf("want one error naming --retry-schedule, got %v", err)
 	}
 }

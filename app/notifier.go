@@ -11,23 +11,10 @@ import (
 // background service (its workers start with Serve and drain on shutdown) and as a readiness
 // check (its consumer group must exist).
 func mountNotifier(a *App) error {
-	e, err := notifier.New(a.RDB, notifier.Config{
-		Prefix:             a.Cfg.RedisPrefix,
-		Version:            a.Cfg.Version,
-		RequestTimeout:     a.Cfg.RequestTimeout,
-		RetrySchedule:      a.Cfg.RetrySchedule,
-		MaxDeliveryAge:     a.Cfg.MaxDeliveryAge,
-		RateLimitPerMinute: a.Cfg.RateLimitPerMinute,
-		MaxInFlight:        a.Cfg.MaxInFlight,
-		MaxConnsPerHost:    a.Cfg.MaxConnsPerHost,
-		AllowHTTP:          a.Cfg.AllowHTTP,
-		AllowPrivate:       a.Cfg.AllowPrivate,
-		MaxBacklog:         a.Cfg.MaxBacklog,
-		Workers:            a.Cfg.Workers,
-		Retention:          a.Cfg.DeliveryRetention,
-		Registerer:         a.Registry,
-		Logger:             a.Log.With("component", "notifier"),
-	})
+	cfg := a.Cfg.notifierConfig()
+	cfg.Registerer = a.Registry
+	cfg.Logger = a.Log.With("component", "notifier")
+	e, err := notifier.New(a.RDB, cfg)
 	if err != nil {
 		return fmt.Errorf("delivery engine: %w", err)
 	}

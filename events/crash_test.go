@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/internal/lifecycle"
 	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/subscribers"
@@ -211,7 +212,8 @@ func (b *bundle) bulkSubscribers(t testing.TB, n int, url string) []string {
 }
 
 // TestStopHandsBack: Stop lets the current batch finish and hands the event back at once, so
-// another process resumes it without waiting for the lease; Start and Stop are safe twice.
+// another process resumes it without waiting for the lease. A second Start is refused; a second
+// Stop returns nil.
 func TestStopHandsBack(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
@@ -235,10 +237,11 @@ func TestStopHandsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	acc := b.notify(t, "c1", map[string]any{"type": TypeUnpublish})
-	for range 2 {
-		if err := slow.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
+	if err := slow.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := slow.Start(ctx); !errors.Is(err, lifecycle.ErrStarted) {
+		t.Fatalf("second Start: %v, want ErrStarted", err)
 	}
 	for i := range 4 {
 		testutil.Receive(t, batches, 20*time.Second, fmt.Sprintf("batch %d of the expansion", i+1))
@@ -250,6 +253,9 @@ func TestStopHandsBack(t *testing.T) {
 		if err := slow.Stop(sctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := slow.Start(ctx); !errors.Is(err, lifecycle.ErrStopped) {
+		t.Fatalf("Start after Stop: %v, want ErrStopped", err)
 	}
 	ev, err := b.svc.Get(ctx, acc.EventID)
 	if err != nil || ev.Status != StatusExpanding || ev.Enqueued == 0 || ev.cursor == "" {
@@ -264,5 +270,23 @@ func TestStopHandsBack(t *testing.T) {
 	b.expand(t)
 	if got := b.subscriberIDs(t, acc.EventID); !slices.Equal(got, want) {
 		t.Errorf("%d deliveries, want one for each of %d subscribers", len(got), len(want))
+	}
+}
+
+// TestStopBeforeStart: a service stopped before it started stays stopped; Stop is nil every time.
+func TestStopBeforeStart(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	svc, err := New(b.rdb, b.chans, b.subs, b.eng, Config{Prefix: b.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := svc.Stop(context.Background()); err != nil {
+			t.Fatalf("Stop before Start: %v", err)
+		}
+	}
+	if err := svc.Start(context.Background()); !errors.Is(err, lifecycle.ErrStopped) {
+		t.Fatalf("Start after Stop: %v, want ErrStopped", err)
 	}
 }

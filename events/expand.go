@@ -42,56 +42,6 @@ func DeliveryID(eventID, subscriberID string) string {
 	return eventID + ".h" + hex.EncodeToString(h[:16])
 }
 
-// Start launches the expansion workers. Calling it again while they run does nothing.
-func (s *Service) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.running {
-		return nil
-	}
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.running, s.cancel = true, cancel
-	s.stopping, s.done = make(chan struct{}), make(chan struct{})
-	var wg sync.WaitGroup
-	for range s.cfg.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.work(wctx, s.stopping)
-		}()
-	}
-	go func() {
-		wg.Wait()
-		close(s.done)
-	}()
-	return nil
-}
-
-// Stop asks the workers to finish the batch they are on, hand their events back (so another
-// process resumes them at once) and return. When ctx ends first they are cancelled mid-batch;
-// their events are then resumed after the lease runs out. Safe to call twice.
-func (s *Service) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	if !s.running {
-		s.mu.Unlock()
-		return nil
-	}
-	s.running = false
-	stopping, cancel, done := s.stopping, s.cancel, s.done
-	s.mu.Unlock()
-
-	close(stopping)
-	select {
-	case <-done:
-		cancel()
-		return nil
-	case <-ctx.Done():
-		cancel()
-		<-done
-		return fmt.Errorf("events: workers cancelled at the stop deadline: %w", ctx.Err())
-	}
-}
-
 // work is one worker: expand due events until there are none, then wait for a wake-up or the poll
 // interval.
 func (s *Service) work(ctx context.Context, stopping <-chan struct{}) {

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +18,7 @@ import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/httpx"
 	"github.com/heraldhq/herald/ids"
+	"github.com/heraldhq/herald/internal/lifecycle"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/subscribers"
 )
@@ -134,11 +134,10 @@ type Service struct {
 
 	kick chan struct{} // wakes an idle worker when this process accepts an event
 
-	mu       sync.Mutex
-	running  bool
+	life     lifecycle.State
+	workers  lifecycle.Group    // the expansion workers, from Start until Stop
 	stopping chan struct{}      // closed by Stop: finish the current batch, release, exit
-	cancel   context.CancelFunc // cancels the workers' context when Stop's deadline passes
-	done     chan struct{}      // closed when every worker has returned
+	cancel   context.CancelFunc // set by Start: cancels the workers' context
 }
 
 // New builds the service.
@@ -150,10 +149,40 @@ func New(rdb redis.UniversalClient, ch Channels, subs Subscribers, eng Engine, c
 	s := &Service{
 		rdb: rdb, ch: ch, subs: subs, eng: eng, cfg: cfg,
 		keys: newKeys(cfg.Prefix), log: cfg.Logger.With("component", "events"),
-		kick: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1), stopping: make(chan struct{}),
 	}
 	s.m = newMetrics(s, cfg.Registerer)
 	return s, nil
+}
+
+// Start launches the expansion workers. A service starts once: a second Start returns an error
+// wrapping lifecycle.ErrStarted, a Start after Stop one wrapping lifecycle.ErrStopped.
+func (s *Service) Start(ctx context.Context) error {
+	return s.life.Start("events", func() error {
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s.cancel = cancel
+		for range s.cfg.Workers {
+			s.workers.Go(func() { s.work(wctx, s.stopping) })
+		}
+		return nil
+	})
+}
+
+// Stop asks the workers to finish the batch they are on, hand their events back (so another
+// process resumes them at once) and return. When ctx ends first they are cancelled mid-batch;
+// their events are then resumed after the lease runs out. Only the first call does anything:
+// later ones, and a Stop before Start, return nil.
+func (s *Service) Stop(ctx context.Context) error {
+	first, started := s.life.Stop()
+	if !first || !started {
+		return nil
+	}
+	close(s.stopping)
+	defer s.cancel()
+	if err := s.workers.Drain(ctx, s.cancel); err != nil {
+		return fmt.Errorf("events: workers cancelled at the stop deadline: %w", err)
+	}
+	return nil
 }
 
 // Notification is a notify request.
@@ -275,24 +304,8 @@ func (s *Service) Notify(ctx context.Context, channelID string, n Notification, 
 		}
 	}
 
-	ch, err := s.ch.Get(ctx, channelID)
-	if errors.Is(err, channels.ErrNotFound) {
-		return acc, false, fmt.Errorf("%w: %s", ErrUnknownChannel, channelID)
-	} else if err != nil {
-		return acc, false, err
-	}
-	count := 1
-	if n.SubscriberID != "" {
-		sub, err := s.subs.Get(ctx, n.SubscriberID)
-		if errors.Is(err, subscribers.ErrNotFound) {
-			return acc, false, fmt.Errorf("%w: %s", ErrUnknownSubscriber, n.SubscriberID)
-		} else if err != nil {
-			return acc, false, err
-		}
-		if !sub.Active() {
-			return acc, false, fmt.Errorf("%w: subscriber %s has status %q", ErrSubscriberNotVerified, sub.ID, sub.Status)
-		}
-	} else if count, err = s.subs.CountMatch(ctx, ch, n.Type); err != nil {
+	ch, count, err := s.lookup(ctx, channelID, &n)
+	if err != nil {
 		return acc, false, err
 	}
 
@@ -309,8 +322,38 @@ func (s *Service) Notify(ctx context.Context, channelID string, n Notification, 
 		SubscriberID: n.SubscriberID, CreatedAt: s.cfg.Now().UTC(), Status: StatusExpanding,
 		Subscribers: count, channel: doc, tail: tail,
 	}
-	acc = Accepted{EventID: ev.ID, Subscribers: count}
+	return s.accept(ctx, ev, reqHash, idemKeyName)
+}
 
+// lookup finds the channel and counts the subscribers an event goes to: the one it names,
+// which must be verified, or every match.
+func (s *Service) lookup(ctx context.Context, channelID string, n *Notification) (*channels.Channel, int, error) {
+	ch, err := s.ch.Get(ctx, channelID)
+	if errors.Is(err, channels.ErrNotFound) {
+		return nil, 0, fmt.Errorf("%w: %s", ErrUnknownChannel, channelID)
+	} else if err != nil {
+		return nil, 0, err
+	}
+	if n.SubscriberID == "" {
+		count, err := s.subs.CountMatch(ctx, ch, n.Type)
+		return ch, count, err
+	}
+	sub, err := s.subs.Get(ctx, n.SubscriberID)
+	if errors.Is(err, subscribers.ErrNotFound) {
+		return nil, 0, fmt.Errorf("%w: %s", ErrUnknownSubscriber, n.SubscriberID)
+	} else if err != nil {
+		return nil, 0, err
+	}
+	if !sub.Active() {
+		return nil, 0, fmt.Errorf("%w: subscriber %s has status %q", ErrSubscriberNotVerified, sub.ID, sub.Status)
+	}
+	return ch, 1, nil
+}
+
+// accept stores ev with its entry in the expansion queue (and the idempotency record, when
+// idemKeyName is set) in one script, unless the key was used meanwhile or the queue is full.
+func (s *Service) accept(ctx context.Context, ev *Event, reqHash, idemKeyName string) (Accepted, bool, error) {
+	acc := Accepted{EventID: ev.ID, Subscribers: ev.Subscribers}
 	keys := []string{s.keys.event(ev.ID), s.keys.expand(), s.keys.backlogFull()}
 	if idemKeyName != "" {
 		keys = append(keys, idemKeyName)
@@ -327,7 +370,7 @@ func (s *Service) Notify(ctx context.Context, channelID string, n Notification, 
 	case "ok":
 		s.m.accepted.WithLabelValues(ev.Type).Inc()
 		s.wake()
-		s.log.Debug("event accepted", "event_id", ev.ID, "type", ev.Type, "channel_id", ev.ChannelID, "subscribers", count)
+		s.log.Debug("event accepted", "event_id", ev.ID, "type", ev.Type, "channel_id", ev.ChannelID, "subscribers", ev.Subscribers)
 		return acc, false, nil
 	case "replay":
 		return s.replay(res[1], reqHash)

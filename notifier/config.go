@@ -14,7 +14,9 @@ import (
 	"github.com/heraldhq/herald/httpx"
 )
 
-// Config configures an Engine. Zero values take the documented defaults (see withDefaults).
+// Config configures an Engine. Zero values take the documented defaults (see DefaultConfig); this
+// file is the one place the engine's defaults and limits are written: the daemon's flags take
+// theirs from DefaultConfig and are checked with Check.
 type Config struct {
 	// Prefix namespaces every Redis key (default "herald"). Engines that share a prefix on one
 	// Redis share the work.
@@ -88,6 +90,20 @@ const (
 	secretOverlap = 24 * time.Hour // a replaced secret keeps signing this long
 )
 
+// DefaultConfig returns the engine's defaults: a zero Config with every default applied, as New
+// applies them. Consumer, Logger and Now are this process's (host-pid-random, slog.Default(),
+// time.Now).
+func DefaultConfig() Config { return Config{}.withDefaults() }
+
+// Validate applies the defaults, then checks the config as New does. Every problem is a
+// *ConfigError (wrapping ErrConfig) naming the setting; several are joined with errors.Join.
+func (c Config) Validate() error { return c.withDefaults().validate() }
+
+// Check checks c as it is, as Validate does but applying no defaults: a zero where the engine needs
+// a positive value is an error rather than the default. It is for configs whose every setting was
+// already filled from DefaultConfig, such as the daemon's flags, where a zero was asked for.
+func (c Config) Check() error { return c.validate() }
+
 func (c Config) withDefaults() Config {
 	c.Prefix = cmp.Or(c.Prefix, "herald")
 	c.Version = cmp.Or(c.Version, "dev")
@@ -131,67 +147,108 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// ErrConfig is wrapped by every configuration error New returns.
+// ErrConfig is wrapped by every configuration error New and Validate return.
 var ErrConfig = errors.New("notifier: invalid configuration")
 
-// validate checks a config after defaults; every problem is named.
+// ConfigError is one invalid setting. It wraps ErrConfig.
+type ConfigError struct {
+	Field  string // the Config field, e.g. "Workers"
+	Reason string // what is wrong with it, e.g. "must be between 1 and 100000, got 0"
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("%v: %s %s", ErrConfig, e.Field, e.Reason) }
+
+// Unwrap returns ErrConfig.
+func (e *ConfigError) Unwrap() error { return ErrConfig }
+
+// The upper bounds of the settings that have one (the lower bounds are in validate).
+const (
+	maxRequestTimeout = 10 * time.Minute   // RequestTimeout
+	maxRetryWait      = 7 * 24 * time.Hour // each wait of RetrySchedule
+	maxWorkers        = 100_000            // Workers
+	maxConnsPerHost   = 100_000            // MaxConnsPerHost
+)
+
+// validate checks a config after defaults; every problem is a *ConfigError naming the setting.
 func (c Config) validate() error {
 	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...)))
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)})
 	}
+	c.validateDelivery(bad)
+	c.validateCapacity(bad)
 	if strings.ContainsAny(c.Prefix, "{} \t\n") {
-		bad("prefix %q must not hold braces or spaces", c.Prefix)
+		bad("Prefix", "must not hold braces or spaces, got %q", c.Prefix)
 	}
-	if c.RequestTimeout < time.Millisecond || c.RequestTimeout > 10*time.Minute {
-		bad("request timeout must be between 1ms and 10m, got %s", c.RequestTimeout)
+	if c.Heartbeat < 10*time.Millisecond || c.Heartbeat > time.Minute {
+		bad("Heartbeat", "must be between 10ms and 1m, got %s", c.Heartbeat)
+	}
+	if !httpx.ValidID(strings.ReplaceAll(c.Consumer, "/", "-")) {
+		bad("Consumer", "must be an id (letters, digits, '-', '_', '.', ':'), got %q", c.Consumer)
+	}
+	return errors.Join(errs...)
+}
+
+// validateDelivery checks the settings of one delivery's tries and waits.
+func (c Config) validateDelivery(bad func(field, format string, args ...any)) {
+	if c.RequestTimeout < time.Millisecond || c.RequestTimeout > maxRequestTimeout {
+		bad("RequestTimeout", "must be between 1ms and %s, got %s", fmtDuration(maxRequestTimeout), c.RequestTimeout)
 	}
 	if len(c.RetrySchedule) > maxRetries {
-		bad("retry schedule has %d waits; at most %d", len(c.RetrySchedule), maxRetries)
+		bad("RetrySchedule", "has %d waits; at most %d", len(c.RetrySchedule), maxRetries)
 	}
 	for i, d := range c.RetrySchedule {
-		if d < time.Millisecond || d > 7*24*time.Hour {
-			bad("retry schedule wait %d is %s; each must be between 1ms and 168h", i+1, d)
+		if d < time.Millisecond || d > maxRetryWait {
+			bad("RetrySchedule", "wait %d is %s; each must be between 1ms and %s", i+1, d, fmtDuration(maxRetryWait))
 		}
 	}
 	if c.Jitter > 1 {
-		bad("jitter must be a fraction between 0 and 1, got %g", c.Jitter)
+		bad("Jitter", "must be a fraction between 0 and 1, got %g", c.Jitter)
 	}
 	if c.MaxRetryAfter < 0 {
-		bad("max Retry-After must not be negative")
+		bad("MaxRetryAfter", "must not be negative, got %s", c.MaxRetryAfter)
 	}
 	if c.MaxDeliveryAge < time.Millisecond {
-		bad("max delivery age must be positive, got %s", c.MaxDeliveryAge)
-	}
-	if c.RateLimitPerMinute < 1 {
-		bad("rate limit per minute must be at least 1, got %d", c.RateLimitPerMinute)
-	}
-	if c.MaxInFlight < 1 {
-		bad("max in flight must be at least 1, got %d", c.MaxInFlight)
-	}
-	if c.MaxBacklog < 1 {
-		bad("max backlog must be at least 1, got %d", c.MaxBacklog)
-	}
-	if c.Workers < 1 || c.Workers > 100_000 {
-		bad("workers must be between 1 and 100000, got %d", c.Workers)
-	}
-	if c.MaxConnsPerHost < 1 || c.MaxConnsPerHost > 100_000 {
-		bad("max conns per host must be between 1 and 100000, got %d", c.MaxConnsPerHost)
+		bad("MaxDeliveryAge", "must be at least 1ms, got %s", c.MaxDeliveryAge)
 	}
 	if c.Retention < time.Second {
-		bad("retention must be at least 1s, got %s", c.Retention)
+		bad("Retention", "must be at least 1s, got %s", c.Retention)
 	}
 	if c.BreakerFailures < 1 {
-		bad("breaker failures must be at least 1, got %d", c.BreakerFailures)
+		bad("BreakerFailures", "must be at least 1, got %d", c.BreakerFailures)
 	}
 	if c.BreakerCooldown < time.Millisecond {
-		bad("breaker cooldown must be positive, got %s", c.BreakerCooldown)
+		bad("BreakerCooldown", "must be at least 1ms, got %s", c.BreakerCooldown)
 	}
-	if c.Heartbeat < 10*time.Millisecond || c.Heartbeat > time.Minute {
-		bad("heartbeat must be between 10ms and 1m, got %s", c.Heartbeat)
+}
+
+// validateCapacity checks the limits on work at once, per endpoint and per process.
+func (c Config) validateCapacity(bad func(field, format string, args ...any)) {
+	if c.RateLimitPerMinute < 1 {
+		bad("RateLimitPerMinute", "must be at least 1, got %d", c.RateLimitPerMinute)
 	}
-	if !httpx.ValidID(strings.ReplaceAll(c.Consumer, "/", "-")) {
-		bad("consumer name %q must be an id (letters, digits, '-', '_', '.', ':')", c.Consumer)
+	if c.MaxInFlight < 1 {
+		bad("MaxInFlight", "must be at least 1, got %d", c.MaxInFlight)
 	}
-	return errors.Join(errs...)
+	if c.MaxBacklog < 1 {
+		bad("MaxBacklog", "must be at least 1, got %d", c.MaxBacklog)
+	}
+	if c.Workers < 1 || c.Workers > maxWorkers {
+		bad("Workers", "must be between 1 and %d, got %d", maxWorkers, c.Workers)
+	}
+	if c.MaxConnsPerHost < 1 || c.MaxConnsPerHost > maxConnsPerHost {
+		bad("MaxConnsPerHost", "must be between 1 and %d, got %d", maxConnsPerHost, c.MaxConnsPerHost)
+	}
+}
+
+// fmtDuration writes a whole number of hours or minutes as such (168h, 10m), unlike
+// time.Duration.String (168h0m0s).
+func fmtDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
 }

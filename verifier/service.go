@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald/egress"
+	"github.com/heraldhq/herald/internal/lifecycle"
 	"github.com/heraldhq/herald/subscribers"
 )
 
@@ -58,19 +60,14 @@ type Service struct {
 
 	nudge chan struct{}
 
-	mu      sync.Mutex
-	cur     *generation // the running Start's state; nil when stopped
-	running int
-}
-
-// generation is one Start's state. The loop and the workers get their generation as an argument,
-// so a Start that follows a Stop cannot swap what a Stop still waits on.
-type generation struct {
-	ctx      context.Context
+	life     lifecycle.State
+	group    lifecycle.Group // the loop and the handshakes it starts
+	stopping chan struct{}   // closed by Stop: claim nothing more, skip remaining retries
+	ctx      context.Context // set by Start: the handshakes' context, cancelled at Stop's deadline
 	cancel   context.CancelFunc
-	stopping chan struct{} // closed by Stop: claim nothing more, skip remaining retries
-	loopDone chan struct{}
-	workers  sync.WaitGroup
+
+	mu      sync.Mutex
+	running int
 }
 
 // New returns a Service; Start runs it.
@@ -94,7 +91,7 @@ func New(cfg Config) *Service {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s := &Service{cfg: cfg, ua: "herald/" + cfg.Version, nudge: make(chan struct{}, 1)}
+	s := &Service{cfg: cfg, ua: "herald/" + cfg.Version, nudge: make(chan struct{}, 1), stopping: make(chan struct{})}
 	s.results = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_verifications_total",
 		Help: "url_verification handshakes finished, by result (verified, failed).",
@@ -114,57 +111,40 @@ func (s *Service) Nudge() {
 }
 
 // Start starts the service; handshakes left pending by an earlier run (or a crashed process, once
-// its lease passed) are picked up at once. Safe to call twice.
+// its lease passed) are picked up at once. A service starts once: a second Start returns an error
+// wrapping lifecycle.ErrStarted, a Start after Stop one wrapping lifecycle.ErrStopped.
 func (s *Service) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cur != nil {
+	return s.life.Start("verifier", func() error {
+		// The handshakes outlive ctx: Stop decides when they end.
+		s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		s.group.Go(s.loop)
 		return nil
-	}
-	g := &generation{stopping: make(chan struct{}), loopDone: make(chan struct{})}
-	// The handshakes outlive ctx: Stop decides when they end.
-	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.cur = g
-	go s.loop(g)
-	return nil
+	})
 }
 
 // Stop stops claiming handshakes, lets the tries in flight finish until ctx ends, then cancels
-// them. Handshakes that did not finish are put back in the queue for the next start. Safe to call
-// twice.
+// them. Handshakes that did not finish are put back in the queue for the next process. Only the
+// first call does anything: later ones, and a Stop before Start, return nil.
 func (s *Service) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	g := s.cur
-	s.cur = nil
-	s.mu.Unlock()
-	if g == nil {
+	first, started := s.life.Stop()
+	if !first || !started {
 		return nil
 	}
-	close(g.stopping)
-
-	<-g.loopDone
-	done := make(chan struct{})
-	go func() { g.workers.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-		g.cancel()
-		<-done
+	close(s.stopping)
+	defer s.cancel()
+	if err := s.group.Drain(ctx, s.cancel); err != nil {
+		return fmt.Errorf("verifier: handshakes cancelled at the stop deadline: %w", err)
 	}
-	g.cancel()
-	return err
+	return nil
 }
 
-func (s *Service) loop(g *generation) {
-	defer close(g.loopDone)
+func (s *Service) loop() {
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		s.claim(g)
+		s.claim()
 		select {
-		case <-g.stopping:
+		case <-s.stopping:
 			return
 		case <-s.nudge:
 		case <-t.C:
@@ -173,14 +153,14 @@ func (s *Service) loop(g *generation) {
 }
 
 // claim takes as many due handshakes as there is room for and starts them.
-func (s *Service) claim(g *generation) {
+func (s *Service) claim() {
 	s.mu.Lock()
 	free := s.cfg.Concurrency - s.running
 	s.mu.Unlock()
 	if free <= 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(g.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	tasks, err := s.cfg.Store.ClaimVerifications(ctx, free, s.cfg.Lease)
 	cancel()
 	if err != nil {
@@ -191,23 +171,21 @@ func (s *Service) claim(g *generation) {
 		s.mu.Lock()
 		s.running++
 		s.mu.Unlock()
-		g.workers.Add(1)
-		go s.work(g, t)
+		s.group.Go(func() { s.work(t) })
 	}
 }
 
-func (s *Service) work(g *generation, t subscribers.VerifyTask) {
+func (s *Service) work(t subscribers.VerifyTask) {
 	defer func() {
 		s.mu.Lock()
 		s.running--
 		s.mu.Unlock()
-		g.workers.Done()
 		s.Nudge() // room for another
 	}()
 	log := s.cfg.Log.With("subscriber_id", t.ID, "url", egress.Redact(t.URL))
-	reason, err := s.run(g, t, log)
+	reason, err := s.run(t, log)
 	// Recording the result must not be cut short by Stop's cancellation.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(g.ctx), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 5*time.Second)
 	defer cancel()
 	if errors.Is(err, ErrCanceled) {
 		if err := s.cfg.Store.ReleaseVerification(ctx, t.ID); err != nil {
@@ -239,11 +217,11 @@ func (s *Service) work(g *generation, t subscribers.VerifyTask) {
 
 // run tries the handshake until it succeeds or the tries are used up, and returns the last
 // reason ("" on success). It returns ErrCanceled when the service stops first.
-func (s *Service) run(g *generation, t subscribers.VerifyTask, log *slog.Logger) (string, error) {
+func (s *Service) run(t subscribers.VerifyTask, log *slog.Logger) (string, error) {
 	var reason string
 	for try := 0; ; try++ {
 		var err error
-		reason, err = Handshake(g.ctx, s.cfg.Client, t.URL, t.Token, s.ua, s.cfg.Timeout)
+		reason, err = Handshake(s.ctx, s.cfg.Client, t.URL, t.Token, s.ua, s.cfg.Timeout)
 		if err != nil || reason == "" {
 			return reason, err
 		}
@@ -254,7 +232,7 @@ func (s *Service) run(g *generation, t subscribers.VerifyTask, log *slog.Logger)
 		timer := time.NewTimer(s.cfg.Backoff[try])
 		select {
 		case <-timer.C:
-		case <-g.stopping:
+		case <-s.stopping:
 			timer.Stop()
 			return "", ErrCanceled
 		}

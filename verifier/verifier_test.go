@@ -3,6 +3,7 @@ package verifier_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/egress"
+	"github.com/heraldhq/herald/internal/lifecycle"
 	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/redisx/redistest"
 	"github.com/heraldhq/herald/subscribers"
@@ -335,7 +337,7 @@ func TestPendingSurviveRestartAndAreRunOnce(t *testing.T) {
 }
 
 // TestStopPutsUnfinishedWorkBack: a verifier stopped between tries leaves the handshake queued,
-// and the next one finishes it.
+// and the next one (a new Service: a stopped one does not start again) finishes it.
 func TestStopPutsUnfinishedWorkBack(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
@@ -372,16 +374,26 @@ func TestStopPutsUnfinishedWorkBack(t *testing.T) {
 	}
 }
 
-// Start and Stop may race (a restart while a stop is still draining): every Stop returns, and the
-// race detector sees no shared state swapped under it.
+// Start and Stop may race: every Stop returns, at most one Start succeeds, and the race detector
+// sees no shared state swapped under it.
 func TestStartStopRacing(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	svc := verifier.New(f.cfg)
 	var wg sync.WaitGroup
+	var started atomic.Int64
 	for range 20 {
 		wg.Add(2)
-		go func() { defer wg.Done(); _ = svc.Start(context.Background()) }()
+		go func() {
+			defer wg.Done()
+			err := svc.Start(context.Background())
+			switch {
+			case err == nil:
+				started.Add(1)
+			case !errors.Is(err, lifecycle.ErrStarted) && !errors.Is(err, lifecycle.ErrStopped):
+				t.Errorf("start: %v", err)
+			}
+		}()
 		go func() {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -396,5 +408,38 @@ func TestStartStopRacing(t *testing.T) {
 	testutil.Receive(t, done, 20*time.Second, "every Stop to return while Starts and Stops raced")
 	if err := svc.Stop(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if n := started.Load(); n > 1 {
+		t.Fatalf("%d Starts succeeded, want at most 1", n)
+	}
+}
+
+// TestLifecycle: a second Start and a Start after Stop are errors; Stop twice returns nil, and so
+// does a Stop before Start.
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	svc := verifier.New(f.cfg)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); !errors.Is(err, lifecycle.ErrStarted) {
+		t.Fatalf("second Start: %v, want ErrStarted", err)
+	}
+	for range 2 {
+		if err := svc.Stop(ctx); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	}
+	if err := svc.Start(ctx); !errors.Is(err, lifecycle.ErrStopped) {
+		t.Fatalf("Start after Stop: %v, want ErrStopped", err)
+	}
+	never := verifier.New(f.cfg)
+	if err := never.Stop(ctx); err != nil {
+		t.Fatalf("Stop before Start: %v", err)
+	}
+	if err := never.Start(ctx); !errors.Is(err, lifecycle.ErrStopped) {
+		t.Fatalf("Start after a Stop before Start: %v, want ErrStopped", err)
 	}
 }

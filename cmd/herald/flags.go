@@ -52,6 +52,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (app.Config, error) {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long shutdown waits for work in flight")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this host:port, a listener of its own without API keys (none: off)")
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "Usage: herald serve [flags]\n\nRuns the daemon. Every flag can also be set as HERALD_<NAME> in the environment\n(e.g. --redis-url as HERALD_REDIS_URL; lists comma-separated).\n\nFlags:\n%s", fs.FlagUsages())
 	}

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/notifier"
 )
 
 func TestFlagsEnvAndPrecedence(t *testing.T) {
@@ -32,6 +35,33 @@ func TestFlagsEnvAndPrecedence(t *testing.T) {
 	}
 	if cfg.AllowHTTP || cfg.AllowPrivate {
 		t.Errorf("with a Redis URL the strict target rules hold")
+	}
+	if cfg.PprofAddr != "" {
+		t.Errorf("--pprof-addr must default to off, got %q", cfg.PprofAddr)
+	}
+}
+
+func TestFlagsPprofAddr(t *testing.T) {
+	t.Setenv("HERALD_PPROF_ADDR", "127.0.0.1:6060")
+	cfg, err := parseServe(nil, io.Discard, io.Discard)
+	if err != nil || cfg.PprofAddr != "127.0.0.1:6060" {
+		t.Fatalf("HERALD_PPROF_ADDR: %q %v", cfg.PprofAddr, err)
+	}
+	cfg, err = parseServe([]string{"--pprof-addr", "127.0.0.1:6061"}, io.Discard, io.Discard)
+	if err != nil || cfg.PprofAddr != "127.0.0.1:6061" {
+		t.Fatalf("--pprof-addr: %q %v", cfg.PprofAddr, err)
+	}
+}
+
+// The flags' defaults are the components': a default is written once.
+func TestFlagsDefaultsFromEngine(t *testing.T) {
+	cfg, err := parseServe(nil, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := notifier.DefaultConfig()
+	if cfg.Workers != n.Workers || cfg.RequestTimeout != n.RequestTimeout || !slices.Equal(cfg.RetrySchedule, n.RetrySchedule) {
+		t.Fatalf("flag defaults %+v differ from the engine's", cfg)
 	}
 }
 

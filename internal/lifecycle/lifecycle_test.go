@@ -1,0 +1,155 @@
+package lifecycle_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/internal/lifecycle"
+)
+
+var errBoom = errors.New("boom")
+
+// step is one call on a State: a Start whose function returns err, or a Stop.
+type step struct {
+	stop bool
+	err  error // what the start function returns
+
+	wantErr     error // Start: the error wanted (errors.Is), nil for success
+	wantRan     bool  // Start: whether the start function must run
+	wantFirst   bool  // Stop
+	wantStarted bool  // Stop
+}
+
+func start(err error, wantErr error, ran bool) step {
+	return step{err: err, wantErr: wantErr, wantRan: ran}
+}
+
+func stop(first, started bool) step {
+	return step{stop: true, wantFirst: first, wantStarted: started}
+}
+
+func TestState(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"start then stop", []step{start(nil, nil, true), stop(true, true)}},
+		{"second start", []step{start(nil, nil, true), start(nil, lifecycle.ErrStarted, false)}},
+		{"start after stop", []step{start(nil, nil, true), stop(true, true), start(nil, lifecycle.ErrStopped, false)}},
+		{"stop twice", []step{start(nil, nil, true), stop(true, true), stop(false, true)}},
+		{"stop never started", []step{stop(true, false), stop(false, false)}},
+		{"start after stop, never started", []step{stop(true, false), start(nil, lifecycle.ErrStopped, false)}},
+		{"failed start stays new", []step{start(errBoom, errBoom, true), start(nil, nil, true), stop(true, true)}},
+		{"stop after failed start", []step{start(errBoom, errBoom, true), stop(true, false)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var s lifecycle.State
+			for i, st := range tt.steps {
+				if st.stop {
+					first, started := s.Stop()
+					if first != st.wantFirst || started != st.wantStarted {
+						t.Fatalf("step %d: Stop() = %v, %v; want %v, %v", i, first, started, st.wantFirst, st.wantStarted)
+					}
+					continue
+				}
+				ran := false
+				err := s.Start("thing", func() error { ran = true; return st.err })
+				if !errors.Is(err, st.wantErr) || (st.wantErr == nil) != (err == nil) {
+					t.Fatalf("step %d: Start() = %v, want %v", i, err, st.wantErr)
+				}
+				if ran != st.wantRan {
+					t.Fatalf("step %d: start ran = %v, want %v", i, ran, st.wantRan)
+				}
+				if st.wantErr != nil && st.wantErr != errBoom && !strings.HasPrefix(err.Error(), "thing: ") {
+					t.Errorf("step %d: %q does not name the component", i, err)
+				}
+			}
+		})
+	}
+}
+
+// A Stop racing a Start waits for the start function, so it sees started = true or prevents it.
+func TestStateStopWaitsForStart(t *testing.T) {
+	t.Parallel()
+	var s lifecycle.State
+	entered, release := make(chan struct{}), make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- s.Start("thing", func() error { close(entered); <-release; return nil })
+	}()
+	<-entered
+	stopped := make(chan bool, 1)
+	go func() { _, started := s.Stop(); stopped <- started }()
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while Start's function ran")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !<-stopped {
+		t.Fatal("Stop after a successful Start must report started")
+	}
+}
+
+func TestGroup(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		deadline  time.Duration // Drain's; 0: Wait
+		block     bool          // goroutines run until cancelled
+		wantErr   error
+		wantCalls int32 // cancel calls
+	}{
+		{name: "wait", deadline: 0},
+		{name: "drain in time", deadline: 5 * time.Second},
+		{name: "drain past the deadline cancels", deadline: 10 * time.Millisecond, block: true,
+			wantErr: context.DeadlineExceeded, wantCalls: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var g lifecycle.Group
+			var returned atomic.Int32
+			cancelled := make(chan struct{})
+			var calls atomic.Int32
+			cancel := func() { calls.Add(1); close(cancelled) }
+			for range 3 {
+				g.Go(func() {
+					defer returned.Add(1)
+					if tt.block {
+						<-cancelled
+					}
+					// A goroutine of the group may start another.
+					g.Go(func() { returned.Add(1) })
+				})
+			}
+			var err error
+			if tt.deadline == 0 {
+				g.Wait()
+			} else {
+				ctx, stop := context.WithTimeout(context.Background(), tt.deadline)
+				defer stop()
+				err = g.Drain(ctx, cancel)
+			}
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if n := returned.Load(); n != 6 {
+				t.Fatalf("%d goroutines returned before Wait/Drain did, want 6", n)
+			}
+			if n := calls.Load(); n != tt.wantCalls {
+				t.Fatalf("cancel called %d times, want %d", n, tt.wantCalls)
+			}
+		})
+	}
+}
