@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,23 +58,7 @@ func TestKill9TakeOver(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.v=false")
-	child.Env = append(os.Environ(), "HERALD_NOTIFIER_CHILD=1",
-		"HERALD_NOTIFIER_REDIS="+rdb.(*redis.Client).Options().Addr, "HERALD_NOTIFIER_PREFIX="+prefix)
-	stdout, _ := child.StdoutPipe()
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
-	line, _ := bufio.NewReader(stdout).ReadString('\n')
-	if strings.TrimSpace(line) != "ready" {
-		t.Fatalf("child said %q", line)
-	}
+	child := startChildEngine(t, rdb, prefix)
 
 	cfg := testConfig(prefix)
 	cfg.Consumer = "parent"
@@ -117,16 +102,32 @@ func TestKill9TakeOver(t *testing.T) {
 	// The dead consumer is cleaned out of the group once it holds nothing.
 	testutil.Eventually(t, 3*time.Second, "the dead consumer to be removed", func() bool {
 		cs, err := rdb.XInfoConsumers(ctx, e.k.stream(), group).Result()
-		if err != nil {
-			return false
-		}
-		for _, c := range cs {
-			if c.Name == "child" {
-				return false
-			}
-		}
-		return true
+		return err == nil && !slices.ContainsFunc(cs, func(c redis.XInfoConsumer) bool { return c.Name == "child" })
 	})
+}
+
+// startChildEngine runs an engine named "child" in a process of its own (TestHelperProcess),
+// returning once it is consuming; the test may kill it.
+func startChildEngine(t *testing.T, rdb redis.UniversalClient, prefix string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.v=false")
+	child.Env = append(os.Environ(), "HERALD_NOTIFIER_CHILD=1",
+		"HERALD_NOTIFIER_REDIS="+rdb.(*redis.Client).Options().Addr, "HERALD_NOTIFIER_PREFIX="+prefix)
+	stdout, _ := child.StdoutPipe()
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if strings.TrimSpace(line) != "ready" {
+		t.Fatalf("child said %q", line)
+	}
+	return child
 }
 
 func TestRedisRestart(t *testing.T) {

@@ -51,6 +51,8 @@ func errField(m map[string]any) string {
 	return f
 }
 
+// The deliveries API on seven dead letters of subscriber s1 (events e0 and e1): read one, page
+// through them, filter, refuse bad queries naming the field, and replay.
 func TestDeliveriesAPI(t *testing.T) {
 	t.Parallel()
 	e, _ := setup(t, func(c *Config) { c.RetrySchedule = []time.Duration{10 * time.Millisecond}; c.BreakerFailures = 100 })
@@ -73,8 +75,36 @@ func TestDeliveriesAPI(t *testing.T) {
 		waitStatus(t, e, r.ID, StatusFailed, 5*time.Second)
 	}
 	api := apiServer(t, e)
+	t.Run("get", func(t *testing.T) { testGetDelivery(t, api.URL) })
+	t.Run("paging", func(t *testing.T) { testPageFailed(t, api.URL) })
+	t.Run("filters", func(t *testing.T) {
+		code, m, _ := call(t, "GET", api.URL+"/deliveries?event_id=e0")
+		if ds := m["deliveries"].([]any); code != 200 || len(ds) != 4 {
+			t.Errorf("by event: %d %d", code, len(ds))
+		}
+		code, m, _ = call(t, "GET", api.URL+"/deliveries?status=delivered")
+		if ds := m["deliveries"].([]any); code != 200 || len(ds) != 0 {
+			t.Errorf("delivered: %d %v", code, ds)
+		}
+	})
+	t.Run("bad queries name the field", func(t *testing.T) {
+		for q, field := range map[string]string{
+			"status=done": "status", "limit=0": "limit", "limit=x": "limit", "after=!!": "after",
+			"after=Zm9v": "after", "subscriber_id=a%20b": "subscriber_id", "colour=red": "colour",
+		} {
+			code, m, _ := call(t, "GET", api.URL+"/deliveries?"+q)
+			if code != 400 || errField(m) != field {
+				t.Errorf("?%s: %d %v, want 400 naming %s", q, code, m, field)
+			}
+		}
+	})
+	fail.Store(false)
+	t.Run("replay", func(t *testing.T) { testReplay(t, e, api.URL) })
+}
 
-	code, m, _ := call(t, "GET", api.URL+"/deliveries/d1")
+// testGetDelivery: GET /deliveries/{id} shows the record with its attempts; an unknown id is 404.
+func testGetDelivery(t *testing.T, api string) {
+	code, m, _ := call(t, "GET", api+"/deliveries/d1")
 	if code != 200 || m["id"] != "d1" || m["status"] != "failed" || m["event_id"] != "e1" || m["subscriber_id"] != "s1" {
 		t.Fatalf("get: %d %v", code, m)
 	}
@@ -86,20 +116,21 @@ func TestDeliveriesAPI(t *testing.T) {
 	if _, ok := m["next_attempt_at"]; !ok || m["next_attempt_at"] != nil {
 		t.Errorf("next_attempt_at %v, want null", m["next_attempt_at"])
 	}
-	if code, m, _ := call(t, "GET", api.URL+"/deliveries/nope"); code != 404 {
+	if code, m, _ := call(t, "GET", api+"/deliveries/nope"); code != 404 {
 		t.Errorf("unknown: %d %v", code, m)
 	}
+}
 
-	// Paging through the failed deliveries of s1, 3 at a time, newest first, no duplicates.
+// testPageFailed pages through the failed deliveries of s1, 3 at a time, newest first: each
+// once, and next is null at the end.
+func testPageFailed(t *testing.T, api string) {
 	seen := map[string]bool{}
-	url := api.URL + "/deliveries?status=failed&subscriber_id=s1&limit=3"
-	pages := 0
-	for {
+	url := api + "/deliveries?status=failed&subscriber_id=s1&limit=3"
+	for pages := 1; ; pages++ {
 		code, m, _ := call(t, "GET", url)
 		if code != 200 {
 			t.Fatalf("list: %d %v", code, m)
 		}
-		pages++
 		for _, d := range m["deliveries"].([]any) {
 			id := d.(map[string]any)["id"].(string)
 			if seen[id] {
@@ -114,7 +145,7 @@ func TestDeliveriesAPI(t *testing.T) {
 			}
 			break
 		}
-		url = api.URL + "/deliveries?status=failed&subscriber_id=s1&limit=3&after=" + next
+		url = api + "/deliveries?status=failed&subscriber_id=s1&limit=3&after=" + next
 		if pages > 5 {
 			t.Fatal("paging does not end")
 		}
@@ -122,34 +153,16 @@ func TestDeliveriesAPI(t *testing.T) {
 	if len(seen) != 7 {
 		t.Errorf("paged through %d deliveries, want 7", len(seen))
 	}
-	code, m, _ = call(t, "GET", api.URL+"/deliveries?event_id=e0")
-	if ds := m["deliveries"].([]any); code != 200 || len(ds) != 4 {
-		t.Errorf("by event: %d %d", code, len(ds))
-	}
-	code, m, _ = call(t, "GET", api.URL+"/deliveries?status=delivered")
-	if ds := m["deliveries"].([]any); code != 200 || len(ds) != 0 {
-		t.Errorf("delivered: %d %v", code, ds)
-	}
+}
 
-	// Bad input: 400 naming the field.
-	for q, field := range map[string]string{
-		"status=done": "status", "limit=0": "limit", "limit=x": "limit", "after=!!": "after",
-		"after=Zm9v": "after", "subscriber_id=a%20b": "subscriber_id", "colour=red": "colour",
-	} {
-		code, m, _ := call(t, "GET", api.URL+"/deliveries?"+q)
-		if code != 400 || errField(m) != field {
-			t.Errorf("?%s: %d %v, want 400 naming %s", q, code, m, field)
-		}
-	}
-
-	// Replay: 202 and pending (or already delivered: the receiver is quick); a second replay
-	// while pending is 409.
-	fail.Store(false)
-	code, m, _ = call(t, "POST", api.URL+"/deliveries/d3/retry")
+// testReplay: a replay answers 202 and pending (or already delivered: the receiver is quick); a
+// second replay while pending is 409; an unknown id is 404.
+func testReplay(t *testing.T, e *Engine, api string) {
+	code, m, _ := call(t, "POST", api+"/deliveries/d3/retry")
 	if code != 202 || (m["status"] != "pending" && m["status"] != "delivered") {
 		t.Fatalf("retry: %d %v", code, m)
 	}
-	code2, m2, _ := call(t, "POST", api.URL+"/deliveries/d3/retry")
+	code2, m2, _ := call(t, "POST", api+"/deliveries/d3/retry")
 	d := waitStatus(t, e, "d3", StatusDelivered, 5*time.Second)
 	if code2 != 409 && code2 != 202 { // 202 only if it was delivered in between
 		t.Errorf("retry while pending: %d %v", code2, m2)
@@ -157,7 +170,7 @@ func TestDeliveriesAPI(t *testing.T) {
 	if len(d.Attempts) < 3 || d.Attempts[len(d.Attempts)-1].StatusCode != 200 {
 		t.Errorf("after replay: %+v", d.Attempts)
 	}
-	if code, _, _ := call(t, "POST", api.URL+"/deliveries/nope/retry"); code != 404 {
+	if code, _, _ := call(t, "POST", api+"/deliveries/nope/retry"); code != 404 {
 		t.Errorf("retry unknown: %d", code)
 	}
 }

@@ -93,20 +93,33 @@ local function release(ep, entry, now)
   if redis.call('LLEN', wk) == 0 then redis.call('SREM', WAITING_KEY, ep) end
 end
 
--- an index entry older than horizon ms is pruned now and then: when the id's last byte is a
--- multiple of 16 (ids end in random characters), so the cost is spread thin. A per-subscriber,
--- per-event or per-endpoint index (ttl true) also expires a horizon after its last entry; its
--- expiry is refreshed once per script call (a fan-out batch adds many entries to one event's).
-local expiring = {} -- index keys whose expiry this script call has already refreshed
+-- Index writes are gathered over a script call and written at its end (flushIndexes), one ZADD
+-- per index key: a fan-out batch adds one entry per delivery to the index of all and to its
+-- event's, which then cost a command per call, not per delivery. An entry older than horizon ms
+-- is pruned now and then: when an added id's last byte is a multiple of 16 (ids end in random
+-- characters), so the cost is spread thin. A per-subscriber, per-event or per-endpoint index
+-- (ttl true) also expires a horizon after its last entry.
+local indexBatch, indexOrder, indexNow, indexHorizon = {}, {}, 0, 0
 local function index(key, score, id, now, horizon, ttl)
-  redis.call('ZADD', key, score, id)
-  if ttl and not expiring[key] then
-    redis.call('PEXPIRE', key, horizon)
-    expiring[key] = true
+  local b = indexBatch[key]
+  if not b then
+    b = {members = {}, ttl = ttl, prune = false}
+    indexBatch[key] = b
+    indexOrder[#indexOrder + 1] = key
   end
-  if string.byte(id, -1) % 16 == 0 then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - horizon)
+  b.members[#b.members + 1] = score
+  b.members[#b.members + 1] = id
+  if string.byte(id, -1) % 16 == 0 then b.prune = true end
+  indexNow, indexHorizon = now, horizon
+end
+local function flushIndexes()
+  for _, key in ipairs(indexOrder) do
+    local b = indexBatch[key]
+    redis.call('ZADD', key, unpack(b.members))
+    if b.ttl then redis.call('PEXPIRE', key, indexHorizon) end
+    if b.prune then redis.call('ZREMRANGEBYSCORE', key, '-inf', indexNow - indexHorizon) end
   end
+  indexBatch, indexOrder = {}, {}
 end
 
 -- a delivery (re)accepted at now goes into the list indexes: all, its endpoint's, subscriber's
@@ -209,6 +222,7 @@ eachItem(6, ENQUEUE_ITEM, n, function(i, id, ep, body, evt, sub, kind, okey)
   joinLine(id, line, now, ep)
 end)
 if newCount > 0 then redis.call('INCRBY', BACKLOG_KEY, newCount) end
+flushIndexes()
 return out
 `)
 
@@ -299,6 +313,7 @@ local out = {gen}
 eachItem(10, BEGIN_ITEM, tonumber(ARGV[9]), function(i, id, entry, cachedMif)
   out[i + 1] = begin(id, entry, cachedMif)
 end)
+flushIndexes()
 flushBacklog()
 return out
 `)
@@ -367,6 +382,7 @@ end)
 if #acks > 0 then
   redis.call('XACK', STREAM_KEY, GROUP, unpack(acks))
 end
+flushIndexes()
 flushBacklog()
 return out
 `)
@@ -422,6 +438,7 @@ setStatus(id, r[1], ST_PENDING, now, now, horizon)
 indexAccepted(id, r[3], r[4], r[5], now, horizon)
 redis.call('INCR', BACKLOG_KEY)
 joinLine(id, r[2], now)
+flushIndexes()
 return 1
 `)
 
