@@ -16,6 +16,7 @@ import (
 
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/internal/lifecycle"
 )
 
 // Engine is the delivery engine. Many engines (processes) may share one Redis and prefix: they
@@ -51,9 +52,7 @@ type Engine struct {
 	workers     sync.WaitGroup // the worker goroutines
 	wake        chan struct{}  // pokes the pump when a retry is scheduled sooner than it sleeps
 
-	lifeMu   sync.Mutex
-	started  bool
-	stopped  bool
+	life     lifecycle.State
 	soft     context.Context // ends when Stop begins: no new work is fetched
 	softStop context.CancelFunc
 	hard     context.Context // ends when Stop's deadline passes: tries in flight are abandoned
@@ -143,24 +142,24 @@ func (e *Engine) report(o Outcome) {
 // Start creates the consumer group if needed and starts the workers, the retry pump and the
 // reaper that takes over the work of dead processes. It returns once the engine is consuming.
 func (e *Engine) Start(ctx context.Context) error {
-	e.lifeMu.Lock()
-	defer e.lifeMu.Unlock()
-	if e.started {
-		return errors.New("notifier: engine already started")
-	}
-	if e.stopped {
-		return errors.New("notifier: engine was stopped; build a new one")
-	}
-	if err := e.migrate(ctx); err != nil {
-		return fmt.Errorf("notifier: migrate records: %w", err)
-	}
-	if err := e.ensureGroup(ctx); err != nil {
-		return fmt.Errorf("notifier: create consumer group: %w", err)
-	}
-	if err := e.beat(ctx); err != nil {
-		return fmt.Errorf("notifier: heartbeat: %w", err)
-	}
-	e.started = true
+	return e.life.Start("notifier: engine", func() error {
+		if err := e.migrate(ctx); err != nil {
+			return fmt.Errorf("notifier: migrate records: %w", err)
+		}
+		if err := e.ensureGroup(ctx); err != nil {
+			return fmt.Errorf("notifier: create consumer group: %w", err)
+		}
+		if err := e.beat(ctx); err != nil {
+			return fmt.Errorf("notifier: heartbeat: %w", err)
+		}
+		e.startGoroutines()
+		e.cfg.Logger.Info("delivery engine started", "consumer", e.cfg.Consumer, "workers", e.cfg.Workers)
+		return nil
+	})
+}
+
+// startGoroutines starts the engine's goroutines; Stop ends each.
+func (e *Engine) startGoroutines() {
 	e.batch.start()
 	e.workers.Add(e.cfg.Workers)
 	for range e.cfg.Workers {
@@ -174,21 +173,15 @@ func (e *Engine) Start(ctx context.Context) error {
 	go e.fetchLoop()
 	go e.pumpLoop()
 	go e.reaperLoop()
-	e.cfg.Logger.Info("delivery engine started", "consumer", e.cfg.Consumer, "workers", e.cfg.Workers)
-	return nil
 }
 
 // Stop stops fetching, waits for the tries in flight until ctx ends, then abandons the rest
 // (they go back to the queue without using a try) and stops every goroutine. Safe to call twice.
 func (e *Engine) Stop(ctx context.Context) error {
-	e.lifeMu.Lock()
-	if e.stopped {
-		e.lifeMu.Unlock()
+	first, started := e.life.Stop()
+	if !first {
 		return nil
 	}
-	e.stopped = true
-	started := e.started
-	e.lifeMu.Unlock()
 
 	e.softStop()
 	if !started {

@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/lifecycle"
 	"github.com/heraldhq/herald/internal/testutil"
 
 	"github.com/heraldhq/herald/redisx/redistest"
@@ -208,5 +210,26 @@ func TestAttemptsAreCapped(t *testing.T) {
 		if d.Attempts[i].At.Before(d.Attempts[i-1].At) || d.Attempts[i].StatusCode != 500 {
 			t.Fatalf("attempt %d out of order or wrong: %+v", i, d.Attempts[i])
 		}
+	}
+}
+
+// The engine follows the one lifecycle rule of herald's services: started once, stopped once;
+// a second Start and a Start after Stop are errors, a second Stop is nothing.
+func TestEngineStartsAndStopsOnce(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.Shared(t)
+	e := startEngine(t, rdb, testConfig(prefix))
+	ctx := context.Background()
+	if err := e.Start(ctx); !errors.Is(err, lifecycle.ErrStarted) {
+		t.Errorf("second Start: %v, want ErrStarted", err)
+	}
+	if err := e.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Stop(ctx); err != nil {
+		t.Errorf("second Stop: %v", err)
+	}
+	if err := e.Start(ctx); !errors.Is(err, lifecycle.ErrStopped) {
+		t.Errorf("Start after Stop: %v, want ErrStopped", err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/redisx"
 )
 
 // The engine's background loops (the retry pump, the reaper) and the helpers that keep a try's
@@ -31,7 +33,9 @@ func (e *Engine) retryRedis(what string, call func() error) error {
 		if err == nil {
 			return nil
 		}
-		transient := isTransientTmp(err)
+		// A lost consumer group passes too: the fetcher recreates it (redisx.IsTransient alone
+		// would give up on NOGROUP).
+		transient := redisx.IsTransient(err) || groupMissing(err)
 		if first || !transient {
 			e.redisFailed(what, err) // once per outage and try, not once per call
 		} else {
