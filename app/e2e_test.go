@@ -107,25 +107,7 @@ func TestNotificationEndToEnd(t *testing.T) {
 		return s["status"] == "verified"
 	})
 
-	notify := func() map[string]any {
-		req, _ := http.NewRequest("POST", base+"/channel/slack-sim/notify", strings.NewReader(
-			`{"type": "update_notification", "update_type": "message_changed", "message": {"user": "U1", "content": "edited"}}`))
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Idempotency-Key", "publish-42")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		if resp.StatusCode != 202 {
-			t.Fatalf("notify: %d %v", resp.StatusCode, m)
-		}
-		return m
-	}
-	first, again := notify(), notify()
+	first, again := notifyPublish42(t, base), notifyPublish42(t, base)
 	if first["event_id"] != again["event_id"] || first["subscribers"] != float64(1) {
 		t.Fatalf("notify answers %v then %v", first, again)
 	}
@@ -142,11 +124,41 @@ func TestNotificationEndToEnd(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("received %d notifications, want exactly 1", len(got))
 	}
-	if err := notifier.Verify(secret, got[0].header, got[0].body, time.Minute); err != nil {
+	checkPublish42Payload(t, secret, got[0])
+	checkDeliveryRecords(t, base, evt, id, got[0])
+}
+
+// notifyPublish42 notifies slack-sim of an edited message with Idempotency-Key publish-42 and
+// expects 202.
+func notifyPublish42(t *testing.T, base string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/channel/slack-sim/notify", strings.NewReader(
+		`{"type": "update_notification", "update_type": "message_changed", "message": {"user": "U1", "content": "edited"}}`))
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "publish-42")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	if resp.StatusCode != 202 {
+		t.Fatalf("notify: %d %v", resp.StatusCode, m)
+	}
+	return m
+}
+
+// checkPublish42Payload checks that the notification of notifyPublish42 is signed with the
+// subscriber's secret and carries the seed's payload.
+func checkPublish42Payload(t *testing.T, secret string, got note) {
+	t.Helper()
+	if err := notifier.Verify(secret, got.header, got.body, time.Minute); err != nil {
 		t.Fatalf("signature: %v", err)
 	}
 	var payload map[string]any
-	if err := json.Unmarshal(got[0].body, &payload); err != nil {
+	if err := json.Unmarshal(got.body, &payload); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]any{"token": "tok", "type": "update_notification", "channel": "slack-sim", "chat_type": "slack",
@@ -154,11 +166,17 @@ func TestNotificationEndToEnd(t *testing.T) {
 	if fmt.Sprint(payload) != fmt.Sprint(want) {
 		t.Fatalf("payload %v\nwant    %v", payload, want)
 	}
+}
 
+// checkDeliveryRecords checks the records of event evt's one delivery, to subscriber id, against
+// the request the subscriber got: in the event, by its id with its one attempt, and not among the
+// dead letters.
+func checkDeliveryRecords(t *testing.T, base, evt, id string, got note) {
+	t.Helper()
 	_, e := do(t, "GET", base+"/events/"+evt, testKey, "")
 	d := e["deliveries"].([]any)[0].(map[string]any)
-	if d["subscriber_id"] != id || d["event_id"] != evt || got[0].header.Get("webhook-id") != d["id"] {
-		t.Fatalf("delivery record %v does not match the request (webhook-id %q)", d, got[0].header.Get("webhook-id"))
+	if d["subscriber_id"] != id || d["event_id"] != evt || got.header.Get("webhook-id") != d["id"] {
+		t.Fatalf("delivery record %v does not match the request (webhook-id %q)", d, got.header.Get("webhook-id"))
 	}
 	resp, one := do(t, "GET", base+"/deliveries/"+d["id"].(string), testKey, "")
 	if resp.StatusCode != 200 || len(one["attempts"].([]any)) != 1 {

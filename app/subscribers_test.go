@@ -26,33 +26,7 @@ func TestSubscribersThroughTheDaemon(t *testing.T) {
 		c.VerificationToken = "daemon-wide-token"
 		c.RetrySchedule = []time.Duration{20 * time.Millisecond}
 	})
-	var gone atomic.Bool
-	var mu sync.Mutex
-	type got struct {
-		header http.Header
-		body   []byte
-	}
-	var notes []got
-	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var p struct{ Token, Type, Challenge string }
-		_ = json.Unmarshal(body, &p)
-		if p.Token != "daemon-wide-token" {
-			w.WriteHeader(http.StatusForbidden)
-			return
-		}
-		if p.Type == "url_verification" {
-			_ = json.NewEncoder(w).Encode(p.Challenge)
-			return
-		}
-		mu.Lock()
-		notes = append(notes, got{r.Header.Clone(), body})
-		mu.Unlock()
-		if gone.Load() {
-			w.WriteHeader(http.StatusGone)
-		}
-	}))
-	defer rc.Close()
+	rc := newTokenReceiver(t, "daemon-wide-token")
 
 	if resp, _ := do(t, "POST", base+"/subscribers", "", `{"url": "`+rc.URL+`"}`); resp.StatusCode != 401 {
 		t.Fatalf("without an API key: %d", resp.StatusCode)
@@ -72,32 +46,73 @@ func TestSubscribersThroughTheDaemon(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("channel: %d %v", resp.StatusCode, ch)
 	}
-	notify := func() map[string]any {
-		t.Helper()
-		resp, ev := do(t, "POST", base+"/channel/ch-1/notify", testKey, `{"type": "update_notification", "update_type": "message_created", "message": {"content": "hi"}}`)
-		if resp.StatusCode != 202 {
-			t.Fatalf("notify: %d %v", resp.StatusCode, ev)
-		}
-		return ev
-	}
-	if ev := notify(); ev["subscribers"] != 1.0 {
+	if ev := notifyCh1(t, base); ev["subscribers"] != 1.0 {
 		t.Fatalf("notify reached %v subscribers, want 1", ev["subscribers"])
 	}
-	testutil.Eventually(t, 15*time.Second, "a notification", func() bool { mu.Lock(); defer mu.Unlock(); return len(notes) == 1 })
-	mu.Lock()
-	first := notes[0]
-	mu.Unlock()
+	testutil.Eventually(t, 15*time.Second, "a notification", func() bool { return len(rc.received()) == 1 })
+	first := rc.received()[0]
 	if err := notifier.Verify(secret, first.header, first.body, time.Minute); err != nil {
 		t.Fatalf("the notification does not verify with the subscriber's secret: %v", err)
 	}
 
-	gone.Store(true)
-	notify()
+	rc.gone.Store(true)
+	notifyCh1(t, base)
 	testutil.Eventually(t, 15*time.Second, "disabled", func() bool {
 		_, s := do(t, "GET", base+"/subscribers/"+id, testKey, "")
 		return s["status"] == "disabled" && s["disabled_reason"] == "endpoint answered 410 Gone"
 	})
-	if ev := notify(); ev["subscribers"] != 0.0 {
+	if ev := notifyCh1(t, base); ev["subscribers"] != 0.0 {
 		t.Fatalf("a disabled subscriber still gets notifications: %v", ev)
 	}
+}
+
+// tokenReceiver is a subscriber endpoint that refuses (403) requests without its token, answers
+// the handshake with the challenge, and records notifications; once gone is set it answers them
+// 410 Gone.
+type tokenReceiver struct {
+	*httptest.Server
+	gone  atomic.Bool
+	mu    sync.Mutex
+	notes []note
+}
+
+func newTokenReceiver(t *testing.T, token string) *tokenReceiver {
+	rc := &tokenReceiver{}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var p struct{ Token, Type, Challenge string }
+		_ = json.Unmarshal(body, &p)
+		if p.Token != token {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		if p.Type == "url_verification" {
+			_ = json.NewEncoder(w).Encode(p.Challenge)
+			return
+		}
+		rc.mu.Lock()
+		rc.notes = append(rc.notes, note{r.Header.Clone(), body})
+		rc.mu.Unlock()
+		if rc.gone.Load() {
+			w.WriteHeader(http.StatusGone)
+		}
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func (rc *tokenReceiver) received() []note {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]note(nil), rc.notes...)
+}
+
+// notifyCh1 notifies channel ch-1 of a new message and expects 202.
+func notifyCh1(t *testing.T, base string) map[string]any {
+	t.Helper()
+	resp, ev := do(t, "POST", base+"/channel/ch-1/notify", testKey, `{"type": "update_notification", "update_type": "message_created", "message": {"content": "hi"}}`)
+	if resp.StatusCode != 202 {
+		t.Fatalf("notify: %d %v", resp.StatusCode, ev)
+	}
+	return ev
 }

@@ -154,6 +154,8 @@ func TestHTTPLifecycle(t *testing.T) {
 	checkIndex(t, b.store)
 }
 
+// TestHTTPErrors: every bad request is answered with its status, error code and field, and changes
+// nothing.
 func TestHTTPErrors(t *testing.T) {
 	t.Parallel()
 	b := setupHTTP(t)
@@ -161,79 +163,15 @@ func TestHTTPErrors(t *testing.T) {
 		t.Fatalf("create: %d %s", rep.status, rep.raw)
 	}
 	before := b.do(t, "GET", "/channel/slack-sim", "", "").raw
-	big := `{"channel_id": "big", "channel_description": "` + strings.Repeat("x", testMaxBody) + `", "channel_metadata": {"endpoint_url": "https://h.example/"}}`
-	ep := `"channel_metadata": {"endpoint_url": "https://h.example/in"}`
-	cases := []struct {
-		name, method, path, ctype, body string
-		status                          int
-		code, field                     string
-	}{
-		{"bad json", "POST", "/channel", "application/json", `{"channel_id": "x",`, 400, httpx.CodeInvalidJSON, ""},
-		{"not json at all", "POST", "/channel", "application/json", `hello`, 400, httpx.CodeInvalidJSON, ""},
-		{"empty body", "POST", "/channel", "application/json", ``, 400, httpx.CodeInvalidJSON, ""},
-		{"array body", "POST", "/channel", "application/json", `[1]`, 400, httpx.CodeInvalidValue, ""},
-		{"trailing data", "POST", "/channel", "application/json", `{"channel_id": "x", ` + ep + `} {}`, 400, httpx.CodeInvalidJSON, ""},
-		{"unknown field", "POST", "/channel", "application/json", `{"channel_id": "x", "owner": "me", ` + ep + `}`, 400, httpx.CodeUnknownField, "owner"},
-		{"missing id", "POST", "/channel", "application/json", `{` + ep + `}`, 400, httpx.CodeMissingField, "channel_id"},
-		{"null id", "POST", "/channel", "application/json", `{"channel_id": null, ` + ep + `}`, 400, httpx.CodeMissingField, "channel_id"},
-		{"id wrong type", "POST", "/channel", "application/json", `{"channel_id": 7, ` + ep + `}`, 400, httpx.CodeInvalidValue, "channel_id"},
-		{"bad id", "POST", "/channel", "application/json", `{"channel_id": "a/b", ` + ep + `}`, 400, httpx.CodeInvalidValue, "channel_id"},
-		{"long id", "POST", "/channel", "application/json", `{"channel_id": "` + strings.Repeat("a", 129) + `", ` + ep + `}`, 400, httpx.CodeInvalidValue, "channel_id"},
-		{"name wrong type", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_name": 1, ` + ep + `}`, 400, httpx.CodeInvalidValue, "channel_name"},
-		{"description wrong type", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_description": [], ` + ep + `}`, 400, httpx.CodeInvalidValue, "channel_description"},
-		{"tags wrong type", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_tags": "slack", ` + ep + `}`, 400, httpx.CodeInvalidValue, "channel_tags"},
-		{"tag wrong type", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_tags": ["a", 1], ` + ep + `}`, 400, httpx.CodeInvalidValue, "channel_tags"},
-		{"empty tag", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_tags": [""], ` + ep + `}`, 400, httpx.CodeInvalidValue, "channel_tags"},
-		{"metadata wrong type", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": ["a"]}`, 400, httpx.CodeInvalidValue, "channel_metadata"},
-		{"missing metadata", "POST", "/channel", "application/json", `{"channel_id": "x"}`, 400, httpx.CodeMissingField, "channel_metadata.endpoint_url"},
-		{"missing endpoint", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": {"chat_type": "slack"}}`, 400, httpx.CodeMissingField, "channel_metadata.endpoint_url"},
-		{"endpoint wrong type", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": {"endpoint_url": 5}}`, 400, httpx.CodeInvalidValue, "channel_metadata.endpoint_url"},
-		{"endpoint relative", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": {"endpoint_url": "/incoming"}}`, 400, httpx.CodeInvalidValue, "channel_metadata.endpoint_url"},
-		{"endpoint scheme", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": {"endpoint_url": "ftp://h.example/x"}}`, 400, httpx.CodeInvalidValue, "channel_metadata.endpoint_url"},
-		{"endpoint loopback", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": {"endpoint_url": "http://127.0.0.1:5001/incoming"}}`, 400, httpx.CodeInvalidValue, "channel_metadata.endpoint_url"},
-		{"endpoint metadata address", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": {"endpoint_url": "http://169.254.169.254/latest"}}`, 400, httpx.CodeInvalidValue, "channel_metadata.endpoint_url"},
-		{"exists", "POST", "/channel", "application/json", seedChannel, 409, httpx.CodeConflict, ""},
-		{"too large", "POST", "/channel", "application/json", big, 413, httpx.CodeTooLarge, ""},
-		{"content type", "POST", "/channel", "text/plain", `{"channel_id": "x", ` + ep + `}`, 415, httpx.CodeUnsupportedMedia, ""},
-		{"form content type", "PUT", "/channel/slack-sim", "application/x-www-form-urlencoded", `channel_name=x`, 415, httpx.CodeUnsupportedMedia, ""},
-		{"method on /channel", "GET", "/channel", "", ``, 405, httpx.CodeMethodNotAllowed, ""},
-		{"method on /channel/{id}", "PATCH", "/channel/slack-sim", "application/json", `{}`, 405, httpx.CodeMethodNotAllowed, ""},
-		{"method on /channels", "GET", "/channels", "", ``, 405, httpx.CodeMethodNotAllowed, ""},
-		{"get unknown", "GET", "/channel/nope", "", ``, 404, httpx.CodeNotFound, ""},
-		{"get bad id", "GET", "/channel/a%20b", "", ``, 400, httpx.CodeInvalidValue, "channel_id"},
-		{"put unknown", "PUT", "/channel/nope", "application/json", `{"channel_name": "x"}`, 404, httpx.CodeNotFound, ""},
-		{"put bad id", "PUT", "/channel/" + strings.Repeat("a", 129), "application/json", `{}`, 400, httpx.CodeInvalidValue, "channel_id"},
-		{"put other id", "PUT", "/channel/slack-sim", "application/json", `{"channel_id": "other"}`, 400, httpx.CodeInvalidValue, "channel_id"},
-		{"put id wrong type", "PUT", "/channel/slack-sim", "application/json", `{"channel_id": 1}`, 400, httpx.CodeInvalidValue, "channel_id"},
-		{"put remove endpoint", "PUT", "/channel/slack-sim", "application/json", `{"channel_metadata": {"endpoint_url": null}}`, 400, httpx.CodeMissingField, "channel_metadata.endpoint_url"},
-		{"put null metadata", "PUT", "/channel/slack-sim", "application/json", `{"channel_metadata": null}`, 400, httpx.CodeInvalidValue, "channel_metadata"},
-		{"put private endpoint", "PUT", "/channel/slack-sim", "application/json", `{"channel_metadata": {"endpoint_url": "http://10.1.2.3/"}}`, 400, httpx.CodeInvalidValue, "channel_metadata.endpoint_url"},
-		{"put tags wrong type", "PUT", "/channel/slack-sim", "application/json", `{"channel_tags": {"a": 1}}`, 400, httpx.CodeInvalidValue, "channel_tags"},
-		{"put too many tags", "PUT", "/channel/slack-sim", "application/json", `{"channel_tags": [` + manyTagsJSON(MaxTags+1) + `]}`, 400, httpx.CodeInvalidValue, "channel_tags"},
-		{"put unknown field", "PUT", "/channel/slack-sim", "application/json", `{"channel_owner": "x"}`, 400, httpx.CodeUnknownField, "channel_owner"},
-		{"put bad json", "PUT", "/channel/slack-sim", "application/json", `{"channel_name": }`, 400, httpx.CodeInvalidJSON, ""},
-		{"put too large", "PUT", "/channel/slack-sim", "application/json", big, 413, httpx.CodeTooLarge, ""},
-		{"delete unknown", "DELETE", "/channel/nope", "", ``, 404, httpx.CodeNotFound, ""},
-		{"delete bad id", "DELETE", "/channel/a%21b", "", ``, 400, httpx.CodeInvalidValue, "channel_id"},
-		{"query unknown operator", "POST", "/channels", "application/json", `{"channel_tags": {"$regex": "^s"}}`, 400, CodeUnknownOperator, "channel_tags"},
-		{"query unknown field", "POST", "/channels", "application/json", `{"owner": "x"}`, 400, httpx.CodeUnknownField, "owner"},
-		{"query not object", "POST", "/channels", "application/json", `["slack"]`, 400, httpx.CodeInvalidValue, ""},
-		{"query bad json", "POST", "/channels", "application/json", `{"channel_tags": `, 400, httpx.CodeInvalidJSON, ""},
-		{"query limit zero", "POST", "/channels?limit=0", "application/json", `{}`, 400, httpx.CodeInvalidValue, "limit"},
-		{"query limit big", "POST", "/channels?limit=1001", "application/json", `{}`, 400, httpx.CodeInvalidValue, "limit"},
-		{"query limit text", "POST", "/channels?limit=ten", "application/json", `{}`, 400, httpx.CodeInvalidValue, "limit"},
-		{"query bad cursor", "POST", "/channels?after=%21%21", "application/json", `{}`, 400, httpx.CodeInvalidValue, "after"},
-		{"query cursor not an id", "POST", "/channels?after=" + EncodeCursor("a b"), "application/json", `{}`, 400, httpx.CodeInvalidValue, "after"},
-		{"query too large", "POST", "/channels", "application/json", `{"channel_id": "` + strings.Repeat("x", testMaxBody) + `"}`, 413, httpx.CodeTooLarge, ""},
-		{"query content type", "POST", "/channels", "text/xml", `<q/>`, 415, httpx.CodeUnsupportedMedia, ""},
-	}
-	for _, tc := range cases {
-		rep := b.do(t, tc.method, tc.path, tc.ctype, tc.body)
-		e, _ := rep.body["error"].(map[string]any)
-		field, _ := e["field"].(string)
-		if rep.status != tc.status || e["code"] != tc.code || field != tc.field || e["message"] == "" {
-			t.Errorf("%s: %d %s; want %d %s field=%q", tc.name, rep.status, rep.raw, tc.status, tc.code, tc.field)
-		}
+	for _, tc := range httpErrorCases {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := b.do(t, tc.method, tc.path, tc.ctype, tc.body)
+			e, _ := rep.body["error"].(map[string]any)
+			field, _ := e["field"].(string)
+			if rep.status != tc.status || e["code"] != tc.code || field != tc.field || e["message"] == "" {
+				t.Errorf("%s: %d %s; want %d %s field=%q", tc.name, rep.status, rep.raw, tc.status, tc.code, tc.field)
+			}
+		})
 	}
 	// Nothing was half-written: the one channel is as it was, and the indexes know only it.
 	if after := b.do(t, "GET", "/channel/slack-sim", "", "").raw; after != before {
@@ -245,6 +183,80 @@ func TestHTTPErrors(t *testing.T) {
 	}
 	checkIndex(t, b.store)
 }
+
+// httpErrorCases are the requests TestHTTPErrors makes after creating seedChannel, each with the
+// status, error code and error field of its answer.
+var httpErrorCases = []struct {
+	name, method, path, ctype, body string
+	status                          int
+	code, field                     string
+}{
+	{"bad json", "POST", "/channel", "application/json", `{"channel_id": "x",`, 400, httpx.CodeInvalidJSON, ""},
+	{"not json at all", "POST", "/channel", "application/json", `hello`, 400, httpx.CodeInvalidJSON, ""},
+	{"empty body", "POST", "/channel", "application/json", ``, 400, httpx.CodeInvalidJSON, ""},
+	{"array body", "POST", "/channel", "application/json", `[1]`, 400, httpx.CodeInvalidValue, ""},
+	{"trailing data", "POST", "/channel", "application/json", `{"channel_id": "x", ` + httpErrorEndpoint + `} {}`, 400, httpx.CodeInvalidJSON, ""},
+	{"unknown field", "POST", "/channel", "application/json", `{"channel_id": "x", "owner": "me", ` + httpErrorEndpoint + `}`, 400, httpx.CodeUnknownField, "owner"},
+	{"missing id", "POST", "/channel", "application/json", `{` + httpErrorEndpoint + `}`, 400, httpx.CodeMissingField, "channel_id"},
+	{"null id", "POST", "/channel", "application/json", `{"channel_id": null, ` + httpErrorEndpoint + `}`, 400, httpx.CodeMissingField, "channel_id"},
+	{"id wrong type", "POST", "/channel", "application/json", `{"channel_id": 7, ` + httpErrorEndpoint + `}`, 400, httpx.CodeInvalidValue, "channel_id"},
+	{"bad id", "POST", "/channel", "application/json", `{"channel_id": "a/b", ` + httpErrorEndpoint + `}`, 400, httpx.CodeInvalidValue, "channel_id"},
+	{"long id", "POST", "/channel", "application/json", `{"channel_id": "` + strings.Repeat("a", 129) + `", ` + httpErrorEndpoint + `}`, 400, httpx.CodeInvalidValue, "channel_id"},
+	{"name wrong type", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_name": 1, ` + httpErrorEndpoint + `}`, 400, httpx.CodeInvalidValue, "channel_name"},
+	{"description wrong type", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_description": [], ` + httpErrorEndpoint + `}`, 400, httpx.CodeInvalidValue, "channel_description"},
+	{"tags wrong type", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_tags": "slack", ` + httpErrorEndpoint + `}`, 400, httpx.CodeInvalidValue, "channel_tags"},
+	{"tag wrong type", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_tags": ["a", 1], ` + httpErrorEndpoint + `}`, 400, httpx.CodeInvalidValue, "channel_tags"},
+	{"empty tag", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_tags": [""], ` + httpErrorEndpoint + `}`, 400, httpx.CodeInvalidValue, "channel_tags"},
+	{"metadata wrong type", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": ["a"]}`, 400, httpx.CodeInvalidValue, "channel_metadata"},
+	{"missing metadata", "POST", "/channel", "application/json", `{"channel_id": "x"}`, 400, httpx.CodeMissingField, "channel_metadata.endpoint_url"},
+	{"missing endpoint", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": {"chat_type": "slack"}}`, 400, httpx.CodeMissingField, "channel_metadata.endpoint_url"},
+	{"endpoint wrong type", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": {"endpoint_url": 5}}`, 400, httpx.CodeInvalidValue, "channel_metadata.endpoint_url"},
+	{"endpoint relative", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": {"endpoint_url": "/incoming"}}`, 400, httpx.CodeInvalidValue, "channel_metadata.endpoint_url"},
+	{"endpoint scheme", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": {"endpoint_url": "ftp://h.example/x"}}`, 400, httpx.CodeInvalidValue, "channel_metadata.endpoint_url"},
+	{"endpoint loopback", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": {"endpoint_url": "http://127.0.0.1:5001/incoming"}}`, 400, httpx.CodeInvalidValue, "channel_metadata.endpoint_url"},
+	{"endpoint metadata address", "POST", "/channel", "application/json", `{"channel_id": "x", "channel_metadata": {"endpoint_url": "http://169.254.169.254/latest"}}`, 400, httpx.CodeInvalidValue, "channel_metadata.endpoint_url"},
+	{"exists", "POST", "/channel", "application/json", seedChannel, 409, httpx.CodeConflict, ""},
+	{"too large", "POST", "/channel", "application/json", httpErrorBig, 413, httpx.CodeTooLarge, ""},
+	{"content type", "POST", "/channel", "text/plain", `{"channel_id": "x", ` + httpErrorEndpoint + `}`, 415, httpx.CodeUnsupportedMedia, ""},
+	{"form content type", "PUT", "/channel/slack-sim", "application/x-www-form-urlencoded", `channel_name=x`, 415, httpx.CodeUnsupportedMedia, ""},
+	{"method on /channel", "GET", "/channel", "", ``, 405, httpx.CodeMethodNotAllowed, ""},
+	{"method on /channel/{id}", "PATCH", "/channel/slack-sim", "application/json", `{}`, 405, httpx.CodeMethodNotAllowed, ""},
+	{"method on /channels", "GET", "/channels", "", ``, 405, httpx.CodeMethodNotAllowed, ""},
+	{"get unknown", "GET", "/channel/nope", "", ``, 404, httpx.CodeNotFound, ""},
+	{"get bad id", "GET", "/channel/a%20b", "", ``, 400, httpx.CodeInvalidValue, "channel_id"},
+	{"put unknown", "PUT", "/channel/nope", "application/json", `{"channel_name": "x"}`, 404, httpx.CodeNotFound, ""},
+	{"put bad id", "PUT", "/channel/" + strings.Repeat("a", 129), "application/json", `{}`, 400, httpx.CodeInvalidValue, "channel_id"},
+	{"put other id", "PUT", "/channel/slack-sim", "application/json", `{"channel_id": "other"}`, 400, httpx.CodeInvalidValue, "channel_id"},
+	{"put id wrong type", "PUT", "/channel/slack-sim", "application/json", `{"channel_id": 1}`, 400, httpx.CodeInvalidValue, "channel_id"},
+	{"put remove endpoint", "PUT", "/channel/slack-sim", "application/json", `{"channel_metadata": {"endpoint_url": null}}`, 400, httpx.CodeMissingField, "channel_metadata.endpoint_url"},
+	{"put null metadata", "PUT", "/channel/slack-sim", "application/json", `{"channel_metadata": null}`, 400, httpx.CodeInvalidValue, "channel_metadata"},
+	{"put private endpoint", "PUT", "/channel/slack-sim", "application/json", `{"channel_metadata": {"endpoint_url": "http://10.1.2.3/"}}`, 400, httpx.CodeInvalidValue, "channel_metadata.endpoint_url"},
+	{"put tags wrong type", "PUT", "/channel/slack-sim", "application/json", `{"channel_tags": {"a": 1}}`, 400, httpx.CodeInvalidValue, "channel_tags"},
+	{"put too many tags", "PUT", "/channel/slack-sim", "application/json", `{"channel_tags": [` + manyTagsJSON(MaxTags+1) + `]}`, 400, httpx.CodeInvalidValue, "channel_tags"},
+	{"put unknown field", "PUT", "/channel/slack-sim", "application/json", `{"channel_owner": "x"}`, 400, httpx.CodeUnknownField, "channel_owner"},
+	{"put bad json", "PUT", "/channel/slack-sim", "application/json", `{"channel_name": }`, 400, httpx.CodeInvalidJSON, ""},
+	{"put too large", "PUT", "/channel/slack-sim", "application/json", httpErrorBig, 413, httpx.CodeTooLarge, ""},
+	{"delete unknown", "DELETE", "/channel/nope", "", ``, 404, httpx.CodeNotFound, ""},
+	{"delete bad id", "DELETE", "/channel/a%21b", "", ``, 400, httpx.CodeInvalidValue, "channel_id"},
+	{"query unknown operator", "POST", "/channels", "application/json", `{"channel_tags": {"$regex": "^s"}}`, 400, CodeUnknownOperator, "channel_tags"},
+	{"query unknown field", "POST", "/channels", "application/json", `{"owner": "x"}`, 400, httpx.CodeUnknownField, "owner"},
+	{"query not object", "POST", "/channels", "application/json", `["slack"]`, 400, httpx.CodeInvalidValue, ""},
+	{"query bad json", "POST", "/channels", "application/json", `{"channel_tags": `, 400, httpx.CodeInvalidJSON, ""},
+	{"query limit zero", "POST", "/channels?limit=0", "application/json", `{}`, 400, httpx.CodeInvalidValue, "limit"},
+	{"query limit big", "POST", "/channels?limit=1001", "application/json", `{}`, 400, httpx.CodeInvalidValue, "limit"},
+	{"query limit text", "POST", "/channels?limit=ten", "application/json", `{}`, 400, httpx.CodeInvalidValue, "limit"},
+	{"query bad cursor", "POST", "/channels?after=%21%21", "application/json", `{}`, 400, httpx.CodeInvalidValue, "after"},
+	{"query cursor not an id", "POST", "/channels?after=" + EncodeCursor("a b"), "application/json", `{}`, 400, httpx.CodeInvalidValue, "after"},
+	{"query too large", "POST", "/channels", "application/json", `{"channel_id": "` + strings.Repeat("x", testMaxBody) + `"}`, 413, httpx.CodeTooLarge, ""},
+	{"query content type", "POST", "/channels", "text/xml", `<q/>`, 415, httpx.CodeUnsupportedMedia, ""},
+}
+
+var (
+	// httpErrorEndpoint is a valid channel_metadata member, for bodies that must fail elsewhere.
+	httpErrorEndpoint = `"channel_metadata": {"endpoint_url": "https://h.example/in"}`
+	// httpErrorBig is a channel document over the body limit.
+	httpErrorBig = `{"channel_id": "big", "channel_description": "` + strings.Repeat("x", testMaxBody) + `", "channel_metadata": {"endpoint_url": "https://h.example/"}}`
+)
 
 func manyTagsJSON(n int) string {
 	parts := make([]string, n)

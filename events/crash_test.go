@@ -82,57 +82,15 @@ func TestExpansionSurvivesKill(t *testing.T) {
 	if os.Getenv(envChild) != "" {
 		t.Skip("child process")
 	}
-	b := setup(t, setupOpts{cfg: Config{LeaseTTL: time.Second}})
-	ctx := context.Background()
-	b.channel(t, &channels.Channel{ChannelID: "big", ChannelTags: []string{"t"}})
-	const n = 1000
-	want := b.bulkSubscribers(t, n, "http://127.0.0.1:9/hook")
-	addr := b.rdb.(*redis.Client).Options().Addr
-
-	run := func(mode string) (*exec.Cmd, *bytes.Buffer) {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), envChild+"="+mode, envAddr+"="+addr, envPrefix+"="+b.prefix)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, &out
-	}
-	enqueued := func(id string) int {
-		v, err := b.rdb.HGet(ctx, b.svc.keys.event(id), fEnqueued).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, _ := strconv.Atoi(v)
-		return n
-	}
-	resume := func(id string) {
-		t.Helper()
-		// The child's lease runs out after LeaseTTL; then this process claims the event and
-		// finishes it from the saved cursor.
-		testutil.Eventually(t, 20*time.Second, "the parent to finish the expansion", func() bool {
-			if _, err := b.svc.ExpandDue(ctx); err != nil {
-				t.Fatal(err)
-			}
-			ev, err := b.svc.Get(ctx, id)
-			return err == nil && ev.Status == StatusExpanded
-		})
-		if got := b.subscriberIDs(t, id); !slices.Equal(got, want) {
-			t.Errorf("%d deliveries after the resume, want one for each of %d subscribers", len(got), len(want))
-		}
-		if ev, _ := b.svc.Get(ctx, id); ev.Enqueued != n || ev.Subscribers != n {
-			t.Errorf("event counts: subscribers %d enqueued %d, want %d", ev.Subscribers, ev.Enqueued, n)
-		}
-	}
+	w := setupCrash(t)
 
 	t.Run("SIGKILL mid-way", func(t *testing.T) {
-		acc := b.notify(t, "big", map[string]any{"type": TypeRepublish})
-		if acc.Subscribers != n {
-			t.Fatalf("subscribers = %d, want %d", acc.Subscribers, n)
+		acc := w.b.notify(t, "big", map[string]any{"type": TypeRepublish})
+		if acc.Subscribers != crashSubscribers {
+			t.Fatalf("subscribers = %d, want %d", acc.Subscribers, crashSubscribers)
 		}
-		cmd, out := run("hang")
-		testutil.Eventually(t, 30*time.Second, "the child to expand ten batches and hang", func() bool { return enqueued(acc.EventID) == 10*childBatch })
+		cmd, out := w.startChild(t, "hang")
+		testutil.Eventually(t, 30*time.Second, "the child to expand ten batches and hang", func() bool { return w.enqueued(t, acc.EventID) == 10*childBatch })
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -140,28 +98,92 @@ func TestExpansionSurvivesKill(t *testing.T) {
 		if !killed(cmd) {
 			t.Fatalf("the child was not killed: %v\n%s", cmd.ProcessState, out)
 		}
-		done := enqueued(acc.EventID)
-		if done >= n {
+		done := w.enqueued(t, acc.EventID)
+		if done >= crashSubscribers {
 			t.Fatalf("the child finished before it was killed (%d enqueued)", done)
 		}
-		t.Logf("child killed after %d of %d deliveries", done, n)
-		resume(acc.EventID)
+		t.Logf("child killed after %d of %d deliveries", done, crashSubscribers)
+		w.resume(t, acc.EventID)
 	})
 
 	t.Run("killed between enqueue and cursor", func(t *testing.T) {
-		acc := b.notify(t, "big", map[string]any{"type": TypeUpdate, "update_type": UpdateCreated, "message": map[string]any{"k": "v"}})
-		cmd, out := run("die-after-enqueue")
+		acc := w.b.notify(t, "big", map[string]any{"type": TypeUpdate, "update_type": UpdateCreated, "message": map[string]any{"k": "v"}})
+		cmd, out := w.startChild(t, "die-after-enqueue")
 		err := cmd.Wait()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || !killed(cmd) {
 			t.Fatalf("the child did not die by SIGKILL: %v\n%s", err, out)
 		}
 		// Five batches were enqueued, the cursor of only four saved.
-		if got, inEngine := enqueued(acc.EventID), len(b.deliveries(t, acc.EventID)); got != 4*childBatch || inEngine != 5*childBatch {
+		if got, inEngine := w.enqueued(t, acc.EventID), len(w.b.deliveries(t, acc.EventID)); got != 4*childBatch || inEngine != 5*childBatch {
 			t.Fatalf("after the crash: %d counted, %d in the engine; want %d and %d", got, inEngine, 4*childBatch, 5*childBatch)
 		}
-		resume(acc.EventID)
+		w.resume(t, acc.EventID)
 	})
+}
+
+// crashSubscribers is how many subscribers the crash test's events go to.
+const crashSubscribers = 1000
+
+// crashWorld is the crash test's world: channel "big" with crashSubscribers subscribers (whose
+// endpoint nothing listens on), and a service with a short lease.
+type crashWorld struct {
+	b    *bundle
+	addr string   // of the Redis server, for the child
+	want []string // the subscriber ids, sorted
+}
+
+func setupCrash(t *testing.T) *crashWorld {
+	t.Helper()
+	b := setup(t, setupOpts{cfg: Config{LeaseTTL: time.Second}})
+	b.channel(t, &channels.Channel{ChannelID: "big", ChannelTags: []string{"t"}})
+	want := b.bulkSubscribers(t, crashSubscribers, "http://127.0.0.1:9/hook")
+	return &crashWorld{b: b, addr: b.rdb.(*redis.Client).Options().Addr, want: want}
+}
+
+// startChild starts the child process in mode (see TestCrashChild) on the world's Redis and
+// prefix; out collects its output.
+func (w *crashWorld) startChild(t *testing.T, mode string) (cmd *exec.Cmd, out *bytes.Buffer) {
+	t.Helper()
+	cmd = exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envChild+"="+mode, envAddr+"="+w.addr, envPrefix+"="+w.b.prefix)
+	out = &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
+}
+
+// enqueued is how many deliveries of event id the event counts as enqueued (up to its cursor).
+func (w *crashWorld) enqueued(t *testing.T, id string) int {
+	t.Helper()
+	v, err := w.b.rdb.HGet(context.Background(), w.b.svc.keys.event(id), fEnqueued).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(v)
+	return n
+}
+
+// resume waits for the child's lease to run out, lets this process claim the event and finish it
+// from the saved cursor, and checks that every subscriber has exactly one delivery.
+func (w *crashWorld) resume(t *testing.T, id string) {
+	t.Helper()
+	ctx := context.Background()
+	testutil.Eventually(t, 20*time.Second, "the parent to finish the expansion", func() bool {
+		if _, err := w.b.svc.ExpandDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ev, err := w.b.svc.Get(ctx, id)
+		return err == nil && ev.Status == StatusExpanded
+	})
+	if got := w.b.subscriberIDs(t, id); !slices.Equal(got, w.want) {
+		t.Errorf("%d deliveries after the resume, want one for each of %d subscribers", len(got), len(w.want))
+	}
+	if ev, _ := w.b.svc.Get(ctx, id); ev.Enqueued != crashSubscribers || ev.Subscribers != crashSubscribers {
+		t.Errorf("event counts: subscribers %d enqueued %d, want %d", ev.Subscribers, ev.Enqueued, crashSubscribers)
+	}
 }
 
 func killed(cmd *exec.Cmd) bool {

@@ -122,7 +122,7 @@ var errLeaseLost = errors.New("events: lease on the event was lost")
 
 // expand does the batches of one claimed event until it is done, the worker is told to stop, the
 // lease is lost or the engine refuses more work.
-func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan struct{}) (err error) {
+func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan struct{}) error {
 	ev, err := s.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		// Expired between the claim and now: drop the queue entry.
@@ -131,20 +131,8 @@ func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan 
 		s.release(ctx, id, owner, s.cfg.ErrorBackoff, false)
 		return err
 	}
-	log := s.log.With("event_id", id)
-
-	// The heartbeat renews the lease while a batch is slow, and cancels the work when the lease is
-	// lost, so two workers do not go on expanding one event.
-	wctx, cancel := context.WithCancelCause(ctx)
-	hbDone := make(chan struct{})
-	go func() {
-		defer close(hbDone)
-		s.heartbeat(wctx, cancel, id, owner)
-	}()
-	defer func() {
-		cancel(nil)
-		<-hbDone
-	}()
+	wctx, stopHeartbeat := s.startHeartbeat(ctx, id, owner)
+	defer stopHeartbeat()
 
 	if ev.Status == StatusExpanded {
 		return s.finish(wctx, id, owner, 0)
@@ -153,11 +141,33 @@ func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan 
 	if err := json.Unmarshal(ev.channel, &ch); err != nil {
 		return fmt.Errorf("event %s: channel snapshot: %w", id, err)
 	}
+	return s.expandBatches(ctx, wctx, ev, &ch, owner, stopping)
+}
 
+// startHeartbeat starts the heartbeat that renews the lease while a batch is slow. The context it
+// returns is for the work: it is cancelled with errLeaseLost when the lease is lost, so two workers
+// do not go on expanding one event. stop ends the heartbeat and waits for it.
+func (s *Service) startHeartbeat(ctx context.Context, id, owner string) (wctx context.Context, stop func()) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		s.heartbeat(wctx, cancel, id, owner)
+	}()
+	return wctx, func() {
+		cancel(nil)
+		<-hbDone
+	}
+}
+
+// expandBatches enqueues the event's batches from its cursor, saving the cursor after each, and
+// finishes the event after the last. Between batches it hands the event back when the worker is
+// told to stop. ctx is the worker's, wctx the heartbeat's (see startHeartbeat).
+func (s *Service) expandBatches(ctx, wctx context.Context, ev *Event, ch *channels.Channel, owner string, stopping <-chan struct{}) error {
 	// The matcher reads pages of subscribers ahead of the enqueueing (up to Prefetch pages), so
 	// the two round trips of a batch overlap.
 	mctx, mcancel := context.WithCancel(wctx)
-	pages := s.pages(mctx, ev, &ch)
+	pages := s.pages(mctx, ev, ch)
 	defer func() {
 		mcancel()
 		for range pages { // wait for the matcher to return
@@ -166,49 +176,69 @@ func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan 
 	first := true
 	for p := range pages {
 		if !first && stopped(stopping) {
-			s.release(ctx, id, owner, 0, false)
+			s.release(ctx, ev.ID, owner, 0, false)
 			return nil
 		}
 		first = false
-		err := p.err
-		if err == nil {
-			var n int
-			n, err = s.enqueue(wctx, ev, p.subs)
-			if err == nil {
-				if s.cfg.afterEnqueue != nil {
-					s.cfg.afterEnqueue(id)
-				}
-				if p.next == "" {
-					if err := s.finish(ctx, id, owner, n); err != nil {
-						return err
-					}
-					s.m.expandedSeconds.Observe(s.cfg.Now().Sub(ev.CreatedAt).Seconds())
-					log.Debug("event expanded")
-					return nil
-				}
-				if err := s.progress(ctx, id, owner, p.next, n); err != nil {
-					return err
-				}
-				continue
-			}
+		n, err := s.enqueueBatch(wctx, ev, p)
+		if err != nil {
+			return s.batchFailed(ctx, wctx, ev.ID, owner, err)
 		}
-		if cause := context.Cause(wctx); errors.Is(cause, errLeaseLost) {
-			return cause
+		if p.next == "" {
+			return s.expanded(ctx, ev, owner, n)
 		}
-		if errors.Is(err, notifier.ErrBacklogFull) {
-			log.Info("delivery backlog is full: expansion waits", "retry_in", s.cfg.FullBackoff)
-			s.release(ctx, id, owner, s.cfg.FullBackoff, true)
-			return nil
+		if err := s.progress(ctx, ev.ID, owner, p.next, n); err != nil {
+			return err
 		}
-		s.release(ctx, id, owner, s.cfg.ErrorBackoff, false)
-		return fmt.Errorf("event %s: %w", id, err)
 	}
 	// The matcher stopped without a last page: the work was cancelled.
 	if cause := context.Cause(wctx); errors.Is(cause, errLeaseLost) {
 		return cause
 	}
-	s.release(ctx, id, owner, 0, false)
+	s.release(ctx, ev.ID, owner, 0, false)
 	return ctx.Err()
+}
+
+// enqueueBatch enqueues one page of subscribers (or returns the error matching it ran into) and
+// returns how many deliveries it enqueued.
+func (s *Service) enqueueBatch(ctx context.Context, ev *Event, p page) (int, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	n, err := s.enqueue(ctx, ev, p.subs)
+	if err != nil {
+		return 0, err
+	}
+	if s.cfg.afterEnqueue != nil {
+		s.cfg.afterEnqueue(ev.ID)
+	}
+	return n, nil
+}
+
+// expanded marks the event expanded after its last batch, which enqueued n deliveries.
+func (s *Service) expanded(ctx context.Context, ev *Event, owner string, n int) error {
+	if err := s.finish(ctx, ev.ID, owner, n); err != nil {
+		return err
+	}
+	s.m.expandedSeconds.Observe(s.cfg.Now().Sub(ev.CreatedAt).Seconds())
+	s.log.Debug("event expanded", "event_id", ev.ID)
+	return nil
+}
+
+// batchFailed ends the work on an event whose batch failed with err. A lost lease is returned as
+// it is (the new owner goes on); a full backlog hands the event back for FullBackoff and refuses
+// new events as long; any other error hands it back for ErrorBackoff and is returned.
+func (s *Service) batchFailed(ctx, wctx context.Context, id, owner string, err error) error {
+	if cause := context.Cause(wctx); errors.Is(cause, errLeaseLost) {
+		return cause
+	}
+	if errors.Is(err, notifier.ErrBacklogFull) {
+		s.log.Info("delivery backlog is full: expansion waits", "event_id", id, "retry_in", s.cfg.FullBackoff)
+		s.release(ctx, id, owner, s.cfg.FullBackoff, true)
+		return nil
+	}
+	s.release(ctx, id, owner, s.cfg.ErrorBackoff, false)
+	return fmt.Errorf("event %s: %w", id, err)
 }
 
 // page is one batch of subscribers to enqueue. next is the cursor after it, empty when it is the

@@ -263,14 +263,22 @@ func TestRoundTrip(t *testing.T) {
 	deliveryID := a.body["delivery_id"].(string)
 
 	testutil.Eventually(t, 20*time.Second, "the forwarded response", func() bool { return len(sessionsSrv.got()) == 1 })
-
-	// What the channel server got: exactly three keys, signed with the relay secret.
 	in := chSeen.got()
 	if len(in) != 1 {
 		t.Fatalf("channel server got %d requests, want 1", len(in))
 	}
+	token := checkRelayed(t, b, in[0], deliveryID)
+	fwd := checkForwarded(t, b, sessionsSrv.got()[0])
+	checkRoundTripSession(t, b, deliveryID, fwd, token)
+}
+
+// checkRelayed checks what the channel server got: exactly three keys, a response_url that points
+// at herald and carries a token, signed with the relay secret as delivery deliveryID. It returns
+// the token.
+func checkRelayed(t *testing.T, b *bundle, in received, deliveryID string) (token string) {
+	t.Helper()
 	var relayed map[string]any
-	if err := json.Unmarshal(in[0].body, &relayed); err != nil {
+	if err := json.Unmarshal(in.body, &relayed); err != nil {
 		t.Fatal(err)
 	}
 	if got := keysOf(relayed); !slices.Equal(got, []string{"message", "response_url", "session_id"}) {
@@ -284,16 +292,19 @@ func TestRoundTrip(t *testing.T) {
 		!strings.HasPrefix(relayed["response_url"].(string), b.api+"/webhook-response?token=") {
 		t.Fatalf("response_url %v, want %s/webhook-response?token=...", relayed["response_url"], b.api)
 	}
-	if in[0].header.Get("webhook-id") != deliveryID {
-		t.Fatalf("webhook-id %q, want the delivery id %q", in[0].header.Get("webhook-id"), deliveryID)
+	if in.header.Get("webhook-id") != deliveryID {
+		t.Fatalf("webhook-id %q, want the delivery id %q", in.header.Get("webhook-id"), deliveryID)
 	}
-	if err := webhooksig.Verify(b.svc.SigningSecret(), in[0].header, in[0].body, time.Minute); err != nil {
+	if err := webhooksig.Verify(b.svc.SigningSecret(), in.header, in.body, time.Minute); err != nil {
 		t.Fatalf("relayed message does not verify with the signing secret: %v", err)
 	}
+	return ru.Query().Get("token")
+}
 
-	// What the sessions server got: exactly four keys, signed too.
-	out := sessionsSrv.got()[0]
-	var fwd map[string]any
+// checkForwarded checks what the sessions server got: exactly four keys, the channel server's
+// response_data, a recent received_at in UTC, signed too. It returns the decoded body.
+func checkForwarded(t *testing.T, b *bundle, out received) (fwd map[string]any) {
+	t.Helper()
 	if err := json.Unmarshal(out.body, &fwd); err != nil {
 		t.Fatal(err)
 	}
@@ -314,8 +325,14 @@ func TestRoundTrip(t *testing.T) {
 	if err := webhooksig.Verify(b.svc.SigningSecret(), out.header, out.body, time.Minute); err != nil {
 		t.Fatalf("forwarded response does not verify: %v", err)
 	}
+	return fwd
+}
 
-	// The session as GET /sessions/{id} shows it, once the engine has recorded both deliveries.
+// checkRoundTripSession checks the session as GET /sessions/{id} shows it once the engine has
+// recorded both deliveries: the message with its delivery, the response as forwarded (fwd), and
+// nowhere the callback token.
+func checkRoundTripSession(t *testing.T, b *bundle, deliveryID string, fwd map[string]any, token string) {
+	t.Helper()
 	var s map[string]any
 	testutil.Eventually(t, 10*time.Second, "both deliveries delivered", func() bool {
 		s = getSession(t, b, "abc123")
@@ -341,10 +358,10 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("message %v", m)
 	}
 	r := s["responses"].([]any)[0].(map[string]any)
-	if r["received_at"] != ra || mustJSON(r["response_data"]) != mustJSON(rd) {
+	if r["received_at"] != fwd["received_at"] || mustJSON(r["response_data"]) != mustJSON(fwd["response_data"]) {
 		t.Fatalf("response %v", r)
 	}
-	if strings.Contains(mustJSON(s), ru.Query().Get("token")) {
+	if strings.Contains(mustJSON(s), token) {
 		t.Fatal("GET /sessions shows the callback token")
 	}
 }

@@ -529,14 +529,48 @@ func TestAPIBadRequests(t *testing.T) {
 	a := setupAPI(t, apiOptions{policy: egress.Policy{}, noVerifier: true}) // https and public targets only
 	good := a.mustDo(201, "POST", "/subscribers", map[string]any{"url": "https://hooks.example.com/h"})
 	id := good["id"].(string)
-	short := "whsec_" + base64.StdEncoding.EncodeToString([]byte("only-ten-b"))
-	cases := []struct {
-		method, path string
-		body         any
-		status       int
-		code, field  string
-		says         string
-	}{
+	for _, c := range badRequests(id) {
+		code, out := a.do(c.method, c.path, c.body)
+		e, _ := out["error"].(map[string]any)
+		msg, _ := e["message"].(string)
+		field, _ := e["field"].(string)
+		if code != c.status || e["code"] != c.code || field != c.field || !strings.Contains(msg, c.says) {
+			t.Errorf("%s %s %v: %d %v; want %d %s field %q saying %q", c.method, c.path, c.body, code, out, c.status, c.code, c.field, c.says)
+		}
+		for _, leak := range []string{"not-base64", "sk_live", "whsec_short", shortSecret} {
+			if strings.Contains(msg, leak) {
+				t.Errorf("%s %s: the error repeats the secret: %q", c.method, c.path, msg)
+			}
+		}
+	}
+	// 415 for another content type.
+	resp, err := http.Post(a.url+"/subscribers", "text/plain", strings.NewReader(`{"url": "https://example.com/"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Fatalf("text/plain body: %d", resp.StatusCode)
+	}
+	checkNothingHalfMade(t, a, good)
+}
+
+// badRequest is a request the API refuses: the answer's status, error code, field, and a part of
+// its message.
+type badRequest struct {
+	method, path string
+	body         any
+	status       int
+	code, field  string
+	says         string
+}
+
+// shortSecret is a well-formed secret of 10 bytes, too short to be taken.
+var shortSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("only-ten-b"))
+
+// badRequests are the requests TestAPIBadRequests makes; id is an existing subscriber's.
+func badRequests(id string) []badRequest {
+	return []badRequest{
 		{"POST", "/subscribers", map[string]any{}, 400, "missing_field", "url", "url is required"},
 		{"POST", "/subscribers", map[string]any{"url": "not a url"}, 400, "invalid_value", "url", "absolute"},
 		{"POST", "/subscribers", map[string]any{"url": "ftp://example.com/x"}, 400, "invalid_value", "url", "http or https"},
@@ -549,7 +583,7 @@ func TestAPIBadRequests(t *testing.T) {
 		{"POST", "/subscribers", map[string]any{"url": "https://example.com/", "bogus": 1}, 400, "unknown_field", "bogus", "bogus"},
 		{"POST", "/subscribers", map[string]any{"url": "https://example.com/", "types": []string{"update_notification", "nope_type"}}, 400, "invalid_value", "types", `"nope_type"`},
 		{"POST", "/subscribers", map[string]any{"url": "https://example.com/", "secret": "whsec_not-base64!"}, 400, "invalid_value", "secret", "whsec_"},
-		{"POST", "/subscribers", map[string]any{"url": "https://example.com/", "secret": short}, 400, "invalid_value", "secret", "24 to 64"},
+		{"POST", "/subscribers", map[string]any{"url": "https://example.com/", "secret": shortSecret}, 400, "invalid_value", "secret", "24 to 64"},
 		{"POST", "/subscribers", map[string]any{"url": "https://example.com/", "secret": "sk_live_abcdef"}, 400, "invalid_value", "secret", "whsec_"},
 		{"POST", "/subscribers", map[string]any{"url": "https://example.com/", "token": ""}, 400, "invalid_value", "token", "token"},
 		{"POST", "/subscribers", map[string]any{"url": "https://example.com/", "rate_limit_per_minute": 0}, 400, "invalid_value", "rate_limit_per_minute", "between 1"},
@@ -582,36 +616,17 @@ func TestAPIBadRequests(t *testing.T) {
 		{"GET", "/subscribers?limit=1001", nil, 400, "invalid_value", "limit", "limit"},
 		{"GET", "/subscribers?after=bad!id", nil, 400, "invalid_value", "after", "cursor"},
 	}
-	for _, c := range cases {
-		code, out := a.do(c.method, c.path, c.body)
-		e, _ := out["error"].(map[string]any)
-		msg, _ := e["message"].(string)
-		field, _ := e["field"].(string)
-		if code != c.status || e["code"] != c.code || field != c.field || !strings.Contains(msg, c.says) {
-			t.Errorf("%s %s %v: %d %v; want %d %s field %q saying %q", c.method, c.path, c.body, code, out, c.status, c.code, c.field, c.says)
-		}
-		for _, leak := range []string{"not-base64", "sk_live", "whsec_short", short} {
-			if strings.Contains(msg, leak) {
-				t.Errorf("%s %s: the error repeats the secret: %q", c.method, c.path, msg)
-			}
-		}
-	}
-	// 415 for another content type.
-	resp, err := http.Post(a.url+"/subscribers", "text/plain", strings.NewReader(`{"url": "https://example.com/"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnsupportedMediaType {
-		t.Fatalf("text/plain body: %d", resp.StatusCode)
-	}
+}
 
-	// Nothing half-made: one subscriber, unchanged, and one queued handshake.
+// checkNothingHalfMade checks that rejected requests left nothing half-made: one subscriber, good,
+// unchanged, and one queued handshake.
+func checkNothingHalfMade(t *testing.T, a *api, good map[string]any) {
+	t.Helper()
 	list := a.mustDo(200, "GET", "/subscribers", nil)
 	if subs := list["subscribers"].([]any); len(subs) != 1 {
 		t.Fatalf("subscribers after bad requests: %v", subs)
 	}
-	now := a.mustDo(200, "GET", "/subscribers/"+id, nil)
+	now := a.mustDo(200, "GET", "/subscribers/"+good["id"].(string), nil)
 	for _, k := range []string{"url", "secret", "token", "updated_at", "status", "types", "channel_ids"} {
 		if fmt.Sprint(now[k]) != fmt.Sprint(good[k]) {
 			t.Errorf("%s changed by rejected requests: %v -> %v", k, good[k], now[k])

@@ -304,72 +304,13 @@ func TestMatchFilters(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *bundle) {
 		ctx := context.Background()
-		mk := func(name string, f func(s *Subscriber)) string {
-			s := newSub("https://example.com/" + name)
-			s.Description = name
-			f(s)
-			return mustCreate(t, b.store, s).ID
-		}
-		byName := map[string]string{
-			"all":       mk("all", func(*Subscriber) {}),
-			"ids":       mk("ids", func(s *Subscriber) { s.ChannelIDs = []string{"c1", "c9"} }),
-			"tags":      mk("tags", func(s *Subscriber) { s.ChannelTags = []string{"slack", "web"} }),
-			"chattype":  mk("chattype", func(s *Subscriber) { s.ChatTypes = []string{"support"} }),
-			"types":     mk("types", func(s *Subscriber) { s.Types = []string{TypeRepublishRequest} }),
-			"idsandtag": mk("idsandtag", func(s *Subscriber) { s.ChannelIDs = []string{"c1"}; s.ChannelTags = []string{"web"} }),
-			"failed":    mk("failed", func(*Subscriber) {}),
-			"pending":   mk("pending", func(*Subscriber) {}),
-			"disabled":  mk("disabled", func(*Subscriber) {}),
-		}
-		// "pending" stays unclaimed; "failed" fails its handshake; "disabled" is disabled after.
-		pendingTask := byName["pending"]
-		outcome := map[string]string{byName["failed"]: "answered 403"}
-		for {
-			tasks, _ := b.store.ClaimVerifications(ctx, 100, time.Hour)
-			if len(tasks) == 0 {
-				break
-			}
-			for _, task := range tasks {
-				if task.ID != pendingTask {
-					if _, err := b.store.FinishVerification(ctx, task, outcome[task.ID]); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-		}
-		if ok, err := b.store.Disable(ctx, byName["disabled"], "endpoint answered 410 Gone"); !ok || err != nil {
-			t.Fatalf("disable: %v %v", ok, err)
-		}
-		nameOf := make(map[string]string, len(byName))
-		for name, id := range byName {
-			nameOf[id] = name
-		}
-		names := func(targets []Target) []string {
-			var out []string
-			for _, g := range targets {
-				out = append(out, nameOf[g.ID])
-			}
-			slices.Sort(out)
-			return out
-		}
-		cases := []struct {
-			ch   channels.Channel
-			typ  string
-			want []string
-		}{
-			{channels.Channel{ChannelID: "c1"}, TypeUpdateNotification, []string{"all", "ids"}},
-			{channels.Channel{ChannelID: "c1", ChannelTags: []string{"web"}}, TypeUpdateNotification, []string{"all", "ids", "idsandtag", "tags"}},
-			{channels.Channel{ChannelID: "c2", ChannelTags: []string{"slack", "web"}}, TypeUpdateNotification, []string{"all", "tags"}},
-			{channels.Channel{ChannelID: "c2", ChannelMetadata: map[string]any{"chat_type": "support"}}, TypeUpdateNotification, []string{"all", "chattype"}},
-			{channels.Channel{ChannelID: "c2", ChannelMetadata: map[string]any{"chat_type": "sales"}}, TypeRepublishRequest, []string{"all", "types"}},
-			{channels.Channel{ChannelID: "c9", ChannelMetadata: map[string]any{"chat_type": "support"}}, TypeRepublishRequest, []string{"all", "chattype", "ids", "types"}},
-		}
-		for _, c := range cases {
+		byName := createFilterWorld(t, b)
+		for _, c := range matchFilterCases {
 			got, next, err := b.store.Targets(ctx, &c.ch, c.typ, "", 100)
 			if err != nil || next != "" {
 				t.Fatalf("targets %+v: next=%q err=%v", c.ch, next, err)
 			}
-			if g := names(got); !slices.Equal(g, c.want) {
+			if g := targetNames(byName, got); !slices.Equal(g, c.want) {
 				t.Errorf("targets %s %v %v %s = %v, want %v", c.ch.ChannelID, c.ch.ChannelTags, c.ch.ChannelMetadata, c.typ, g, c.want)
 			}
 			for _, g := range got {
@@ -384,6 +325,80 @@ func TestMatchFilters(t *testing.T) {
 			t.Fatalf("re-enable: %+v %v", upd, err)
 		}
 	})
+}
+
+// matchFilterCases are the channels and event types TestMatchFilters matches, with the names of
+// the subscribers of createFilterWorld each must reach: the verified ones whose filters all match.
+var matchFilterCases = []struct {
+	ch   channels.Channel
+	typ  string
+	want []string
+}{
+	{channels.Channel{ChannelID: "c1"}, TypeUpdateNotification, []string{"all", "ids"}},
+	{channels.Channel{ChannelID: "c1", ChannelTags: []string{"web"}}, TypeUpdateNotification, []string{"all", "ids", "idsandtag", "tags"}},
+	{channels.Channel{ChannelID: "c2", ChannelTags: []string{"slack", "web"}}, TypeUpdateNotification, []string{"all", "tags"}},
+	{channels.Channel{ChannelID: "c2", ChannelMetadata: map[string]any{"chat_type": "support"}}, TypeUpdateNotification, []string{"all", "chattype"}},
+	{channels.Channel{ChannelID: "c2", ChannelMetadata: map[string]any{"chat_type": "sales"}}, TypeRepublishRequest, []string{"all", "types"}},
+	{channels.Channel{ChannelID: "c9", ChannelMetadata: map[string]any{"chat_type": "support"}}, TypeRepublishRequest, []string{"all", "chattype", "ids", "types"}},
+}
+
+// createFilterWorld creates one subscriber per filter kind, each verified, plus "failed" (its
+// handshake failed), "pending" (its handshake is never claimed) and "disabled" (disabled after it
+// was verified), all without filters. It returns their ids by name.
+func createFilterWorld(t *testing.T, b *bundle) (byName map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	mk := func(name string, f func(s *Subscriber)) string {
+		s := newSub("https://example.com/" + name)
+		s.Description = name
+		f(s)
+		return mustCreate(t, b.store, s).ID
+	}
+	byName = map[string]string{
+		"all":       mk("all", func(*Subscriber) {}),
+		"ids":       mk("ids", func(s *Subscriber) { s.ChannelIDs = []string{"c1", "c9"} }),
+		"tags":      mk("tags", func(s *Subscriber) { s.ChannelTags = []string{"slack", "web"} }),
+		"chattype":  mk("chattype", func(s *Subscriber) { s.ChatTypes = []string{"support"} }),
+		"types":     mk("types", func(s *Subscriber) { s.Types = []string{TypeRepublishRequest} }),
+		"idsandtag": mk("idsandtag", func(s *Subscriber) { s.ChannelIDs = []string{"c1"}; s.ChannelTags = []string{"web"} }),
+		"failed":    mk("failed", func(*Subscriber) {}),
+		"pending":   mk("pending", func(*Subscriber) {}),
+		"disabled":  mk("disabled", func(*Subscriber) {}),
+	}
+	// "pending" stays unclaimed; "failed" fails its handshake; "disabled" is disabled after.
+	pendingTask := byName["pending"]
+	outcome := map[string]string{byName["failed"]: "answered 403"}
+	for {
+		tasks, _ := b.store.ClaimVerifications(ctx, 100, time.Hour)
+		if len(tasks) == 0 {
+			break
+		}
+		for _, task := range tasks {
+			if task.ID != pendingTask {
+				if _, err := b.store.FinishVerification(ctx, task, outcome[task.ID]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if ok, err := b.store.Disable(ctx, byName["disabled"], "endpoint answered 410 Gone"); !ok || err != nil {
+		t.Fatalf("disable: %v %v", ok, err)
+	}
+	return byName
+}
+
+// targetNames returns the sorted names (keys of byName) of targets.
+func targetNames(byName map[string]string, targets []Target) []string {
+	nameOf := make(map[string]string, len(byName))
+	for name, id := range byName {
+		nameOf[id] = name
+	}
+	var out []string
+	for _, g := range targets {
+		out = append(out, nameOf[g.ID])
+	}
+	slices.Sort(out)
+	return out
 }
 
 // TestMatchPagingRandomized checks Targets against a brute-force filter over many subscribers with
@@ -470,7 +485,6 @@ func TestMatchPagingRandomized(t *testing.T) {
 func TestConcurrentUpdatesKeepIndexes(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *bundle) {
-		ctx := context.Background()
 		var ids []string
 		for i := range 3 {
 			ids = append(ids, mustCreate(t, b.store, newSub(fmt.Sprintf("https://example.com/%d", i))).ID)
@@ -478,73 +492,92 @@ func TestConcurrentUpdatesKeepIndexes(t *testing.T) {
 		settle(t, b.store, nil)
 		var wg sync.WaitGroup
 		for w := range 8 {
-			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(uint64(w), 7))
-				for range 40 {
-					id := ids[rng.IntN(len(ids))]
-					var err error
-					switch rng.IntN(4) {
-					case 0:
-						_, err = b.store.Update(ctx, id, func(s *Subscriber) error {
-							s.ChannelIDs = []string{fmt.Sprintf("c%d", rng.IntN(3))}
-							s.ChannelTags = nil
-							return nil
-						})
-					case 1:
-						_, err = b.store.Update(ctx, id, func(s *Subscriber) error {
-							s.ChannelIDs = nil
-							s.ChannelTags = []string{fmt.Sprintf("t%d", rng.IntN(3))}
-							return nil
-						})
-					case 2:
-						_, err = b.store.Update(ctx, id, func(s *Subscriber) error { s.ChannelIDs, s.ChannelTags = nil, nil; return nil })
-					case 3:
-						_, err = b.store.Disable(ctx, id, "test")
-					}
-					if err != nil && !errors.Is(err, ErrConflict) {
-						t.Error(err)
-						return
-					}
-					if rng.IntN(3) == 0 {
-						// A verifier finishing handshakes meanwhile.
-						tasks, _ := b.store.ClaimVerifications(ctx, 10, time.Minute)
-						for _, task := range tasks {
-							_, _ = b.store.FinishVerification(ctx, task, "")
-						}
-					}
-				}
-			})
+			wg.Go(func() { racingUpdates(t, b, ids, uint64(w)) })
 		}
 		wg.Wait()
 		b.clock.Add(time.Hour)
 		settle(t, b.store, nil)
-		// Expected index contents from the documents.
-		want := map[string][]string{}
-		recs, err := b.store.getMany(ctx, ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range recs {
-			for _, k := range b.store.indexKeys(r) {
-				want[k] = append(want[k], r.ID)
-			}
-		}
-		got := map[string][]string{}
-		for _, k := range allKeys(t, b) {
-			if !strings.Contains(k, ":idx:") {
-				continue
-			}
-			members, err := b.rdb.ZRange(ctx, k, 0, -1).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			got[k] = members
-		}
-		for k := range want {
-			slices.Sort(want[k])
-		}
+		got, want := indexesInRedis(t, b), indexesOfDocuments(t, b, ids)
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("indexes drifted from the documents:\n got %v\nwant %v", got, want)
 		}
 	})
+}
+
+// racingUpdates is one of the writers of TestConcurrentUpdatesKeepIndexes: 40 random changes of
+// the filters or status of the subscribers ids, with handshakes finished in between as a verifier
+// would. A conflict is expected; any other error fails t.
+func racingUpdates(t *testing.T, b *bundle, ids []string, seed uint64) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	for range 40 {
+		id := ids[rng.IntN(len(ids))]
+		var err error
+		switch rng.IntN(4) {
+		case 0:
+			_, err = b.store.Update(ctx, id, func(s *Subscriber) error {
+				s.ChannelIDs = []string{fmt.Sprintf("c%d", rng.IntN(3))}
+				s.ChannelTags = nil
+				return nil
+			})
+		case 1:
+			_, err = b.store.Update(ctx, id, func(s *Subscriber) error {
+				s.ChannelIDs = nil
+				s.ChannelTags = []string{fmt.Sprintf("t%d", rng.IntN(3))}
+				return nil
+			})
+		case 2:
+			_, err = b.store.Update(ctx, id, func(s *Subscriber) error { s.ChannelIDs, s.ChannelTags = nil, nil; return nil })
+		case 3:
+			_, err = b.store.Disable(ctx, id, "test")
+		}
+		if err != nil && !errors.Is(err, ErrConflict) {
+			t.Error(err)
+			return
+		}
+		if rng.IntN(3) == 0 {
+			// A verifier finishing handshakes meanwhile.
+			tasks, _ := b.store.ClaimVerifications(ctx, 10, time.Minute)
+			for _, task := range tasks {
+				_, _ = b.store.FinishVerification(ctx, task, "")
+			}
+		}
+	}
+}
+
+// indexesOfDocuments returns what the indexes must hold for the subscribers ids, from their
+// documents: the sorted members of each index key.
+func indexesOfDocuments(t *testing.T, b *bundle, ids []string) map[string][]string {
+	t.Helper()
+	want := map[string][]string{}
+	recs, err := b.store.getMany(context.Background(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		for _, k := range b.store.indexKeys(r) {
+			want[k] = append(want[k], r.ID)
+		}
+	}
+	for k := range want {
+		slices.Sort(want[k])
+	}
+	return want
+}
+
+// indexesInRedis returns the members of every index key in Redis, in index order.
+func indexesInRedis(t *testing.T, b *bundle) map[string][]string {
+	t.Helper()
+	got := map[string][]string{}
+	for _, k := range allKeys(t, b) {
+		if !strings.Contains(k, ":idx:") {
+			continue
+		}
+		members, err := b.rdb.ZRange(context.Background(), k, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[k] = members
+	}
+	return got
 }
