@@ -300,24 +300,7 @@ func TestAPICreateVerifyListAndSign(t *testing.T) {
 		t.Fatalf("verified: %v", got)
 	}
 
-	// Lists never show the secret or the token.
-	for _, page := range []string{"/subscribers", "/subscribers?limit=1"} {
-		list := a.mustDo(200, "GET", page, nil)
-		subs, _ := list["subscribers"].([]any)
-		if len(subs) != 1 || list["next"] != nil {
-			t.Fatalf("list %s: %v", page, list)
-		}
-		s := subs[0].(map[string]any)
-		if _, ok := s["secret"]; ok {
-			t.Fatalf("list shows the secret: %v", s)
-		}
-		if _, ok := s["token"]; ok {
-			t.Fatalf("list shows the token: %v", s)
-		}
-		if s["id"] != id || s["status"] != "verified" || s["breaker_state"] != "closed" {
-			t.Fatalf("list entry: %v", s)
-		}
-	}
+	checkListHidesSecrets(t, a, id)
 
 	// The engine signs deliveries to the subscriber with its secret.
 	ctx := context.Background()
@@ -355,6 +338,28 @@ func TestAPICreateVerifyListAndSign(t *testing.T) {
 	}
 	if strings.Contains(a.logs.String(), "tok-1") {
 		t.Fatal("the token is in the logs")
+	}
+}
+
+// checkListHidesSecrets: lists show the one subscriber id, but never its secret or its token.
+func checkListHidesSecrets(t *testing.T, a *api, id string) {
+	t.Helper()
+	for _, page := range []string{"/subscribers", "/subscribers?limit=1"} {
+		list := a.mustDo(200, "GET", page, nil)
+		subs, _ := list["subscribers"].([]any)
+		if len(subs) != 1 || list["next"] != nil {
+			t.Fatalf("list %s: %v", page, list)
+		}
+		s := subs[0].(map[string]any)
+		if _, ok := s["secret"]; ok {
+			t.Fatalf("list shows the secret: %v", s)
+		}
+		if _, ok := s["token"]; ok {
+			t.Fatalf("list shows the token: %v", s)
+		}
+		if s["id"] != id || s["status"] != "verified" || s["breaker_state"] != "closed" {
+			t.Fatalf("list entry: %v", s)
+		}
 	}
 }
 
