@@ -188,12 +188,11 @@ type dump struct {
 // ---- the bench ----
 
 type shape struct {
-	name       string
-	events     int
-	subs       int
-	rate       int           // events per second; 0: as fast as the 8 connections go
-	dur        time.Duration // with rate
-	notProfile bool
+	name   string
+	events int
+	subs   int
+	rate   int           // events per second; 0: as fast as the 8 connections go
+	dur    time.Duration // with rate
 }
 
 func (s shape) deliveries() int { return s.events * s.subs }
@@ -254,7 +253,7 @@ func run(args []string) error {
 		"(default 2000x10,200x100,10000x2,1x10000,steady; with -quick 500x10,100x100,2000x2,1x2000,steady)")
 	steadyRate := fs.Int("steady-rate", 100, "events per second of the steady shape")
 	steadySubs := fs.Int("steady-subscribers", 10, "subscribers of the steady shape")
-	steadySecs := fs.Duration("steady-duration", 10*time.Second, "how long the steady shape sends (default 3s with -quick)")
+	steadyFor := fs.Duration("steady-duration", 10*time.Second, "how long the steady shape sends (default 3s with -quick)")
 	fs.IntVar(&b.ceilingN, "ceiling-n", 20000, "POSTs of each raw ceiling measurement (default 5000 with -quick)")
 	fs.DurationVar(&b.timeout, "shape-timeout", 90*time.Second, "a shape's deliveries must all arrive within this long after its last notify")
 	fs.StringVar(&b.pprofURL, "pprof", "", "herald's pprof base URL (--pprof-addr); empty: no profile")
@@ -272,7 +271,7 @@ func run(args []string) error {
 	if *quick {
 		list = "500x10,100x100,2000x2,1x2000,steady"
 		if !set["steady-duration"] {
-			*steadySecs = 3 * time.Second
+			*steadyFor = 3 * time.Second
 		}
 		if !set["ceiling-n"] {
 			b.ceilingN = 5000
@@ -284,7 +283,7 @@ func run(args []string) error {
 	if *shapesFlag != "" {
 		list = *shapesFlag
 	}
-	steady := shape{name: "steady", rate: *steadyRate, subs: *steadySubs, dur: *steadySecs}
+	steady := shape{name: "steady", rate: *steadyRate, subs: *steadySubs, dur: *steadyFor}
 	steady.events = max(1, int(float64(steady.rate)*steady.dur.Seconds()))
 	shapes, err := parseShapes(list, steady)
 	if err != nil {
@@ -327,16 +326,16 @@ func run(args []string) error {
 
 // result is one shape's figures.
 type result struct {
-	shape                      shape
-	delivered, unique          int64
-	missing, dups, stray       int64
-	perSec, ceiling, ratio     float64
-	p50, p99, max              time.Duration
-	notifyP50, notifyP99       time.Duration
-	heraldUS, redisUS, cmdUS   float64
-	callsPer, recvUS, ceilCPU  float64
-	bodyBytes, ceilBodyBytes   int
-	subsMismatch, notifyErrors int64
+	shape                     shape
+	delivered, unique         int64
+	missing, dups, stray      int64
+	perSec, ceiling, ratio    float64
+	p50, p99, max             time.Duration
+	notifyP50, notifyP99      time.Duration
+	heraldUS, redisUS, cmdUS  float64
+	callsPer, recvUS, ceilCPU float64
+	bodyBytes, ceilBodyBytes  int
+	subsMismatch              int64
 }
 
 // setup makes the shape's channel and subscribers over the API and waits until every subscriber
