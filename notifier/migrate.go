@@ -34,22 +34,23 @@ var layout1 = map[string]string{
 }
 
 // migrateScript renames the layout-1 fields of the keys in ARGV[2...] (records and endpoints).
-// Returns how many keys it changed.
+// A key of the current layout costs one look: every layout-1 record has "st" and every layout-1
+// endpoint "mif". Returns how many keys it changed.
 var migrateScript = script(`
 local renames = {` + luaRenames() + `}
 local changed = 0
 for i = 2, #ARGV do
   local k = ARGV[i]
-  local moved = false
-  for old, new in pairs(renames) do
-    local v = redis.call('HGET', k, old)
-    if v then
-      redis.call('HSET', k, new, v)
-      redis.call('HDEL', k, old)
-      moved = true
+  if redis.call('HEXISTS', k, 'st') == 1 or redis.call('HEXISTS', k, 'mif') == 1 then
+    for old, new in pairs(renames) do
+      local v = redis.call('HGET', k, old)
+      if v then
+        redis.call('HSET', k, new, v)
+        redis.call('HDEL', k, old)
+      end
     end
+    changed = changed + 1
   end
-  if moved then changed = changed + 1 end
 end
 return changed
 `)
