@@ -134,10 +134,9 @@ type Service struct {
 
 	kick chan struct{} // wakes an idle worker when this process accepts an event
 
-	life     lifecycle.State
-	workers  lifecycle.Group    // the expansion workers, from Start until Stop
-	stopping chan struct{}      // closed by Stop: finish the current batch, release, exit
-	cancel   context.CancelFunc // set by Start: cancels the workers' context
+	// life owns the expansion workers from Start until Stop; its Stopping signal asks them to
+	// finish the current batch, release and exit.
+	life *lifecycle.Service
 }
 
 // New builds the service.
@@ -149,7 +148,7 @@ func New(rdb redis.UniversalClient, ch Channels, subs Subscribers, eng Engine, c
 	s := &Service{
 		rdb: rdb, ch: ch, subs: subs, eng: eng, cfg: cfg,
 		keys: newKeys(cfg.Prefix), log: cfg.Logger.With("component", "events"),
-		kick: make(chan struct{}, 1), stopping: make(chan struct{}),
+		kick: make(chan struct{}, 1), life: lifecycle.NewService("events", "workers"),
 	}
 	s.m = newMetrics(s, cfg.Registerer)
 	return s, nil
@@ -158,11 +157,9 @@ func New(rdb redis.UniversalClient, ch Channels, subs Subscribers, eng Engine, c
 // Start launches the expansion workers. A service starts once: a second Start returns an error
 // wrapping lifecycle.ErrStarted, a Start after Stop one wrapping lifecycle.ErrStopped.
 func (s *Service) Start(ctx context.Context) error {
-	return s.life.Start("events", func() error {
-		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		s.cancel = cancel
+	return s.life.Start(ctx, func(wctx context.Context) error {
 		for range s.cfg.Workers {
-			s.workers.Go(func() { s.work(wctx, s.stopping) })
+			s.life.Go(func() { s.work(wctx, s.life.Stopping()) })
 		}
 		return nil
 	})
@@ -172,18 +169,7 @@ func (s *Service) Start(ctx context.Context) error {
 // process resumes them at once) and return. When ctx ends first they are cancelled mid-batch;
 // their events are then resumed after the lease runs out. Only the first call does anything:
 // later ones, and a Stop before Start, return nil.
-func (s *Service) Stop(ctx context.Context) error {
-	first, started := s.life.Stop()
-	if !first || !started {
-		return nil
-	}
-	close(s.stopping)
-	defer s.cancel()
-	if err := s.workers.Drain(ctx, s.cancel); err != nil {
-		return fmt.Errorf("events: workers cancelled at the stop deadline: %w", err)
-	}
-	return nil
-}
+func (s *Service) Stop(ctx context.Context) error { return s.life.Stop(ctx) }
 
 // Notification is a notify request.
 type Notification struct {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -60,11 +59,9 @@ type Service struct {
 
 	nudge chan struct{}
 
-	life     lifecycle.State
-	group    lifecycle.Group // the loop and the handshakes it starts
-	stopping chan struct{}   // closed by Stop: claim nothing more, skip remaining retries
-	ctx      context.Context // set by Start: the handshakes' context, cancelled at Stop's deadline
-	cancel   context.CancelFunc
+	// life owns the loop and the handshakes it starts. Its Stopping signal: claim nothing more,
+	// skip remaining retries; its Context, the handshakes', is cancelled at Stop's deadline.
+	life *lifecycle.Service
 
 	mu      sync.Mutex
 	running int
@@ -91,7 +88,7 @@ func New(cfg Config) *Service {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s := &Service{cfg: cfg, ua: "herald/" + cfg.Version, nudge: make(chan struct{}, 1), stopping: make(chan struct{})}
+	s := &Service{cfg: cfg, ua: "herald/" + cfg.Version, nudge: make(chan struct{}, 1), life: lifecycle.NewService("verifier", "handshakes")}
 	s.results = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_verifications_total",
 		Help: "url_verification handshakes finished, by result (verified, failed).",
@@ -114,10 +111,9 @@ func (s *Service) Nudge() {
 // its lease passed) are picked up at once. A service starts once: a second Start returns an error
 // wrapping lifecycle.ErrStarted, a Start after Stop one wrapping lifecycle.ErrStopped.
 func (s *Service) Start(ctx context.Context) error {
-	return s.life.Start("verifier", func() error {
-		// The handshakes outlive ctx: Stop decides when they end.
-		s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-		s.group.Go(s.loop)
+	// The handshakes outlive ctx: Stop decides when they end.
+	return s.life.Start(ctx, func(context.Context) error {
+		s.life.Go(s.loop)
 		return nil
 	})
 }
@@ -125,18 +121,7 @@ func (s *Service) Start(ctx context.Context) error {
 // Stop stops claiming handshakes, lets the tries in flight finish until ctx ends, then cancels
 // them. Handshakes that did not finish are put back in the queue for the next process. Only the
 // first call does anything: later ones, and a Stop before Start, return nil.
-func (s *Service) Stop(ctx context.Context) error {
-	first, started := s.life.Stop()
-	if !first || !started {
-		return nil
-	}
-	close(s.stopping)
-	defer s.cancel()
-	if err := s.group.Drain(ctx, s.cancel); err != nil {
-		return fmt.Errorf("verifier: handshakes cancelled at the stop deadline: %w", err)
-	}
-	return nil
-}
+func (s *Service) Stop(ctx context.Context) error { return s.life.Stop(ctx) }
 
 func (s *Service) loop() {
 	t := time.NewTicker(s.cfg.PollInterval)
@@ -144,7 +129,7 @@ func (s *Service) loop() {
 	for {
 		s.claim()
 		select {
-		case <-s.stopping:
+		case <-s.life.Stopping():
 			return
 		case <-s.nudge:
 		case <-t.C:
@@ -160,7 +145,7 @@ func (s *Service) claim() {
 	if free <= 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(s.life.Context(), 5*time.Second)
 	tasks, err := s.cfg.Store.ClaimVerifications(ctx, free, s.cfg.Lease)
 	cancel()
 	if err != nil {
@@ -171,7 +156,7 @@ func (s *Service) claim() {
 		s.mu.Lock()
 		s.running++
 		s.mu.Unlock()
-		s.group.Go(func() { s.work(t) })
+		s.life.Go(func() { s.work(t) })
 	}
 }
 
@@ -185,7 +170,7 @@ func (s *Service) work(t subscribers.VerifyTask) {
 	log := s.cfg.Log.With("subscriber_id", t.ID, "url", egress.Redact(t.URL))
 	reason, err := s.run(t, log)
 	// Recording the result must not be cut short by Stop's cancellation.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.life.Context()), 5*time.Second)
 	defer cancel()
 	if errors.Is(err, ErrCanceled) {
 		if err := s.cfg.Store.ReleaseVerification(ctx, t.ID); err != nil {
@@ -221,7 +206,7 @@ func (s *Service) run(t subscribers.VerifyTask, log *slog.Logger) (string, error
 	var reason string
 	for try := 0; ; try++ {
 		var err error
-		reason, err = Handshake(s.ctx, s.cfg.Client, t.URL, t.Token, s.ua, s.cfg.Timeout)
+		reason, err = Handshake(s.life.Context(), s.cfg.Client, t.URL, t.Token, s.ua, s.cfg.Timeout)
 		if err != nil || reason == "" {
 			return reason, err
 		}
@@ -232,7 +217,7 @@ func (s *Service) run(t subscribers.VerifyTask, log *slog.Logger) (string, error
 		timer := time.NewTimer(s.cfg.Backoff[try])
 		select {
 		case <-timer.C:
-		case <-s.stopping:
+		case <-s.life.Stopping():
 			timer.Stop()
 			return "", ErrCanceled
 		}

@@ -86,3 +86,55 @@ func (g *Group) Drain(ctx context.Context, cancel func()) error {
 		return ctx.Err()
 	}
 }
+
+// Service is a background service's life in one piece: its State, the Group of its goroutines,
+// the Stopping signal they watch, and the Context they work in, which outlives Start's ctx and
+// which Stop cancels only when its own deadline passes. Build one with NewService.
+type Service struct {
+	State
+	Group
+	name, what string // "events", "workers": for Stop's error
+	stopping   chan struct{}
+	ctx        context.Context
+	cancel     context.CancelFunc
+}
+
+// NewService returns the lifecycle of service name whose goroutines are what ("workers").
+func NewService(name, what string) *Service {
+	return &Service{name: name, what: what, stopping: make(chan struct{})}
+}
+
+// Start runs start once (see State.Start) with the goroutines' context; start launches them
+// with Go.
+func (s *Service) Start(ctx context.Context, start func(ctx context.Context) error) error {
+	return s.State.Start(s.name, func() error {
+		s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		if err := start(s.ctx); err != nil {
+			s.cancel()
+			return err
+		}
+		return nil
+	})
+}
+
+// Stopping is closed when Stop begins: the goroutines take no new work.
+func (s *Service) Stopping() <-chan struct{} { return s.stopping }
+
+// Context is the goroutines' context (nil before Start).
+func (s *Service) Context() context.Context { return s.ctx }
+
+// Stop closes Stopping and waits for the goroutines until ctx ends; then it cancels their
+// context and waits for them to return. Only the first call does anything: later ones, and a
+// Stop before Start, return nil.
+func (s *Service) Stop(ctx context.Context) error {
+	first, started := s.State.Stop()
+	if !first || !started {
+		return nil
+	}
+	close(s.stopping)
+	defer s.cancel()
+	if err := s.Drain(ctx, s.cancel); err != nil {
+		return fmt.Errorf("%s: %s cancelled at the stop deadline: %w", s.name, s.what, err)
+	}
+	return nil
+}

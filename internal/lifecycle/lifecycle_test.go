@@ -153,3 +153,56 @@ func TestGroup(t *testing.T) {
 		})
 	}
 }
+
+// A Service's goroutines see Stopping when Stop begins; those that return in time end Stop with
+// nil, and those that do not are cancelled at Stop's deadline, which Stop reports.
+func TestServiceStopsItsGoroutines(t *testing.T) {
+	t.Run("in time", func(t *testing.T) {
+		s := lifecycle.NewService("svc", "workers")
+		if err := s.Start(context.Background(), func(ctx context.Context) error {
+			s.Go(func() { <-s.Stopping() })
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+		if s.Context().Err() == nil {
+			t.Error("the goroutines' context outlives Stop")
+		}
+	})
+	t.Run("past the deadline", func(t *testing.T) {
+		s := lifecycle.NewService("svc", "workers")
+		startCtx, cancelStart := context.WithCancel(context.Background())
+		if err := s.Start(startCtx, func(ctx context.Context) error {
+			s.Go(func() { <-ctx.Done() }) // ignores Stopping
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		cancelStart() // the goroutines' context outlives Start's
+		if s.Context().Err() != nil {
+			t.Fatal("the goroutines' context ended with Start's")
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := s.Stop(ctx); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "svc: workers cancelled") {
+			t.Errorf("Stop past its deadline: %v", err)
+		}
+		if err := s.Stop(context.Background()); err != nil {
+			t.Errorf("second Stop: %v", err)
+		}
+	})
+	t.Run("a failed start leaves it new", func(t *testing.T) {
+		s := lifecycle.NewService("svc", "workers")
+		boom := errors.New("boom")
+		if err := s.Start(context.Background(), func(context.Context) error { return boom }); err != boom {
+			t.Fatalf("Start: %v", err)
+		}
+		if err := s.Start(context.Background(), func(context.Context) error { return nil }); err != nil {
+			t.Errorf("Start after a failed one: %v", err)
+		}
+		_ = s.Stop(context.Background())
+	})
+}
