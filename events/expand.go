@@ -4,16 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/ids"
@@ -53,11 +49,11 @@ func (s *Service) work(ctx context.Context, stopping <-chan struct{}) {
 			return
 		default:
 		}
-		worked, err := s.expandNext(ctx, stopping)
+		claimed, err := s.expandNext(ctx, stopping)
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("expanding events", "err", err)
 		}
-		if worked && err == nil {
+		if claimed > 0 && err == nil {
 			continue
 		}
 		t.Reset(jitter(s.cfg.PollInterval))
@@ -76,73 +72,26 @@ func (s *Service) work(ctx context.Context, stopping <-chan struct{}) {
 func (s *Service) ExpandDue(ctx context.Context) (int, error) {
 	n := 0
 	for {
-		worked, err := s.expandNext(ctx, nil)
-		if err != nil {
+		claimed, err := s.expandNext(ctx, nil)
+		n += claimed
+		if err != nil || claimed == 0 {
 			return n, err
 		}
-		if !worked {
-			return n, nil
-		}
-		n++
 	}
 }
 
-// expandNext claims one due event and expands it. It reports false when no event was due.
-func (s *Service) expandNext(ctx context.Context, stopping <-chan struct{}) (bool, error) {
-	now := s.cfg.Now()
-	due, err := s.rdb.ZRangeByScore(ctx, s.keys.expand(), &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: 16,
-	}).Result()
-	if err != nil {
-		return false, err
+// expandNext claims the due events (up to claimBatch) and expands them (batch.go). It returns
+// how many it claimed: 0 when none was due.
+func (s *Service) expandNext(ctx context.Context, stopping <-chan struct{}) (int, error) {
+	owner, evs, err := s.claimDue(ctx)
+	if err != nil || len(evs) == 0 {
+		return 0, err
 	}
-	// Start at a random candidate so that workers racing for the same queue spread out.
-	off := 0
-	if len(due) > 1 {
-		off = rand.IntN(len(due))
-	}
-	for i := range due {
-		id := due[(i+off)%len(due)]
-		owner := ids.New("lease")
-		until := s.cfg.Now().Add(s.cfg.LeaseTTL).UnixMilli()
-		r, err := claimScript.Run(ctx, s.rdb, []string{s.keys.expand(), s.keys.event(id)},
-			id, now.UnixMilli(), until, owner).Int()
-		if err != nil {
-			return false, err
-		}
-		if r == 1 {
-			return true, s.expand(ctx, id, owner, stopping)
-		}
-	}
-	return false, nil
+	return len(evs), s.expandClaimed(ctx, owner, evs, stopping)
 }
 
 // errLeaseLost stops a worker whose lease another worker took over.
 var errLeaseLost = errors.New("events: lease on the event was lost")
-
-// expand does the batches of one claimed event until it is done, the worker is told to stop, the
-// lease is lost or the engine refuses more work.
-func (s *Service) expand(ctx context.Context, id, owner string, stopping <-chan struct{}) error {
-	ev, err := s.Get(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		// Expired between the claim and now: drop the queue entry.
-		return s.rdb.ZRem(ctx, s.keys.expand(), id).Err()
-	} else if err != nil {
-		s.release(ctx, id, owner, s.cfg.ErrorBackoff, false)
-		return err
-	}
-	wctx, stopHeartbeat := s.startHeartbeat(ctx, id, owner)
-	defer stopHeartbeat()
-
-	if ev.Status == StatusExpanded {
-		return s.finish(wctx, id, owner, 0)
-	}
-	var ch channels.Channel
-	if err := json.Unmarshal(ev.channel, &ch); err != nil {
-		return fmt.Errorf("event %s: channel snapshot: %w", id, err)
-	}
-	return s.expandBatches(ctx, wctx, ev, &ch, owner, stopping)
-}
 
 // startHeartbeat starts the heartbeat that renews the lease while a batch is slow. The context it
 // returns is for the work: it is cancelled with errLeaseLost when the lease is lost, so two workers
@@ -163,23 +112,23 @@ func (s *Service) startHeartbeat(ctx context.Context, id, owner string) (wctx co
 // expandBatches enqueues the event's batches from its cursor, saving the cursor after each, and
 // finishes the event after the last. Between batches it hands the event back when the worker is
 // told to stop. ctx is the worker's, wctx the heartbeat's (see startHeartbeat).
-func (s *Service) expandBatches(ctx, wctx context.Context, ev *Event, ch *channels.Channel, owner string, stopping <-chan struct{}) error {
+func (s *Service) expandBatches(ctx, wctx context.Context, ev *Event, ch *channels.Channel, owner string, stopping <-chan struct{}, first *page) error {
 	// The matcher reads pages of subscribers ahead of the enqueueing (up to Prefetch pages), so
 	// the two round trips of a batch overlap.
 	mctx, mcancel := context.WithCancel(wctx)
-	pages := s.pages(mctx, ev, ch)
+	pages := s.pages(mctx, ev, ch, first)
 	defer func() {
 		mcancel()
 		for range pages { // wait for the matcher to return
 		}
 	}()
-	first := true
+	started := false
 	for p := range pages {
-		if !first && stopped(stopping) {
+		if started && stopped(stopping) {
 			s.release(ctx, ev.ID, owner, 0, false)
 			return nil
 		}
-		first = false
+		started = true
 		n, err := s.enqueueBatch(wctx, ev, p)
 		if err != nil {
 			return s.batchFailed(ctx, wctx, ev.ID, owner, err)
@@ -205,10 +154,11 @@ func (s *Service) enqueueBatch(ctx context.Context, ev *Event, p page) (int, err
 	if p.err != nil {
 		return 0, p.err
 	}
-	n, err := s.enqueue(ctx, ev, p.subs)
+	counts, err := s.enqueueRequests(ctx, s.requests(ev, p.subs))
 	if err != nil {
 		return 0, err
 	}
+	n := counts[ev.ID]
 	if s.cfg.afterEnqueue != nil {
 		s.cfg.afterEnqueue(ev.ID)
 	}
@@ -249,13 +199,18 @@ type page struct {
 	err  error
 }
 
-// pages matches an event's subscribers page by page from its saved cursor, in a goroutine that
-// stops after the last page, an error, or when ctx ends; the channel is closed when it returns.
-func (s *Service) pages(ctx context.Context, ev *Event, ch *channels.Channel) <-chan page {
+// pages matches an event's subscribers page by page from its saved cursor (or after first, a
+// page matched already, which comes first), in a goroutine that stops after the last page, an
+// error, or when ctx ends; the channel is closed when it returns.
+func (s *Service) pages(ctx context.Context, ev *Event, ch *channels.Channel, first *page) <-chan page {
 	out := make(chan page, s.cfg.Prefetch)
 	go func() {
 		defer close(out)
 		after := ev.cursor
+		if first != nil {
+			out <- *first // the buffer holds it: Prefetch is at least 1
+			after = first.next
+		}
 		for {
 			if s.cfg.beforeBatch != nil {
 				s.cfg.beforeBatch(ev.ID, after)
@@ -295,15 +250,8 @@ func (s *Service) target(ctx context.Context, id string) ([]subscribers.Target, 
 	return []subscribers.Target{{ID: sub.ID, Token: sub.Token}}, nil
 }
 
-// enqueue hands one batch of deliveries to the engine, EnqueueChunk at a time with up to
-// EnqueueInFlight calls at once, and returns how many it enqueued. A subscriber whose endpoint the
-// engine does not know (deleted since it matched) is skipped. After an error no further chunk is
-// started, the chunks in flight are waited for, and the first error is returned; some chunks may
-// be stored, and enqueueing them again is a no-op.
-func (s *Service) enqueue(ctx context.Context, ev *Event, subs []subscribers.Target) (int, error) {
-	if len(subs) == 0 {
-		return 0, nil
-	}
+// requests are the deliveries of an event to subs.
+func (s *Service) requests(ev *Event, subs []subscribers.Target) []notifier.Request {
 	reqs := make([]notifier.Request, len(subs))
 	for i, sub := range subs {
 		reqs[i] = notifier.Request{
@@ -315,9 +263,18 @@ func (s *Service) enqueue(ctx context.Context, ev *Event, subs []subscribers.Tar
 			Kind:         KindNotification,
 		}
 	}
+	return reqs
+}
+
+// enqueueRequests hands deliveries to the engine, EnqueueChunk at a time with up to
+// EnqueueInFlight calls at once, and returns how many it enqueued per event. A subscriber whose
+// endpoint the engine does not know (deleted since it matched) is skipped. After an error no
+// further chunk is started, the chunks in flight are waited for, and the first error is returned;
+// some chunks may be stored, and enqueueing them again is a no-op.
+func (s *Service) enqueueRequests(ctx context.Context, reqs []notifier.Request) (map[string]int, error) {
 	var (
 		mu       sync.Mutex
-		n        int
+		counts   = map[string]int{}
 		firstErr error
 		wg       sync.WaitGroup
 	)
@@ -331,46 +288,46 @@ func (s *Service) enqueue(ctx context.Context, ev *Event, subs []subscribers.Tar
 			<-slots
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			k, err := s.enqueueChunk(ctx, ev, chunk)
+		wg.Go(func() {
+			done, err := s.enqueueChunk(ctx, chunk)
 			mu.Lock()
-			n += k
+			for _, r := range done {
+				counts[r.EventID]++
+			}
 			if err != nil && firstErr == nil {
 				firstErr = err
 			}
 			mu.Unlock()
 			<-slots
-		}()
+		})
 	}
 	wg.Wait()
-	return n, firstErr
+	return counts, firstErr
 }
 
-// enqueueChunk enqueues one chunk in one engine call; when one of its endpoints is unknown it
-// enqueues the chunk one by one to skip that one and keep the others.
-func (s *Service) enqueueChunk(ctx context.Context, ev *Event, chunk []notifier.Request) (int, error) {
+// enqueueChunk enqueues one chunk in one engine call and returns what it enqueued; when one of
+// its endpoints is unknown it enqueues the chunk one by one to skip that one and keep the others.
+func (s *Service) enqueueChunk(ctx context.Context, chunk []notifier.Request) ([]notifier.Request, error) {
 	_, err := s.eng.Enqueue(ctx, chunk...)
 	if err == nil {
-		return len(chunk), nil
+		return chunk, nil
 	}
 	if !errors.Is(err, notifier.ErrUnknownEndpoint) {
-		return 0, err
+		return nil, err
 	}
-	n := 0
+	var done []notifier.Request
 	for _, r := range chunk {
 		_, err := s.eng.Enqueue(ctx, r)
 		switch {
 		case err == nil:
-			n++
+			done = append(done, r)
 		case errors.Is(err, notifier.ErrUnknownEndpoint):
-			s.log.Warn("subscriber has no delivery endpoint; skipped", "event_id", ev.ID, "subscriber_id", r.SubscriberID)
+			s.log.Warn("subscriber has no delivery endpoint; skipped", "event_id", r.EventID, "subscriber_id", r.SubscriberID)
 		default:
-			return n, err
+			return done, err
 		}
 	}
-	return n, nil
+	return done, nil
 }
 
 func (s *Service) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, id, owner string) {
@@ -405,15 +362,35 @@ func (s *Service) progress(ctx context.Context, id, owner, cursor string, n int)
 }
 
 func (s *Service) finish(ctx context.Context, id, owner string, n int) error {
-	r, err := finishScript.Run(ctx, s.rdb, []string{s.keys.expand(), s.keys.event(id), s.keys.backlogFull()},
-		id, owner, n, s.cfg.Now().UTC().Format(time.RFC3339Nano)).Int()
+	done, err := s.finishEvents(ctx, owner, []prepared{{ev: &Event{ID: id}}}, map[string]int{id: n})
 	if err != nil {
 		return err
 	}
-	if r == 0 {
+	if !done[0] {
 		return errLeaseLost
 	}
 	return nil
+}
+
+// finishEvents marks events expanded (finishScript), each with counts[id] deliveries from its
+// last batch, and says which it finished: not those whose lease was lost.
+func (s *Service) finishEvents(ctx context.Context, owner string, evs []prepared, counts map[string]int) ([]bool, error) {
+	args := []any{owner, s.cfg.Now().UTC().Format(time.RFC3339Nano), s.keys.event("")}
+	for _, p := range evs {
+		args = append(args, p.ev.ID, counts[p.ev.ID])
+	}
+	res, err := finishScript.Run(ctx, s.rdb, []string{s.keys.expand(), s.keys.backlogFull()}, args...).Int64Slice()
+	if err == nil && len(res) != len(evs) {
+		err = errors.New("events: unexpected answer from the finish script")
+	}
+	if err != nil {
+		return nil, err
+	}
+	done := make([]bool, len(res))
+	for i, r := range res {
+		done[i] = r == 1
+	}
+	return done, nil
 }
 
 // release hands an event back, to be claimed again after wait; full also refuses new events for

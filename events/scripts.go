@@ -33,25 +33,6 @@ if #KEYS >= 4 then redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[4]) end
 return {'ok'}
 `)
 
-// claimScript gives a worker the lease on an event that is due for expansion.
-//
-// KEYS[1] expand ZSET, KEYS[2] event HASH.
-// ARGV[1] event id, ARGV[2] now (Unix ms), ARGV[3] lease end (Unix ms), ARGV[4] owner token.
-// Returns 1 claimed; 0 not due or taken by another worker; -1 the event record is gone (expired),
-// so its queue entry was dropped.
-var claimScript = redis.NewScript(`
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not score then return 0 end
-if tonumber(score) > tonumber(ARGV[2]) then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  return -1
-end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-redis.call('HSET', KEYS[2], 'owner', ARGV[4])
-return 1
-`)
-
 // progressScript records a finished batch and renews the lease, if the caller still holds it.
 // With an empty cursor and a count of 0 it only renews.
 //
@@ -71,22 +52,32 @@ end
 return 1
 `)
 
-// finishScript marks an event expanded and takes it off the queue, if the caller holds the lease.
+// finishScript marks events expanded and takes them off the queue, those whose lease the caller
+// still holds.
 //
-// KEYS[1] expand ZSET, KEYS[2] event HASH, KEYS[3] backlog-full flag.
-// ARGV[1] event id, ARGV[2] owner token, ARGV[3] deliveries enqueued by the last batch,
-// ARGV[4] expanded_at (RFC 3339).
-// Returns 1, or 0 when the lease was lost.
+// KEYS[1] expand ZSET, KEYS[2] backlog-full flag.
+// ARGV[1] owner token, ARGV[2] expanded_at (RFC 3339), ARGV[3] the event key of id "" (the key of
+// event id is it followed by id), then pairs: event id, deliveries enqueued by its last batch.
+// Returns per event 1, or 0 when the lease was lost.
 var finishScript = redis.NewScript(`
-if redis.call('HGET', KEYS[2], 'owner') ~= ARGV[2] then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-if tonumber(ARGV[3]) > 0 then
-  redis.call('HINCRBY', KEYS[2], 'enqueued', ARGV[3])
-  redis.call('DEL', KEYS[3])
+local out, enqueued = {}, false
+for i = 4, #ARGV, 2 do
+  local id, ek = ARGV[i], ARGV[3] .. ARGV[i]
+  if redis.call('HGET', ek, 'owner') == ARGV[1] then
+    redis.call('ZREM', KEYS[1], id)
+    if tonumber(ARGV[i + 1]) > 0 then
+      redis.call('HINCRBY', ek, 'enqueued', ARGV[i + 1])
+      enqueued = true
+    end
+    redis.call('HSET', ek, 'status', 'expanded', 'expanded_at', ARGV[2])
+    redis.call('HDEL', ek, 'owner')
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
 end
-redis.call('HSET', KEYS[2], 'status', 'expanded', 'expanded_at', ARGV[4])
-redis.call('HDEL', KEYS[2], 'owner')
-return 1
+if enqueued then redis.call('DEL', KEYS[2]) end
+return out
 `)
 
 // releaseScript gives up the lease on an event, to be claimed again at a given time: at once when
