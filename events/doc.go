@@ -30,6 +30,13 @@
 // per call, so no single Redis script holds other API calls up for long, with EnqueueInFlight
 // calls at once, so Redis does not sit idle for a round trip between chunks.
 //
+// Most events reach one page of subscribers or fewer, and the steps of one event would cost more
+// than its deliveries; so a worker claims up to 16 due events with one script call that reads
+// them too, matches each group of events sharing a channel snapshot and type with one query,
+// enqueues the deliveries of all that fit one page together and finishes them with one script
+// call (batch.go). An event needing more pages goes on alone, from the page already matched, with
+// a heartbeat renewing its lease; the worker hands the other such events back at once.
+//
 // # Metrics
 //
 // herald_events_accepted_total{type}, herald_events_refused_total (503, backlog full),
