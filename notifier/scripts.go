@@ -36,6 +36,11 @@ local function eachItem(first, size, n, f)
   end
 end
 
+-- add delivery id of endpoint ep to the stream; returns the entry id
+local function addEntry(id, ep)
+  return redis.call('XADD', STREAM_KEY, '*', ENTRY_DELIVERY, id, ENTRY_ENDPOINT, ep)
+end
+
 -- put delivery id into the stream and remember the entry in its record (ep: its endpoint, when
 -- the caller knows it)
 local function makeLive(id, now, ep)
@@ -44,8 +49,7 @@ local function makeLive(id, now, ep)
     ep = redis.call('HGET', rk, F_ENDPOINT)
     if not ep then return end
   end
-  local entry = redis.call('XADD', STREAM_KEY, '*', ENTRY_DELIVERY, id, ENTRY_ENDPOINT, ep)
-  redis.call('HSET', rk, F_ENTRY, entry, F_NEXT, now)
+  redis.call('HSET', rk, F_ENTRY, addEntry(id, ep), F_NEXT, now)
 end
 
 -- the endpoints' generation: a number bumped by every change to an endpoint, so that engines may
@@ -147,11 +151,10 @@ local function advanceLine(line, id, now)
   if nxt then makeLive(nxt, now) end
 end
 
--- join a delivery's ordering line (if it has one) and go live when it heads the line
-local function joinLine(id, line, now, ep)
-  local live = true
-  if line and line ~= '' then live = (redis.call('RPUSH', lineKey(line), id) == 1) end
-  if live then makeLive(id, now, ep) end
+-- join a delivery's ordering line, if it has one: true when it heads the line (or has none),
+-- and so is live
+local function joinLine(id, line)
+  return not line or line == '' or redis.call('RPUSH', lineKey(line), id) == 1
 end
 
 -- deliveries finalized by this script call: the backlog counter drops by that many once, at the
@@ -216,10 +219,12 @@ eachItem(6, ENQUEUE_ITEM, n, function(i, id, ep, body, evt, sub, kind, okey)
   local e = eps[ep]
   local line = ''
   if okey ~= '' then line = LINE_OF_KEY .. okey elseif e[2] == '1' then line = LINE_OF_ENDPOINT .. ep end
+  -- a live delivery's stream entry goes into the record with everything else: one HSET
+  local entry = ''
+  if joinLine(id, line) then entry = addEntry(id, ep) end
   redis.call('HSET', recordKey(id), F_ENDPOINT, ep, F_URL, e[1], F_BODY, body, F_EVENT, evt, F_SUBSCRIBER, sub,
-    F_KIND, kind, F_LINE, line, F_STATUS, ST_PENDING, F_TRIES, 0, F_CREATED, now, F_ACCEPTED, now, F_NEXT, now, F_ENTRY, '')
+    F_KIND, kind, F_LINE, line, F_STATUS, ST_PENDING, F_TRIES, 0, F_CREATED, now, F_ACCEPTED, now, F_NEXT, now, F_ENTRY, entry)
   indexAccepted(id, ep, sub, evt, now, horizon)
-  joinLine(id, line, now, ep)
 end)
 if newCount > 0 then redis.call('INCRBY', BACKLOG_KEY, newCount) end
 flushIndexes()
@@ -437,7 +442,7 @@ redis.call('HSET', rk, F_STATUS, ST_PENDING, F_TRIES, 0, F_DEAD_REASON, '', F_FI
 setStatus(id, r[1], ST_PENDING, now, now, horizon)
 indexAccepted(id, r[3], r[4], r[5], now, horizon)
 redis.call('INCR', BACKLOG_KEY)
-joinLine(id, r[2], now)
+if joinLine(id, r[2]) then makeLive(id, now) end
 flushIndexes()
 return 1
 `)
