@@ -21,11 +21,11 @@ type epConf struct {
 }
 
 // newEpConf builds an endpoint's config from what the begin script read, decoding its keys.
-func newEpConf(url, secret, prevSecret string, prevUntil int64, rate, mif int) *epConf {
-	c := &epConf{url: url, prevUntil: prevUntil, rate: rate, mif: mif}
-	c.signer, c.keyErr = signerFor(secret)
+func newEpConf(f *epFields) *epConf {
+	c := &epConf{url: f.url, prevUntil: f.prevUntil, rate: f.rate, mif: f.maxInFlight}
+	c.signer, c.keyErr = signerFor(f.secret)
 	if c.keyErr == nil {
-		c.prevSigner, c.keyErr = signerFor(prevSecret)
+		c.prevSigner, c.keyErr = signerFor(f.prevSecret)
 	}
 	return c
 }
@@ -186,8 +186,7 @@ func confFor(ans beginAnswer, read map[string]*epConf, current bool, cached *epC
 	case read[ep] != nil:
 		return read[ep], nil
 	case ans.endpoint != nil:
-		f := ans.endpoint
-		read[ep] = newEpConf(f.url, f.secret, f.prevSecret, f.prevUntil, f.rate, f.maxInFlight)
+		read[ep] = newEpConf(ans.endpoint)
 		return read[ep], nil
 	case current && cached != nil:
 		return cached, nil

@@ -3,8 +3,8 @@ package notifier
 import "strings"
 
 // Redis keys of the delivery engine, defined here once: the Go builders below and the Lua
-// scripts' key functions (generated from keyLayout into every script, see luaKeys) come from the
-// same table. Every key but the rate limiter's lives in ONE Cluster slot: they all carry the hash
+// scripts' key functions (generated from luaKeyLayout into every script, see luaKeys) use the
+// same suffixes. Every key but the rate limiter's lives in ONE Cluster slot: they all carry the hash
 // tag {<prefix>}, because the scripts move a delivery between the stream, the delayed set, its
 // ordering line and its endpoint's semaphore atomically, and some scripts derive the record key
 // of another delivery (the next in line, the next waiter) inside Lua.
@@ -39,54 +39,53 @@ type keys struct {
 	ratePrefix string
 }
 
-// keyLayout names every slotted key: lua is the name of its builder in the scripts (a function
-// of one id when suffix ends in ':', else a constant), suffix what follows the prefix.
-var keyLayout = []struct{ lua, suffix string }{
-	{"STREAM_KEY", "stream"},
-	{"DELAYED_KEY", "delayed"},
-	{"BACKLOG_KEY", "backlog"},
-	{"EPGEN_KEY", "epgen"},
-	{"LAYOUT_KEY", "layout"},
-	{"WAITING_KEY", "waiting"},
-	{"FAILED_INDEX_KEY", "ix:st:" + string(StatusFailed)},
-	{"ALL_INDEX_KEY", "ix:all"},
-	{"recordKey", "d:"},
-	{"endpointKey", "ep:"},
-	{"inflightKey", "if:"},
-	{"waitersKey", "w:"},
-	{"slotKey", "slot:"},
-	{"lineKey", "o:"},
-	{"heartbeatKey", "hb:"},
-	{"subscriberIndexKey", "ix:sub:"},
-	{"eventIndexKey", "ix:evt:"},
-	{"endpointIndexKey", "ix:ep:"},
+// The suffixes of the slotted keys: key = prefix + suffix (+ an id when it ends in ':').
+const (
+	sfxStream      = "stream"
+	sfxDelayed     = "delayed"
+	sfxBacklog     = "backlog"
+	sfxEpgen       = "epgen"
+	sfxLayout      = "layout"
+	sfxWaiting     = "waiting"
+	sfxFailedIndex = "ix:st:failed"
+	sfxAllIndex    = "ix:all"
+	sfxRecord      = "d:"
+	sfxEndpoint    = "ep:"
+	sfxInflight    = "if:"
+	sfxWaiters     = "w:"
+	sfxSlot        = "slot:"
+	sfxLine        = "o:"
+	sfxHeartbeat   = "hb:"
+	sfxSubIndex    = "ix:sub:"
+	sfxEvtIndex    = "ix:evt:"
+	sfxEpIndex     = "ix:ep:"
+)
+
+// luaKeyLayout is the scripts' half of the layout: the name of each key the scripts use, a
+// function of one id when its suffix ends in ':', else a constant (luaKeys). The layout and
+// heartbeat keys are Go's alone.
+var luaKeyLayout = []struct{ lua, suffix string }{
+	{"STREAM_KEY", sfxStream},
+	{"DELAYED_KEY", sfxDelayed},
+	{"BACKLOG_KEY", sfxBacklog},
+	{"EPGEN_KEY", sfxEpgen},
+	{"WAITING_KEY", sfxWaiting},
+	{"FAILED_INDEX_KEY", sfxFailedIndex},
+	{"ALL_INDEX_KEY", sfxAllIndex},
+	{"recordKey", sfxRecord},
+	{"endpointKey", sfxEndpoint},
+	{"inflightKey", sfxInflight},
+	{"waitersKey", sfxWaiters},
+	{"slotKey", sfxSlot},
+	{"lineKey", sfxLine},
+	{"subscriberIndexKey", sfxSubIndex},
+	{"eventIndexKey", sfxEvtIndex},
+	{"endpointIndexKey", sfxEpIndex},
 }
 
 func newKeys(prefix string) keys {
 	return keys{p: prefix + ":{" + prefix + "}:", ratePrefix: prefix + ":rl:"}
 }
-
-// suffix returns keyLayout's suffix for a Lua name; it panics on a name not in the table, which
-// the tests catch (every builder is used by one).
-func suffix(lua string) string {
-	for _, k := range keyLayout {
-		if k.lua == lua {
-			return k.suffix
-		}
-	}
-	panic("notifier: no key named " + lua)
-}
-
-var (
-	sfxStream, sfxDelayed, sfxBacklog = suffix("STREAM_KEY"), suffix("DELAYED_KEY"), suffix("BACKLOG_KEY")
-	sfxEpgen, sfxLayout, sfxWaiting   = suffix("EPGEN_KEY"), suffix("LAYOUT_KEY"), suffix("WAITING_KEY")
-	sfxFailedIndex, sfxAllIndex       = suffix("FAILED_INDEX_KEY"), suffix("ALL_INDEX_KEY")
-	sfxRecord, sfxEndpoint            = suffix("recordKey"), suffix("endpointKey")
-	sfxInflight, sfxWaiters, sfxSlot  = suffix("inflightKey"), suffix("waitersKey"), suffix("slotKey")
-	sfxLine, sfxHeartbeat             = suffix("lineKey"), suffix("heartbeatKey")
-	sfxSubIndex, sfxEvtIndex          = suffix("subscriberIndexKey"), suffix("eventIndexKey")
-	sfxEpIndex                        = suffix("endpointIndexKey")
-)
 
 func (k keys) stream() string                   { return k.p + sfxStream }
 func (k keys) delayed() string                  { return k.p + sfxDelayed }
@@ -120,11 +119,11 @@ const (
 // group is the consumer group every engine process reads the stream through.
 const group = "workers"
 
-// luaKeys is the scripts' half of the layout: a constant or a function per key of keyLayout,
+// luaKeys is the scripts' half of the layout: a constant or a function per key of luaKeyLayout,
 // built on the prefix P the caller passes as ARGV[1].
 func luaKeys() string {
 	var b strings.Builder
-	for _, k := range keyLayout {
+	for _, k := range luaKeyLayout {
 		if strings.HasSuffix(k.suffix, ":") {
 			b.WriteString("local function " + k.lua + "(id) return P .. '" + k.suffix + "' .. id end\n")
 		} else {

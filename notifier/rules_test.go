@@ -215,23 +215,23 @@ func TestParseBeginAnswer(t *testing.T) {
 	}
 }
 
-// The scripts build the same keys as Go: both come from keyLayout.
+// The scripts build the same keys as Go: both use the suffixes of keys.go.
 func TestScriptKeysMatchGo(t *testing.T) {
 	t.Parallel()
 	e, b := setup(t, nil)
 	k := e.k
-	probe := script(`return {STREAM_KEY, DELAYED_KEY, BACKLOG_KEY, EPGEN_KEY, LAYOUT_KEY, WAITING_KEY, ALL_INDEX_KEY,
+	probe := script(`return {STREAM_KEY, DELAYED_KEY, BACKLOG_KEY, EPGEN_KEY, WAITING_KEY, ALL_INDEX_KEY,
   FAILED_INDEX_KEY, recordKey('x'), endpointKey('x'), inflightKey('x'), waitersKey('x'), slotKey('x'), lineKey('x'),
-  heartbeatKey('x'), subscriberIndexKey('x'), eventIndexKey('x'), endpointIndexKey('x')}`)
+  subscriberIndexKey('x'), eventIndexKey('x'), endpointIndexKey('x')}`)
 	got, err := probe.Run(context.Background(), b.rdb, []string{k.stream()}, k.p).StringSlice()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{k.stream(), k.delayed(), k.backlog(), k.endpointGen(), k.layout(), k.waiting(), k.ixAll(),
+	want := []string{k.stream(), k.delayed(), k.backlog(), k.endpointGen(), k.waiting(), k.ixAll(),
 		k.ixFailed(), k.record("x"), k.endpoint("x"), k.inflight("x"), k.waiters("x"), k.slot("x"), k.line("x"),
-		k.heartbeat("x"), k.ixSubscriber("x"), k.ixEvent("x"), k.ixEndpoint("x")}
-	if len(got) != len(want) || len(want) != len(keyLayout) {
-		t.Fatalf("%d keys from Lua, %d from Go, %d in the layout", len(got), len(want), len(keyLayout))
+		k.ixSubscriber("x"), k.ixEvent("x"), k.ixEndpoint("x")}
+	if len(got) != len(want) || len(want) != len(luaKeyLayout) {
+		t.Fatalf("%d keys from Lua, %d from Go, %d in the layout", len(got), len(want), len(luaKeyLayout))
 	}
 	for i := range want {
 		if got[i] != want[i] {
@@ -249,7 +249,7 @@ func TestLuaNamesUnique(t *testing.T) {
 		}
 		seen[n.lua] = true
 	}
-	for _, k := range keyLayout {
+	for _, k := range luaKeyLayout {
 		if seen[k.lua] {
 			t.Errorf("Lua name %s defined twice", k.lua)
 		}

@@ -1,7 +1,6 @@
 package notifier
 
 import (
-	"fmt"
 	"strings"
 )
 
@@ -114,7 +113,6 @@ var luaNameTable = []struct {
 	{"EP_RATE", string(epFieldRate)},
 	{"EP_IN_FLIGHT", string(epFieldInFlight)},
 	{"EP_ORDERED", string(epFieldOrdered)},
-	{"RECORD_LAYOUT", fmt.Sprint(recordLayout)},
 }
 
 // luaNames is the scripts' copy of the vocabulary.
