@@ -191,10 +191,11 @@ func (s *Service) expandSmall(ctx context.Context, owner string, small []prepare
 	for _, p := range small {
 		reqs = append(reqs, s.requests(p.ev, p.subs)...)
 	}
-	counts, err := s.enqueueRequests(ctx, reqs)
-	if err != nil {
+	counts, enqErr := s.enqueueRequests(ctx, reqs)
+	if enqErr != nil {
+		var err error
 		for _, p := range small {
-			err = errors.Join(err, s.batchFailed(ctx, ctx, p.ev.ID, owner, err))
+			err = errors.Join(err, s.batchFailed(ctx, ctx, p.ev.ID, owner, enqErr))
 		}
 		return err
 	}
