@@ -205,6 +205,13 @@ func (s *Service) work(t subscribers.VerifyTask) {
 func (s *Service) run(t subscribers.VerifyTask, log *slog.Logger) (string, error) {
 	var reason string
 	for try := 0; ; try++ {
+		// A handshake claimed as Stop begins (it may be one another worker has just put back) is
+		// put back too, not started.
+		select {
+		case <-s.life.Stopping():
+			return "", ErrCanceled
+		default:
+		}
 		var err error
 		reason, err = Handshake(s.life.Context(), s.cfg.Client, t.URL, t.Token, s.ua, s.cfg.Timeout)
 		if err != nil || reason == "" {
