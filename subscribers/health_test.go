@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 )
 
@@ -155,7 +156,7 @@ func TestHealthObserveNeverWaitsForRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), StatusCode: 500, Tried: true})
-		<-g.entered // the goroutine is now blocked in Redis, writing ids[0]'s failure
+		testutil.Receive(t, g.entered, 10*time.Second, "Health writing ids[0]'s failure") // now blocked in Redis
 
 		observed := make(chan struct{})
 		failedAfterSuccess := b.clock.Now().Add(2 * time.Minute)
@@ -163,11 +164,7 @@ func TestHealthObserveNeverWaitsForRedis(t *testing.T) {
 			defer close(observed)
 			observeSequence(h, b.clock, ids)
 		}()
-		select {
-		case <-observed:
-		case <-time.After(10 * time.Second):
-			t.Fatal("Observe waited for Redis")
-		}
+		testutil.Receive(t, observed, 10*time.Second, "Observe to return while Redis is blocked")
 		h.mu.Lock()
 		pending := len(h.pending)
 		h.mu.Unlock()

@@ -321,6 +321,7 @@ func TestPendingSurviveRestartAndAreRunOnce(t *testing.T) {
 	f.start(t)
 	// Both verifiers work the queue at once: their handshakes are held until each runs its three.
 	testutil.Eventually(t, 15*time.Second, "six handshakes in flight, three per verifier", func() bool { return inFlight.Load() == 6 })
+	testutil.Never(t, 100*time.Millisecond, "a seventh handshake in flight", func() bool { return inFlight.Load() > 6 })
 	releaseAll()
 	for _, id := range ids {
 		if got := f.wait(t, id); got.Status != subscribers.StatusVerified {

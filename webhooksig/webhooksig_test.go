@@ -158,8 +158,11 @@ func TestParseSecret(t *testing.T) {
 		if c.ok && (err != nil || string(got) != string(key)) {
 			t.Errorf("%s: ParseSecret = %q, %v", c.name, got, err)
 		}
-		if !c.ok && (!errors.Is(err, webhooksig.ErrBadSecret) || strings.Contains(err.Error(), strings.TrimPrefix(c.secret, "whsec_")+"x")) {
-			t.Errorf("%s: ParseSecret error %v", c.name, err)
+		if !c.ok && !errors.Is(err, webhooksig.ErrBadSecret) {
+			t.Errorf("%s: ParseSecret error %v, want ErrBadSecret", c.name, err)
+		}
+		if secret := strings.TrimPrefix(c.secret, "whsec_"); !c.ok && secret != "" && strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: ParseSecret's error repeats the secret: %v", c.name, err)
 		}
 		if cerr := webhooksig.CheckSecret(c.secret); (cerr == nil) != c.ok {
 			t.Errorf("%s: CheckSecret = %v", c.name, cerr)
