@@ -13,6 +13,7 @@ import (
 	"github.com/heraldhq/herald/redisx"
 	"github.com/heraldhq/herald/sessions"
 	"github.com/heraldhq/herald/subscribers"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // Config is everything `herald serve` can be told. Defaults come from Default(); cmd/herald
@@ -241,7 +242,7 @@ func (c *Config) checkOthers(p *problems) {
 	default:
 		p.bad("log-level", "must be debug, info, warn or error")
 	}
-	if err := notifier.CheckSecret(c.SigningSecret); err != nil {
+	if err := webhooksig.CheckSecret(c.SigningSecret); err != nil {
 		// The same check the engine makes when it signs; the message never holds the value.
 		p.bad("signing-secret", "must be whsec_ followed by the base64 of at least 16 random bytes")
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/heraldhq/herald/app"
 	"github.com/heraldhq/herald/internal/testutil"
-	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // receiver is a subscriber endpoint like the seed's Django REST view: it answers the handshake
@@ -154,7 +154,7 @@ func notifyPublish42(t *testing.T, base string) map[string]any {
 // subscriber's secret and carries the seed's payload.
 func checkPublish42Payload(t *testing.T, secret string, got note) {
 	t.Helper()
-	if err := notifier.Verify(secret, got.header, got.body, time.Minute); err != nil {
+	if err := webhooksig.Verify(secret, got.header, got.body, time.Minute); err != nil {
 		t.Fatalf("signature: %v", err)
 	}
 	var payload map[string]any

@@ -12,7 +12,7 @@ import (
 
 	"github.com/heraldhq/herald/app"
 	"github.com/heraldhq/herald/internal/testutil"
-	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // TestSubscribersThroughTheDaemon drives the wiring of mountSubscribers: the default token from
@@ -51,7 +51,7 @@ func TestSubscribersThroughTheDaemon(t *testing.T) {
 	}
 	testutil.Eventually(t, 15*time.Second, "a notification", func() bool { return len(rc.received()) == 1 })
 	first := rc.received()[0]
-	if err := notifier.Verify(secret, first.header, first.body, time.Minute); err != nil {
+	if err := webhooksig.Verify(secret, first.header, first.body, time.Minute); err != nil {
 		t.Fatalf("the notification does not verify with the subscriber's secret: %v", err)
 	}
 

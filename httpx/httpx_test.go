@@ -95,24 +95,6 @@ func TestDecode(t *testing.T) {
 	}
 }
 
-func TestIDs(t *testing.T) {
-	t.Parallel()
-	for _, ok := range []string{"a", "slack-sim", "A_b.c:d-9", strings.Repeat("x", 128)} {
-		if !httpx.ValidID(ok) {
-			t.Errorf("ValidID(%q) = false", ok)
-		}
-	}
-	for _, bad := range []string{"", "a b", "a/b", "ä", "a?b", "{x}", strings.Repeat("x", 129)} {
-		if httpx.ValidID(bad) {
-			t.Errorf("ValidID(%q) = true", bad)
-		}
-	}
-	a, b := httpx.NewID("evt"), httpx.NewID("evt")
-	if a == b || !strings.HasPrefix(a, "evt_") || !httpx.ValidID(a) {
-		t.Fatalf("NewID gave %q and %q", a, b)
-	}
-}
-
 func TestRouterJSON404And405AndRecover(t *testing.T) {
 	t.Parallel()
 	r := httpx.NewRouter()

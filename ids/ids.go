@@ -11,6 +11,9 @@ import (
 // MaxLen is the longest id herald accepts.
 const MaxLen = 128
 
+// Rule says what Valid accepts, for error messages: "1 to 128 letters, digits, ...".
+const Rule = "1 to 128 letters, digits, '-', '_', '.' or ':'"
+
 // Valid reports whether s is a valid id: 1 to MaxLen letters, digits, '-', '_', '.' or ':'. Such
 // ids are safe in a URL path and a Redis key.
 func Valid(s string) bool {

@@ -2,6 +2,7 @@ package ids_test
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -58,4 +59,11 @@ func ExampleNew() {
 	id := ids.New("sub") // e.g. sub_1x9tq4m0c8k2r7w3z5n6b8d0fh
 	fmt.Println(strings.HasPrefix(id, "sub_"), len(id), ids.Valid(id))
 	// Output: true 30 true
+}
+
+// Rule says what Valid accepts.
+func TestRuleNamesMaxLen(t *testing.T) {
+	if !strings.Contains(ids.Rule, strconv.Itoa(ids.MaxLen)) {
+		t.Errorf("ids.Rule %q does not say %d", ids.Rule, ids.MaxLen)
+	}
 }

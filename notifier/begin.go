@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // epConf is what a try needs of its endpoint: where to send, how to sign, its limits.
@@ -16,7 +18,7 @@ type epConf struct {
 	mif       int   // max in flight, the default applied
 	// signers of the secret and the previous one, their keys decoded once (nil: none); keyErr
 	// when a secret does not decode: the try is not sent (never unsigned), see attempt
-	signer, prevSigner *signer
+	signer, prevSigner *webhooksig.Signer
 	keyErr             error
 }
 
@@ -31,15 +33,15 @@ func newEpConf(f *epFields) *epConf {
 }
 
 // signerFor returns the signer of a "whsec_" secret, nil for "".
-func signerFor(secret string) (*signer, error) {
+func signerFor(secret string) (*webhooksig.Signer, error) {
 	if secret == "" {
 		return nil, nil
 	}
-	key, err := secretKey(secret)
+	key, err := webhooksig.ParseSecret(secret)
 	if err != nil {
 		return nil, err
 	}
-	return newSigner(key), nil
+	return webhooksig.NewSigner(key), nil
 }
 
 // epCache keeps endpoint configs as of one generation of the endpoints (P:{P}:epgen, bumped by

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/testutil"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // Engines cache endpoints, but a change made through any engine reaches every engine's next try:
@@ -56,7 +57,7 @@ func TestEndpointChangesReachEveryEngine(t *testing.T) {
 		t.Fatalf("new URL got %d, want 40", len(got))
 	}
 	for _, r := range got {
-		if err := Verify(newSecret, r.header, r.body, time.Minute); err != nil {
+		if err := webhooksig.Verify(newSecret, r.header, r.body, time.Minute); err != nil {
 			t.Fatalf("not signed with the new secret: %v", err)
 		}
 	}

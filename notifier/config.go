@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/ids"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/heraldhq/herald/httpx"
 )
 
 // Config configures an Engine. Zero values take the documented defaults (see DefaultConfig); this
@@ -142,7 +141,7 @@ func (c Config) withDefaults() Config {
 			}
 			return '-'
 		}, host)
-		c.Consumer = fmt.Sprintf("%s-%d-%s", cmp.Or(host, "host"), os.Getpid(), httpx.NewID("c")[2:10])
+		c.Consumer = fmt.Sprintf("%s-%d-%s", cmp.Or(host, "host"), os.Getpid(), ids.New("c")[2:10])
 	}
 	return c
 }
@@ -183,7 +182,7 @@ func (c Config) validate() error {
 	if c.Heartbeat < 10*time.Millisecond || c.Heartbeat > time.Minute {
 		bad("Heartbeat", "must be between 10ms and 1m, got %s", c.Heartbeat)
 	}
-	if !httpx.ValidID(strings.ReplaceAll(c.Consumer, "/", "-")) {
+	if !ids.Valid(strings.ReplaceAll(c.Consumer, "/", "-")) {
 		bad("Consumer", "must be an id (letters, digits, '-', '_', '.', ':'), got %q", c.Consumer)
 	}
 	return errors.Join(errs...)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/testutil"
+	"github.com/heraldhq/herald/webhooksig"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -53,7 +54,7 @@ func TestKill9TakeOver(t *testing.T) {
 	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
 		time.Sleep(100 * time.Millisecond) // slow enough that the child dies with work in flight
 		mu.Lock()
-		seen[r.Header.Get(HeaderID)]++
+		seen[r.Header.Get(webhooksig.HeaderID)]++
 		mu.Unlock()
 		w.WriteHeader(http.StatusOK)
 	})
@@ -202,7 +203,7 @@ func TestTriesAnsweredDuringARedisOutageAreRecordedWhenItReturns(t *testing.T) {
 	t.Logf("all delivered %s after Redis returned", time.Since(back).Round(time.Millisecond))
 	seen := map[string]int{}
 	for _, r := range rc.received() {
-		seen[r.header.Get(HeaderID)]++
+		seen[r.header.Get(webhooksig.HeaderID)]++
 	}
 	for _, id := range ids {
 		if seen[id] != 1 {

@@ -15,8 +15,9 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/heraldhq/herald/egress"
-	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/internal/lifecycle"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // Engine is the delivery engine. Many engines (processes) may share one Redis and prefix: they
@@ -260,13 +261,13 @@ func (e *Engine) ensureGroup(ctx context.Context) error {
 // (ErrInvalidTarget), the secret must be "whsec_<base64>" or empty, the limits not negative.
 // Changing the secret keeps the previous one signing alongside for 24 h.
 func (e *Engine) PutEndpoint(ctx context.Context, ep Endpoint) error {
-	if !httpx.ValidID(ep.ID) {
-		return fmt.Errorf("notifier: endpoint id %q must be 1 to %d letters, digits, '-', '_', '.' or ':'", ep.ID, httpx.MaxIDLen)
+	if !ids.Valid(ep.ID) {
+		return fmt.Errorf("notifier: endpoint id %q must be %s", ep.ID, ids.Rule)
 	}
 	if _, err := e.policy.CheckURL(ep.URL); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidTarget, err)
 	}
-	if err := CheckSecret(ep.Secret); err != nil {
+	if err := webhooksig.CheckSecret(ep.Secret); err != nil {
 		return err
 	}
 	if ep.RateLimitPerMinute < 0 || ep.MaxInFlight < 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/testutil"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 func TestDeliverSignedOnce(t *testing.T) {
@@ -31,10 +32,10 @@ func TestDeliverSignedOnce(t *testing.T) {
 	if h.Get("Content-Type") != "application/json" || h.Get("User-Agent") != "herald/test" {
 		t.Errorf("headers: %v", h)
 	}
-	if h.Get(HeaderID) != ids[0] {
-		t.Errorf("webhook-id %q, want %q", h.Get(HeaderID), ids[0])
+	if h.Get(webhooksig.HeaderID) != ids[0] {
+		t.Errorf("webhook-id %q, want %q", h.Get(webhooksig.HeaderID), ids[0])
 	}
-	if err := Verify(testSecret, h, got[0].body, time.Minute); err != nil {
+	if err := webhooksig.Verify(testSecret, h, got[0].body, time.Minute); err != nil {
 		t.Errorf("signature: %v", err)
 	}
 	if string(got[0].body) != string(body) {
@@ -106,10 +107,10 @@ func TestRetry500ThenSuccess(t *testing.T) {
 	}
 	got := rc.received()
 	for i, r := range got {
-		if r.header.Get(HeaderID) != "dlv-500" {
-			t.Errorf("try %d webhook-id %q: must be stable", i, r.header.Get(HeaderID))
+		if r.header.Get(webhooksig.HeaderID) != "dlv-500" {
+			t.Errorf("try %d webhook-id %q: must be stable", i, r.header.Get(webhooksig.HeaderID))
 		}
-		if err := Verify(testSecret, r.header, r.body, time.Minute); err != nil {
+		if err := webhooksig.Verify(testSecret, r.header, r.body, time.Minute); err != nil {
 			t.Errorf("try %d: %v", i, err)
 		}
 	}
@@ -294,7 +295,7 @@ func TestPutEndpointRefusesBadTargets(t *testing.T) {
 			t.Errorf("%q: %v, want ErrInvalidTarget", u, err)
 		}
 	}
-	if err := e.PutEndpoint(ctx, Endpoint{ID: "ep", URL: "https://example.com/", Secret: "whsec_!!"}); !errors.Is(err, ErrBadSecret) {
+	if err := e.PutEndpoint(ctx, Endpoint{ID: "ep", URL: "https://example.com/", Secret: "whsec_!!"}); !errors.Is(err, webhooksig.ErrBadSecret) {
 		t.Errorf("bad secret: %v", err)
 	} else if strings.Contains(err.Error(), "!!") {
 		t.Errorf("error repeats the secret: %v", err)

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/egress"
-	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/ids"
 )
 
 // enqueueChunk is how many requests one enqueue script call takes; a larger Enqueue is split,
@@ -26,27 +26,27 @@ const enqueueChunk = 256
 // chunks: on an error some earlier chunks may be stored, and calling again with the same ids
 // completes the batch without duplicates.
 func (e *Engine) Enqueue(ctx context.Context, reqs ...Request) ([]string, error) {
-	ids := make([]string, len(reqs))
+	accepted := make([]string, len(reqs))
 	for i := range reqs {
 		r := &reqs[i]
 		id := r.ID
 		if id == "" {
-			id = httpx.NewID("dlv")
-		} else if !httpx.ValidID(id) {
+			id = ids.New("dlv")
+		} else if !ids.Valid(id) {
 			return nil, fmt.Errorf("notifier: request %d: id %q is not a valid id", i, id)
 		}
-		if !httpx.ValidID(r.EndpointID) {
+		if !ids.Valid(r.EndpointID) {
 			return nil, fmt.Errorf("%w: request %d: endpoint id %q", ErrUnknownEndpoint, i, r.EndpointID)
 		}
 		for _, f := range []struct{ name, v string }{{"event id", r.EventID}, {"subscriber id", r.SubscriberID}} {
-			if f.v != "" && !httpx.ValidID(f.v) {
+			if f.v != "" && !ids.Valid(f.v) {
 				return nil, fmt.Errorf("notifier: request %d: %s %q is not a valid id", i, f.name, f.v)
 			}
 		}
 		if len(r.OrderingKey) > 256 {
 			return nil, fmt.Errorf("notifier: request %d: ordering key longer than 256 bytes", i)
 		}
-		ids[i] = id
+		accepted[i] = id
 	}
 	now := e.nowMS()
 	for start := 0; start < len(reqs); start += enqueueChunk {
@@ -54,7 +54,7 @@ func (e *Engine) Enqueue(ctx context.Context, reqs ...Request) ([]string, error)
 		args := enqueueArgs{now: now, maxBacklog: e.cfg.MaxBacklog, horizon: e.horizonMS(), items: make([]enqueueItem, 0, end-start)}
 		for i := start; i < end; i++ {
 			r := &reqs[i]
-			args.items = append(args.items, enqueueItem{id: ids[i], endpoint: r.EndpointID, body: r.Body, event: r.EventID,
+			args.items = append(args.items, enqueueItem{id: accepted[i], endpoint: r.EndpointID, body: r.Body, event: r.EventID,
 				subscriber: r.SubscriberID, kind: r.Kind, orderingKey: r.OrderingKey})
 		}
 		res, err := enqueueScript.Run(ctx, e.rdb, []string{e.k.stream()}, args.argv(e.k.p)...).Int64Slice()
@@ -77,7 +77,7 @@ func (e *Engine) Enqueue(ctx context.Context, reqs ...Request) ([]string, error)
 	}
 	// New entries are in the stream, which wakes the blocked readers: the retry pump (poke) only
 	// serves the delayed set, which enqueueing does not touch.
-	return ids, nil
+	return accepted, nil
 }
 
 // Get returns a delivery's record, ErrNotFound for an unknown (or expired) id.
@@ -93,16 +93,16 @@ func (e *Engine) Get(ctx context.Context, id string) (*Delivery, error) {
 }
 
 // GetMany returns the records of ids in one round trip, with nil for unknown ids.
-func (e *Engine) GetMany(ctx context.Context, ids []string) ([]*Delivery, error) {
-	out := make([]*Delivery, len(ids))
-	if len(ids) == 0 {
+func (e *Engine) GetMany(ctx context.Context, wanted []string) ([]*Delivery, error) {
+	out := make([]*Delivery, len(wanted))
+	if len(wanted) == 0 {
 		return out, nil
 	}
 	pipe := e.rdb.Pipeline()
-	recs := make([]*redis.MapStringStringCmd, len(ids))
+	recs := make([]*redis.MapStringStringCmd, len(wanted))
 	n := 0
-	for i, id := range ids {
-		if !httpx.ValidID(id) {
+	for i, id := range wanted {
+		if !ids.Valid(id) {
 			continue
 		}
 		recs[i] = pipe.HGetAll(ctx, e.k.record(id))
@@ -114,7 +114,7 @@ func (e *Engine) GetMany(ctx context.Context, ids []string) ([]*Delivery, error)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("notifier: read deliveries: %w", err)
 	}
-	for i, id := range ids {
+	for i, id := range wanted {
 		if recs[i] == nil {
 			continue
 		}
@@ -169,7 +169,7 @@ func toDelivery(id string, rec map[string]string) *Delivery {
 // ErrNotFound for an unknown id, ErrPending for one still pending, ErrBacklogFull when the backlog
 // is at its bound.
 func (e *Engine) Retry(ctx context.Context, id string) error {
-	if !httpx.ValidID(id) {
+	if !ids.Valid(id) {
 		return ErrNotFound
 	}
 	res, err := retryScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, id, e.nowMS(), e.cfg.MaxBacklog, e.horizonMS()).Int64()

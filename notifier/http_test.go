@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/testutil"
+	"github.com/heraldhq/herald/webhooksig"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -330,7 +331,7 @@ func TestEmbeddedStore(t *testing.T) {
 		waitStatus(t, e, id, StatusDelivered, 5*time.Second)
 	}
 	got := rc.received()
-	if len(got) != 3 || got[0].header.Get(HeaderID) != ids[0] || got[1].header.Get(HeaderID) != ids[0] || got[2].header.Get(HeaderID) != ids[1] {
+	if len(got) != 3 || got[0].header.Get(webhooksig.HeaderID) != ids[0] || got[1].header.Get(webhooksig.HeaderID) != ids[0] || got[2].header.Get(webhooksig.HeaderID) != ids[1] {
 		t.Errorf("order on the embedded store: %d requests", len(got))
 	}
 	ds, _, err := e.List(context.Background(), ListQuery{SubscriberID: "s"})

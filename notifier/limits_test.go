@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/testutil"
+	"github.com/heraldhq/herald/webhooksig"
 
 	"github.com/heraldhq/herald/redisx/redistest"
 )
@@ -191,7 +192,7 @@ func TestOrderingPerKeyFailingHeadHoldsOnlyItsLine(t *testing.T) {
 	var mu sync.Mutex
 	order := map[string][]string{}
 	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(HeaderID)
+		id := r.Header.Get(webhooksig.HeaderID)
 		if id == "A0" { // the head of line A always fails
 			w.WriteHeader(http.StatusInternalServerError)
 			return

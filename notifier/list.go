@@ -8,9 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/heraldhq/herald/ids"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/heraldhq/herald/httpx"
 )
 
 // List pages through deliveries, newest first. It walks the most selective index the query
@@ -173,7 +172,7 @@ func decodeCursor(c string) (int64, string, error) {
 	}
 	s, id, ok := strings.Cut(string(b), ":")
 	score, err := strconv.ParseInt(s, 10, 64)
-	if !ok || err != nil || !httpx.ValidID(id) {
+	if !ok || err != nil || !ids.Valid(id) {
 		return 0, "", ErrBadCursor
 	}
 	return score, id, nil

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/redisx/redistest"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // An engine started on data written by an older herald (layout 1: short field names) migrates
@@ -37,7 +38,7 @@ func TestUpgradeFromLayout1LosesNothing(t *testing.T) {
 	if len(got) != 1 || string(got[0].body) != `{"old":true}` {
 		t.Fatalf("receiver got %d requests", len(got))
 	}
-	if err := Verify(testSecret, got[0].header, got[0].body, time.Minute); err != nil {
+	if err := webhooksig.Verify(testSecret, got[0].header, got[0].body, time.Minute); err != nil {
 		t.Errorf("not signed with the endpoint's secret after the upgrade: %v", err)
 	}
 	old, err := e.Get(ctx, "old-done")

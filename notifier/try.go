@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/heraldhq/herald/webhooksig"
 	"github.com/sony/gobreaker/v2"
 )
 
@@ -141,7 +142,7 @@ func (e *Engine) sendSigned(en entry, bg *begun, ts time.Time) tryResult {
 	if conf.prevUntil <= ts.UnixMilli() {
 		prev = nil // the overlap after a rotation is over
 	}
-	if sig := signatureHeader(en.id, ts.Unix(), bg.body, conf.signer, prev); sig != "" {
+	if sig := webhooksig.Header(en.id, ts.Unix(), bg.body, conf.signer, prev); sig != "" {
 		h["Webhook-Signature"] = []string{sig}
 	}
 	e.m.inflight.Inc()

@@ -95,7 +95,7 @@ func (v validation) apply(in *input, sub *Subscriber) error {
 
 	var err error
 	if sub.ChannelIDs, err = checkList("channel_ids", in.ChannelIDs, func(s string) bool { return ids.Valid(s) },
-		"channel ids are 1 to 128 letters, digits, '-', '_', '.' or ':'"); err != nil {
+		"channel ids are "+ids.Rule); err != nil {
 		return err
 	}
 	if sub.ChannelTags, err = checkList("channel_tags", in.ChannelTags, func(s string) bool { return s != "" && len(s) <= maxTagLen && utf8.ValidString(s) },

@@ -22,6 +22,7 @@ import (
 
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx"
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 type signedCase struct {
@@ -87,7 +88,7 @@ func run() error {
 		select {
 		case r := <-got:
 			c := signedCase{Name: name, Body: string(<-bodies), Headers: map[string]string{}, Verify: verify, NoVerify: noVerify}
-			for _, h := range []string{notifier.HeaderID, notifier.HeaderTimestamp, notifier.HeaderSignature} {
+			for _, h := range []string{webhooksig.HeaderID, webhooksig.HeaderTimestamp, webhooksig.HeaderSignature} {
 				c.Headers[h] = r.Header.Get(h)
 			}
 			return c, nil
