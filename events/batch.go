@@ -2,9 +2,7 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/redis/go-redis/v9"
 
@@ -88,33 +86,37 @@ type prepared struct {
 	subs []subscribers.Target
 }
 
-// large is a claimed event that needs more than a page, with its first page when it is matched
-// already (nil: match from the event's cursor).
+// large is a claimed event that needs more than a page: its channel snapshot, and its first page
+// when it is matched already (nil: match from the event's cursor).
 type large struct {
 	ev    *Event
+	ch    *channels.Channel
 	first *page
 }
 
-// expandClaimed expands events claimed together under owner: the ones that fit one page in one
-// go, then the first of the others on its own; the rest are handed back.
+// expandClaimed expands events claimed together under owner: those that fit one page in one go,
+// and the first of the others on its own. The other large events are handed back at once, for
+// any worker to take; the first one's heartbeat keeps its lease from the start.
 func (s *Service) expandClaimed(ctx context.Context, owner string, evs []*Event, stopping <-chan struct{}) error {
 	small, big, err := s.sortClaimed(ctx, owner, evs)
-	if len(small) > 0 {
-		err = errors.Join(err, s.expandSmall(ctx, owner, small))
-	}
 	for i, l := range big {
 		if i > 0 || stopped(stopping) {
 			s.release(ctx, l.ev.ID, owner, 0, false)
-			continue
 		}
-		err = errors.Join(err, s.expandLarge(ctx, l, owner, stopping))
 	}
-	return err
+	if len(big) == 0 || stopped(stopping) {
+		return errors.Join(err, s.expandSmall(ctx, owner, small))
+	}
+	l := big[0]
+	wctx, stopHeartbeat := s.startHeartbeat(ctx, l.ev.ID, owner)
+	defer stopHeartbeat()
+	err = errors.Join(err, s.expandSmall(ctx, owner, small))
+	return errors.Join(err, s.expandBatches(ctx, wctx, l.ev, l.ch, owner, stopping, l.first))
 }
 
 // sortClaimed matches the first page of each group of claimed events (one query per group) and
 // sorts them into those whose expansion that page completes and those that need more. A group
-// whose query fails is handed back for ErrorBackoff.
+// whose snapshot or query fails is handed back for ErrorBackoff.
 func (s *Service) sortClaimed(ctx context.Context, owner string, evs []*Event) (small []prepared, big []large, err error) {
 	groups := map[string][]*Event{}
 	var order []string
@@ -132,9 +134,14 @@ func (s *Service) sortClaimed(ctx context.Context, owner string, evs []*Event) (
 			groups[k] = append(groups[k], ev)
 		}
 	}
+	for i, l := range big { // from a cursor: their snapshot is parsed here, the others' per group
+		if big[i].ch, err = l.ev.snapshot(); err != nil {
+			return nil, nil, err // left claimed: tried again when the lease ends, as before
+		}
+	}
 	for _, k := range order {
 		g := groups[k]
-		p := s.firstPage(ctx, g)
+		ch, p := s.groupPage(ctx, g)
 		switch {
 		case p.err != nil:
 			for _, ev := range g {
@@ -143,7 +150,7 @@ func (s *Service) sortClaimed(ctx context.Context, owner string, evs []*Event) (
 			err = errors.Join(err, p.err)
 		case p.next != "":
 			for _, ev := range g {
-				big = append(big, large{ev: ev, first: &p})
+				big = append(big, large{ev: ev, ch: ch, first: &p})
 			}
 		default:
 			for _, ev := range g {
@@ -162,31 +169,28 @@ func groupKey(ev *Event) string {
 	return ev.Type + "\x00" + string(ev.channel)
 }
 
-// firstPage matches the first page of subscribers of a group of events (see groupKey).
-func (s *Service) firstPage(ctx context.Context, g []*Event) page {
-	ev := g[0]
-	for _, e := range g {
+// groupPage matches the first page of a group of events (see groupKey), with their channel
+// snapshot.
+func (s *Service) groupPage(ctx context.Context, g []*Event) (*channels.Channel, page) {
+	ch, err := g[0].snapshot()
+	if err != nil {
+		return nil, page{err: err}
+	}
+	for _, ev := range g[1:] { // the test hook sees every event's batch
 		if s.cfg.beforeBatch != nil {
-			s.cfg.beforeBatch(e.ID, "")
+			s.cfg.beforeBatch(ev.ID, "")
 		}
 	}
-	if ev.SubscriberID != "" {
-		subs, err := s.target(ctx, ev.SubscriberID)
-		return page{subs: subs, err: err}
-	}
-	var ch channels.Channel
-	if err := json.Unmarshal(ev.channel, &ch); err != nil {
-		return page{err: fmt.Errorf("event %s: channel snapshot: %w", ev.ID, err)}
-	}
-	var p page
-	p.subs, p.next, p.err = s.subs.Targets(ctx, &ch, ev.Type, "", s.cfg.BatchSize)
-	return p
+	return ch, s.matchPage(ctx, g[0], ch, "")
 }
 
 // expandSmall enqueues the deliveries of events whose expansion one page completes, all in one
 // go, and finishes them with one script call. When the enqueueing fails they are handed back
 // (batchFailed's rule).
 func (s *Service) expandSmall(ctx context.Context, owner string, small []prepared) error {
+	if len(small) == 0 {
+		return nil
+	}
 	var reqs []notifier.Request
 	for _, p := range small {
 		reqs = append(reqs, s.requests(p.ev, p.subs)...)
@@ -199,42 +203,19 @@ func (s *Service) expandSmall(ctx context.Context, owner string, small []prepare
 		}
 		return err
 	}
-	if s.cfg.afterEnqueue != nil {
-		for _, p := range small {
-			s.cfg.afterEnqueue(p.ev.ID)
-		}
+	ids := make([]string, len(small))
+	for i, p := range small {
+		s.afterEnqueue(p.ev.ID)
+		ids[i] = p.ev.ID
 	}
-	return s.finishMany(ctx, owner, small, counts)
-}
-
-// finishMany marks events expanded (finishScript), each with the deliveries its last batch
-// enqueued; events whose lease was lost meanwhile are left to their new owner.
-func (s *Service) finishMany(ctx context.Context, owner string, small []prepared, counts map[string]int) error {
-	done, err := s.finishEvents(ctx, owner, small, counts)
+	done, err := s.finishEvents(ctx, owner, ids, counts)
 	if err != nil {
 		return err
 	}
 	for i, p := range small {
 		if done[i] {
-			s.m.expandedSeconds.Observe(s.cfg.Now().Sub(p.ev.CreatedAt).Seconds())
-			s.log.Debug("event expanded", "event_id", p.ev.ID)
+			s.recordExpanded(p.ev)
 		}
 	}
 	return nil
-}
-
-// expandLarge expands one claimed event on its own, batch by batch from its first page or its
-// cursor, with a heartbeat that keeps its lease.
-func (s *Service) expandLarge(ctx context.Context, l large, owner string, stopping <-chan struct{}) error {
-	ev := l.ev
-	wctx, stopHeartbeat := s.startHeartbeat(ctx, ev.ID, owner)
-	defer stopHeartbeat()
-	if ev.Status == StatusExpanded {
-		return s.finish(wctx, ev.ID, owner, 0)
-	}
-	var ch channels.Channel
-	if err := json.Unmarshal(ev.channel, &ch); err != nil {
-		return fmt.Errorf("event %s: channel snapshot: %w", ev.ID, err)
-	}
-	return s.expandBatches(ctx, wctx, ev, &ch, owner, stopping, l.first)
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/subscribers"
 )
@@ -158,3 +159,12 @@ func (e *BacklogError) Error() string {
 }
 
 func (e *BacklogError) Unwrap() error { return notifier.ErrBacklogFull }
+
+// snapshot is the channel as it was when the event was accepted: what expansion matches.
+func (e *Event) snapshot() (*channels.Channel, error) {
+	var ch channels.Channel
+	if err := json.Unmarshal(e.channel, &ch); err != nil {
+		return nil, fmt.Errorf("event %s: channel snapshot: %w", e.ID, err)
+	}
+	return &ch, nil
+}

@@ -158,11 +158,15 @@ func (s *Service) enqueueBatch(ctx context.Context, ev *Event, p page) (int, err
 	if err != nil {
 		return 0, err
 	}
-	n := counts[ev.ID]
+	s.afterEnqueue(ev.ID)
+	return counts[ev.ID], nil
+}
+
+// afterEnqueue runs the test hook of that name.
+func (s *Service) afterEnqueue(eventID string) {
 	if s.cfg.afterEnqueue != nil {
-		s.cfg.afterEnqueue(ev.ID)
+		s.cfg.afterEnqueue(eventID)
 	}
-	return n, nil
 }
 
 // expanded marks the event expanded after its last batch, which enqueued n deliveries.
@@ -170,9 +174,14 @@ func (s *Service) expanded(ctx context.Context, ev *Event, owner string, n int) 
 	if err := s.finish(ctx, ev.ID, owner, n); err != nil {
 		return err
 	}
+	s.recordExpanded(ev)
+	return nil
+}
+
+// recordExpanded counts and logs an event whose expansion just finished.
+func (s *Service) recordExpanded(ev *Event) {
 	s.m.expandedSeconds.Observe(s.cfg.Now().Sub(ev.CreatedAt).Seconds())
 	s.log.Debug("event expanded", "event_id", ev.ID)
-	return nil
 }
 
 // batchFailed ends the work on an event whose batch failed with err. A lost lease is returned as
@@ -212,15 +221,7 @@ func (s *Service) pages(ctx context.Context, ev *Event, ch *channels.Channel, fi
 			after = first.next
 		}
 		for {
-			if s.cfg.beforeBatch != nil {
-				s.cfg.beforeBatch(ev.ID, after)
-			}
-			var p page
-			if ev.SubscriberID != "" {
-				p.subs, p.err = s.target(ctx, ev.SubscriberID)
-			} else {
-				p.subs, p.next, p.err = s.subs.Targets(ctx, ch, ev.Type, after, s.cfg.BatchSize)
-			}
+			p := s.matchPage(ctx, ev, ch, after)
 			select {
 			case out <- p:
 			case <-ctx.Done():
@@ -233,6 +234,21 @@ func (s *Service) pages(ctx context.Context, ev *Event, ch *channels.Channel, fi
 		}
 	}()
 	return out
+}
+
+// matchPage matches one page of an event's subscribers after cursor after: its target subscriber,
+// or the subscribers of its channel snapshot ch.
+func (s *Service) matchPage(ctx context.Context, ev *Event, ch *channels.Channel, after string) page {
+	if s.cfg.beforeBatch != nil {
+		s.cfg.beforeBatch(ev.ID, after)
+	}
+	var p page
+	if ev.SubscriberID != "" {
+		p.subs, p.err = s.target(ctx, ev.SubscriberID)
+	} else {
+		p.subs, p.next, p.err = s.subs.Targets(ctx, ch, ev.Type, after, s.cfg.BatchSize)
+	}
+	return p
 }
 
 // target returns the one subscriber a targeted event goes to, or none when it was deleted or is no
@@ -362,7 +378,7 @@ func (s *Service) progress(ctx context.Context, id, owner, cursor string, n int)
 }
 
 func (s *Service) finish(ctx context.Context, id, owner string, n int) error {
-	done, err := s.finishEvents(ctx, owner, []prepared{{ev: &Event{ID: id}}}, map[string]int{id: n})
+	done, err := s.finishEvents(ctx, owner, []string{id}, map[string]int{id: n})
 	if err != nil {
 		return err
 	}
@@ -374,13 +390,13 @@ func (s *Service) finish(ctx context.Context, id, owner string, n int) error {
 
 // finishEvents marks events expanded (finishScript), each with counts[id] deliveries from its
 // last batch, and says which it finished: not those whose lease was lost.
-func (s *Service) finishEvents(ctx context.Context, owner string, evs []prepared, counts map[string]int) ([]bool, error) {
+func (s *Service) finishEvents(ctx context.Context, owner string, ids []string, counts map[string]int) ([]bool, error) {
 	args := []any{owner, s.cfg.Now().UTC().Format(time.RFC3339Nano), s.keys.event("")}
-	for _, p := range evs {
-		args = append(args, p.ev.ID, counts[p.ev.ID])
+	for _, id := range ids {
+		args = append(args, id, counts[id])
 	}
 	res, err := finishScript.Run(ctx, s.rdb, []string{s.keys.expand(), s.keys.backlogFull()}, args...).Int64Slice()
-	if err == nil && len(res) != len(evs) {
+	if err == nil && len(res) != len(ids) {
 		err = errors.New("events: unexpected answer from the finish script")
 	}
 	if err != nil {
