@@ -2,8 +2,11 @@ package events
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/subscribers"
@@ -55,6 +58,82 @@ func TestSmallEventsExpandTogether(t *testing.T) {
 		}
 		if ds := b.deliveries(t, id); len(ds) != 3 {
 			t.Errorf("event %s has %d deliveries, want 3", id, len(ds))
+		}
+	}
+}
+
+// Events claimed together but matching different subscribers are grouped apart: by type on one
+// channel, and a targeted event by its subscriber. Each gets exactly its own deliveries.
+func TestClaimMixesTypesAndTargets(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	rcv := newReceiver(t)
+	b.channel(t, &channels.Channel{ChannelID: "news"})
+	for name, types := range map[string][]string{"all": nil, "rep": {TypeRepublish}, "upd": {TypeUpdate}} {
+		b.subscriber(t, subscribers.Subscriber{ID: name, URL: rcv.url(name), Token: "tok-" + name, Types: types}, false)
+	}
+	update := map[string]any{"type": TypeUpdate, "update_type": UpdateCreated, "message": map[string]any{"k": "v"}}
+	want := map[string][]string{
+		b.notify(t, "news", map[string]any{"type": TypeRepublish}).EventID:                         {"all", "rep"},
+		b.notify(t, "news", update).EventID:                                                        {"all", "upd"},
+		b.notify(t, "news", map[string]any{"type": TypeRepublish, "subscriber_id": "rep"}).EventID: {"rep"},
+	}
+	if n, err := b.svc.ExpandDue(context.Background()); err != nil || n != 3 {
+		t.Fatalf("ExpandDue = %d, %v", n, err)
+	}
+	for id, subs := range want {
+		var got []string
+		for _, d := range b.deliveries(t, id) {
+			got = append(got, d.SubscriberID)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, subs) {
+			t.Errorf("event %s went to %v, want %v", id, got, subs)
+		}
+	}
+}
+
+// Of events claimed together that need more than a page, one is expanded here and the others
+// are handed back at once (due now, no owner), for any worker to take, not after that one.
+func TestLargeEventsHandedBackAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var b *bundle
+	var accepted []string
+	var others atomic.Value // what the other events looked like during the first one's second page
+	b = setup(t, setupOpts{cfg: Config{BatchSize: 2, beforeBatch: func(id, after string) {
+		if after == "" || others.Load() != nil {
+			return
+		}
+		var state []string
+		for _, other := range accepted {
+			if other == id {
+				continue
+			}
+			owner := b.rdb.HGet(ctx, b.svc.keys.event(other), fOwner).Val()
+			due := b.rdb.ZScore(ctx, b.svc.keys.expand(), other).Val() <= float64(time.Now().UnixMilli())
+			state = append(state, fmt.Sprintf("owner=%q due=%v", owner, due))
+		}
+		others.Store(state)
+	}}})
+	rcv := newReceiver(t)
+	b.channel(t, &channels.Channel{ChannelID: "news"})
+	for _, name := range []string{"a", "b", "c"} {
+		b.subscriber(t, subscribers.Subscriber{ID: name, URL: rcv.url(name), Token: "tok-" + name}, false)
+	}
+	for range 3 {
+		accepted = append(accepted, b.notify(t, "news", map[string]any{"type": TypeRepublish}).EventID)
+	}
+	if _, err := b.svc.ExpandDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	state, _ := others.Load().([]string)
+	if !slices.Equal(state, []string{`owner="" due=true`, `owner="" due=true`}) {
+		t.Errorf("while the first large event expanded, the others were %v; want both handed back, due now", state)
+	}
+	for _, id := range accepted {
+		if n := len(b.deliveries(t, id)); n != 3 {
+			t.Errorf("event %s has %d deliveries, want 3", id, n)
 		}
 	}
 }
