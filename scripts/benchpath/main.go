@@ -840,8 +840,9 @@ func (b *bench) fetchProfile() error {
 // topLevel runs one more shape with every Redis command logged (SLOWLOG at 0 µs) to tell what
 // herald sends from what its scripts run: the slow log marks a command run by a script with the
 // client "?:0" and lists it just before the script's own entry, so each script is shown with the
-// commands one call of it runs. Scripts are named by their digest (benchkit.ScriptNames, read
-// from the source). Its timings are not compared with the shapes': logging every command costs
+// commands one call of it runs. Scripts are named by their digest (benchkit.ScriptNames: the
+// engine's from notifier.ScriptDigests, the others' read from the source; a script of neither, such
+// as the rate limiter's, is an "unnamed script"). Its timings are not compared with the shapes': logging every command costs
 // Redis some.
 func (b *bench) topLevel(ctx context.Context, sh shape) error {
 	names, err := benchkit.ScriptNames(".")
@@ -912,7 +913,7 @@ func (b *bench) topLevel(ctx context.Context, sh shape) error {
 			if n, ok := names[strings.ToLower(l.Args[1])]; ok {
 				name = n + " (EVALSHA, first key " + benchkit.KeyKind(l.Args[min(3, len(l.Args)-1)]) + ")"
 			} else {
-				name += " (a library's script)"
+				name += " (unnamed script)"
 			}
 		}
 		a := by[name]
