@@ -11,10 +11,13 @@
 # (plain Go POSTs of a same-sized body to the same receiver over 64 keep-alive connections),
 # e2e p50/p99 (notify's 202 -> arrival), herald's and Redis's CPU per delivery, Redis commands per
 # delivery (INFO commandstats, reset between shapes) and whether every delivery arrived exactly
-# once; then which top-level Redis calls herald makes (a pass with SLOWLOG at 0 µs).
+# once; then which top-level Redis calls herald makes (a pass with SLOWLOG at 0 µs). For the shapes
+# sent as fast as possible, e2e percentiles measure how long the backlog takes to drain; only the
+# steady shape measures latency. It exits non-zero when a shape is not exactly once.
 #
 #   scripts/bench-path.sh [-quick] [-shapes 200x100,steady] [other benchpath run flags]
-#   PPROF=1 scripts/bench-path.sh      also profiles herald during 200x100 (needs --pprof-addr)
+#   PPROF=1 scripts/bench-path.sh      also profiles herald during 200x100 (needs --pprof-addr;
+#                                      -pprof-shape picks another shape, 100x100 with -quick)
 #
 # PPROF_SECONDS (5) is the profile's length, PPROF_OUT (/tmp/herald-bench-path.pprof) its file.
 # Everything listens on loopback and is stopped on exit.
@@ -23,15 +26,7 @@ cd "$(dirname "$0")/.."
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (the figures depend on what else runs)"
 
 source scripts/lib.sh
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-	stop_redis
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir
 
 go build -o "$work/herald" ./cmd/herald
 go build -o "$work/benchpath" ./scripts/benchpath
@@ -77,7 +72,7 @@ if [[ ${#profile[@]} -gt 0 ]]; then
 		echo "== cumulative"
 		go tool pprof -top -cum -nodecount=40 "$work/herald" "$out" 2>/dev/null | sed -n '/flat%/,$p' | head -42
 	else
-		echo "no profile: this herald does not serve /debug/pprof (--pprof-addr / HERALD_PPROF_ADDR)" >&2
+		echo "no profile was taken (benchpath says why above)" >&2
 	fi
 fi
 exit "$status"

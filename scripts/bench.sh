@@ -27,14 +27,7 @@ workers="${BENCH_WORKERS:-1024}"
 export GOGC="${GOGC:-400}"
 
 source scripts/lib.sh
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  stop_redis
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir
 
 go build -o "$work/benchengine" ./scripts/benchengine
 

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/notifier"
 )
 
 // CPUSeconds is this process's CPU time (user + system) so far.
@@ -221,11 +223,12 @@ func AnswerHandshake(w http.ResponseWriter, b []byte) bool {
 	return true
 }
 
-// ScriptNames maps the SHA1 digest (as EVALSHA sends it) of every Lua script herald's source
-// under root declares as `var name = redis.NewScript(<constant string expression>)` to
-// "package.name", so Redis's view of a script can be named. Test files and scripts/ are skipped;
-// a script whose text is not a constant expression of string literals and package constants is
-// left out.
+// ScriptNames maps the SHA1 digest (as EVALSHA sends it) of every Lua script of herald to
+// "package.name", so Redis's view of a script can be named. The delivery engine's scripts are
+// built at run time and named by notifier.ScriptDigests; the other packages' are read from the
+// source under root, where they are declared as `var name = redis.NewScript(<constant string
+// expression>)`. Test files and scripts/ are skipped; a script whose text is not a constant
+// expression of string literals and package constants is left out.
 func ScriptNames(root string) (map[string]string, error) {
 	type pkg struct {
 		consts map[string]ast.Expr
@@ -281,7 +284,7 @@ func ScriptNames(root string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]string{}
+	out := notifier.ScriptDigests()
 	for dir, p := range pkgs {
 		var eval func(e ast.Expr, depth int) (string, bool)
 		eval = func(e ast.Expr, depth int) (string, bool) {

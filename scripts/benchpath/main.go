@@ -10,8 +10,14 @@
 // Each shape (events × subscribers) gets a channel and subscribers of its own (the subscribers'
 // channel_ids filter names only that channel, so earlier shapes' subscribers never match), a raw
 // ceiling measured just before it (plain Go POSTs of a same-sized body to the same receiver), and
-// Redis's statistics reset (CONFIG RESETSTAT). The figures per delivery divide CPU time and
-// command counts taken before and after the shape by the deliveries it made.
+// Redis's statistics reset (CONFIG RESETSTAT). A shape ends once all its deliveries arrived and
+// herald's queue is empty (the engine's backlog counter is 0); the figures per delivery divide
+// CPU time and command counts taken before and at that end by the deliveries it made, and
+// duplicates are counted then (and once more at the end of the run, by each shape's channel).
+// run exits non-zero when a shape's deliveries did not arrive exactly once.
+//
+// For the shapes sent as fast as possible, the e2e percentiles measure how long the backlog takes
+// to drain; only the steady shape (paced) measures latency.
 package main
 
 import (
@@ -24,6 +30,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -59,18 +66,45 @@ func main() {
 
 // ---- the receiver ----
 
-// receiver records every notification: its webhook-id (to find duplicates), the event it belongs
-// to (the "seq" the bench puts in each notify's message) and when it arrived.
+// receiver records every notification by the channel in its path (/hook/<channel>/<n>): its
+// webhook-id (to find duplicates), the event it belongs to (the "seq" the bench puts in each
+// notify's message) and when it arrived. Each shape has a channel of its own, so a copy that
+// arrives late, during a later shape, still counts against the shape it belongs to; records are
+// kept for the whole run (only /_reset?channel=C drops one).
 type receiver struct {
-	handshakes atomic.Int64
-
 	mu    sync.Mutex
-	ids   map[string]uint32 // webhook-id -> copies received
-	dups  int64             // copies past the first
-	noID  int64             // notifications without a webhook-id
-	seqs  []int32           // per arrival: the event's seq (-1: none in the body)
-	at    []int64           // per arrival: unix ns
-	bytes int64             // body bytes of the notifications
+	chans map[string]*chanRec
+}
+
+// chanRec is what arrived for one channel.
+type chanRec struct {
+	ids        map[string]uint32 // webhook-id -> copies received
+	dups       int64             // copies past the first
+	noID       int64             // notifications without a webhook-id
+	handshakes int64             // url_verification handshakes answered
+	seqs       []int32           // per arrival: the event's seq (-1: none in the body)
+	at         []int64           // per arrival: unix ns
+	bytes      int64             // body bytes of the notifications
+}
+
+// chanOf is the channel of a receiver path /hook/<channel>/<n> ("" for other paths).
+func chanOf(path string) string {
+	rest, ok := strings.CutPrefix(path, "/hook/")
+	if !ok {
+		return ""
+	}
+	ch, _, _ := strings.Cut(rest, "/")
+	return ch
+}
+
+// rec is channel ch's record, made on first use; r.mu is held.
+func (r *receiver) rec(ch string) *chanRec {
+	c := r.chans[ch]
+	if c == nil {
+		c = &chanRec{ids: map[string]uint32{}}
+		r.chans[ch] = c
+	}
+	return c
 }
 
 func receive(args []string) error {
@@ -81,7 +115,7 @@ func receive(args []string) error {
 	if err != nil {
 		return err
 	}
-	r := &receiver{ids: map[string]uint32{}}
+	r := &receiver{chans: map[string]*chanRec{}}
 	fmt.Println("http://" + ln.Addr().String())
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
 	return srv.Serve(ln)
@@ -92,20 +126,20 @@ var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	switch req.URL.Path {
 	case "/_stats":
-		r.stats(w)
+		r.stats(w, req.URL.Query().Get("channel"))
 		return
 	case "/_reset":
 		r.mu.Lock()
-		clear(r.ids)
-		r.dups, r.noID, r.bytes = 0, 0, 0
-		r.seqs, r.at = r.seqs[:0], r.at[:0]
+		delete(r.chans, req.URL.Query().Get("channel"))
 		r.mu.Unlock()
-		r.handshakes.Store(0)
 		w.WriteHeader(http.StatusNoContent)
 		return
 	case "/_dump":
+		var d dump
 		r.mu.Lock()
-		d := dump{Seqs: slices.Clone(r.seqs), At: slices.Clone(r.at)}
+		if c := r.chans[req.URL.Query().Get("channel")]; c != nil {
+			d = dump{Seqs: slices.Clone(c.seqs), At: slices.Clone(c.at)}
+		}
 		r.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(d)
 		return
@@ -115,26 +149,30 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	_, _ = buf.ReadFrom(req.Body)
 	now := time.Now().UnixNano()
 	b := buf.Bytes()
+	ch := chanOf(req.URL.Path)
 	if benchkit.AnswerHandshake(w, b) {
-		r.handshakes.Add(1)
+		r.mu.Lock()
+		r.rec(ch).handshakes++
+		r.mu.Unlock()
 		bufs.Put(buf)
 		return
 	}
 	seq := parseSeq(b)
 	id := req.Header.Get("webhook-id")
 	r.mu.Lock()
+	c := r.rec(ch)
 	if id == "" {
-		r.noID++
+		c.noID++
 	} else {
-		c := r.ids[id]
-		if c > 0 {
-			r.dups++
+		n := c.ids[id]
+		if n > 0 {
+			c.dups++
 		}
-		r.ids[id] = c + 1
+		c.ids[id] = n + 1
 	}
-	r.seqs = append(r.seqs, seq)
-	r.at = append(r.at, now)
-	r.bytes += int64(len(b))
+	c.seqs = append(c.seqs, seq)
+	c.at = append(c.at, now)
+	c.bytes += int64(len(b))
 	r.mu.Unlock()
 	bufs.Put(buf)
 	w.WriteHeader(http.StatusOK)
@@ -162,7 +200,7 @@ func parseSeq(b []byte) int32 {
 }
 
 type recvStats struct {
-	Count      int64   `json:"count"`      // notifications since the last reset
+	Count      int64   `json:"count"`      // the channel's notifications
 	Unique     int64   `json:"unique"`     // distinct webhook-ids
 	Dups       int64   `json:"dups"`       // copies past the first
 	NoID       int64   `json:"no_id"`      // notifications without a webhook-id
@@ -171,11 +209,14 @@ type recvStats struct {
 	CPU        float64 `json:"cpu_seconds"` // the receiver process's CPU time so far
 }
 
-func (r *receiver) stats(w http.ResponseWriter) {
+func (r *receiver) stats(w http.ResponseWriter, ch string) {
+	var s recvStats
 	r.mu.Lock()
-	s := recvStats{Count: int64(len(r.at)), Unique: int64(len(r.ids)), Dups: r.dups, NoID: r.noID, Bytes: r.bytes}
+	if c := r.chans[ch]; c != nil {
+		s = recvStats{Count: int64(len(c.at)), Unique: int64(len(c.ids)), Dups: c.dups, NoID: c.noID,
+			Handshakes: c.handshakes, Bytes: c.bytes}
+	}
 	r.mu.Unlock()
-	s.Handshakes = r.handshakes.Load()
 	s.CPU = benchkit.CPUSeconds()
 	_ = json.NewEncoder(w).Encode(s)
 }
@@ -230,6 +271,8 @@ type bench struct {
 	stamp        string
 	seq          int // channels made so far: each shape's channel id is new
 	timeout      time.Duration
+	prefix       string        // herald's Redis key prefix (--redis-prefix)
+	drainTimeout time.Duration // how long the queue may take to empty after the last delivery arrived
 
 	pprofURL, pprofOut, pprofShape string
 	pprofSeconds                   int
@@ -256,6 +299,8 @@ func run(args []string) error {
 	steadyFor := fs.Duration("steady-duration", 10*time.Second, "how long the steady shape sends (default 3s with -quick)")
 	fs.IntVar(&b.ceilingN, "ceiling-n", 20000, "POSTs of each raw ceiling measurement (default 5000 with -quick)")
 	fs.DurationVar(&b.timeout, "shape-timeout", 90*time.Second, "a shape's deliveries must all arrive within this long after its last notify")
+	fs.DurationVar(&b.drainTimeout, "drain-timeout", 30*time.Second, "after a shape's last delivery arrived, herald's queue must be empty within this long")
+	fs.StringVar(&b.prefix, "redis-prefix", "herald", "herald's Redis key prefix (--redis-prefix): its backlog counter tells when the queue is empty")
 	fs.StringVar(&b.pprofURL, "pprof", "", "herald's pprof base URL (--pprof-addr); empty: no profile")
 	fs.StringVar(&b.pprofOut, "pprof-out", "herald.pprof", "where the CPU profile goes")
 	fs.StringVar(&b.pprofShape, "pprof-shape", "200x100", "the shape during which the profile is taken")
@@ -289,6 +334,10 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if b.pprofURL != "" && !slices.ContainsFunc(shapes, func(s shape) bool { return s.name == b.pprofShape }) {
+		fmt.Fprintf(os.Stderr, "benchpath: no CPU profile will be taken: the shapes run leave out the profiled shape %s (-pprof-shape picks another)\n", b.pprofShape)
+		b.pprofURL = ""
+	}
 
 	b.rdb = redis.NewClient(&redis.Options{Addr: *redisAddr, PoolSize: 4})
 	defer b.rdb.Close()
@@ -320,22 +369,64 @@ func run(args []string) error {
 			return fmt.Errorf("commands by caller: %w", err)
 		}
 	}
+	// A copy that arrived after its shape ended (during a later shape or the by-caller pass) is
+	// in its channel's record: count it against its own shape.
+	for i := range results {
+		r := &results[i]
+		s, err := b.recvStats(r.ch)
+		if err != nil {
+			return err
+		}
+		r.lateDups = s.Dups - r.dups
+		if late := s.Count - r.arrived; late > 0 {
+			fmt.Printf("\n!! %s: %d more notifications arrived after the shape ended: %d duplicates, %d first copies of deliveries counted missing\n",
+				r.shape.name, late, r.lateDups, late-r.lateDups)
+		}
+	}
 	printSummary(results)
+	var bad []string
+	for _, r := range results {
+		if !r.exact() {
+			bad = append(bad, r.shape.name)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("not exactly once in shape %s (see above)", strings.Join(bad, ", "))
+	}
 	return nil
 }
 
 // result is one shape's figures.
 type result struct {
 	shape                     shape
-	delivered, unique         int64
+	ch                        string // its channel: the receiver's record of it
+	arrived                   int64  // copies received when the shape ended (a later one is a late duplicate)
 	missing, dups, stray      int64
+	lateDups                  int64 // copies that arrived after the shape ended (found at the end of the run)
+	backlog                   int64 // deliveries still queued when the drain timeout passed
 	perSec, ceiling, ratio    float64
 	p50, p99, max             time.Duration
 	notifyP50, notifyP99      time.Duration
-	heraldUS, redisUS, cmdUS  float64
-	callsPer, recvUS, ceilCPU float64
+	heraldUS, redisUS, recvUS float64
+	scriptCalls, otherCalls   float64 // Redis calls per delivery: scripts herald sent; other commands
+	ceilCPU                   float64
 	bodyBytes, ceilBodyBytes  int
 	subsMismatch              int64
+}
+
+// exact reports whether every delivery of the shape arrived exactly once.
+func (r result) exact() bool {
+	return r.missing == 0 && r.dups == 0 && r.stray == 0 && r.lateDups == 0 && r.backlog == 0
+}
+
+// scriptCmd reports whether a commandstats name is a script call (its usec includes the
+// commands the script ran, which Redis counts again under their own names).
+func scriptCmd(name string) bool {
+	switch name {
+	case "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro":
+		return true
+	}
+	return false
 }
 
 // setup makes the shape's channel and subscribers over the API and waits until every subscriber
@@ -477,9 +568,10 @@ func deliveryBody(ch string, seq int) []byte {
 		`","chat_type":"bench","update_type":"message_created","message":` + message(seq) + `}`)
 }
 
-func (b *bench) recvStats() (recvStats, error) {
+// recvStats is what the receiver recorded for channel ch.
+func (b *bench) recvStats(ch string) (recvStats, error) {
 	var s recvStats
-	resp, err := http.Get(b.recv + "/_stats")
+	resp, err := http.Get(b.recv + "/_stats?channel=" + url.QueryEscape(ch))
 	if err != nil {
 		return s, err
 	}
@@ -487,8 +579,9 @@ func (b *bench) recvStats() (recvStats, error) {
 	return s, json.NewDecoder(resp.Body).Decode(&s)
 }
 
-func (b *bench) recvReset() error {
-	resp, err := http.Post(b.recv+"/_reset", "application/json", nil)
+// recvReset drops the receiver's record of channel ch.
+func (b *bench) recvReset(ch string) error {
+	resp, err := http.Post(b.recv+"/_reset?channel="+url.QueryEscape(ch), "application/json", nil)
 	if err != nil {
 		return err
 	}
@@ -496,13 +589,28 @@ func (b *bench) recvReset() error {
 	return nil
 }
 
+// recvDump is each arrival of channel ch: its event's seq and its time.
+func (b *bench) recvDump(ch string) (dump, error) {
+	var d dump
+	resp, err := http.Get(b.recv + "/_dump?channel=" + url.QueryEscape(ch))
+	if err != nil {
+		return d, err
+	}
+	defer resp.Body.Close()
+	return d, json.NewDecoder(resp.Body).Decode(&d)
+}
+
 // ceiling POSTs n same-sized bodies to the receiver from 64 goroutines over 64 keep-alive
 // connections, with headers like herald's, and returns POSTs per second and this process's CPU
-// time per POST (µs).
+// time per POST (µs). Its POSTs go to a channel path of their own (ceiling-<ch>), whose record
+// the receiver drops afterwards, so they never count as the shape's deliveries.
 func (b *bench) ceiling(ch string, subs int) (perSec, cpuUS float64, bodyLen int, err error) {
-	if err := b.recvReset(); err != nil {
-		return 0, 0, 0, err
-	}
+	path := b.recv + "/hook/ceiling-" + ch + "/"
+	defer func() {
+		if rerr := b.recvReset("ceiling-" + ch); err == nil {
+			err = rerr
+		}
+	}()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: ceilingConns, MaxConnsPerHost: ceilingConns}, Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
 	sig := "v1," + strings.Repeat("A", 43) + "=" // the size of herald's signature header
@@ -518,7 +626,7 @@ func (b *bench) ceiling(ch string, subs int) (perSec, cpuUS float64, bodyLen int
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1)); i <= b.ceilingN; i = int(next.Add(1)) {
-				req, _ := http.NewRequest(http.MethodPost, b.recv+"/hook/"+ch+"/"+strconv.Itoa(i%subs), bytes.NewReader(deliveryBody(ch, i)))
+				req, _ := http.NewRequest(http.MethodPost, path+strconv.Itoa(i%subs), bytes.NewReader(deliveryBody(ch, i)))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("User-Agent", "herald/dev")
 				req.Header.Set("webhook-id", fmt.Sprintf("ceil_%026d", i))
@@ -614,13 +722,34 @@ func (b *bench) sendNotifies(ctx context.Context, ch string, n, subs, rate int) 
 	return t202, lat, nErr.Load(), nMis.Load(), firstErr
 }
 
-// waitArrivals polls the receiver until want notifications arrived or timeout passed.
-func (b *bench) waitArrivals(want int64, timeout time.Duration) (recvStats, error) {
+// waitArrivals polls the receiver until want distinct deliveries of channel ch arrived or
+// timeout passed.
+func (b *bench) waitArrivals(ch string, want int64, timeout time.Duration) (recvStats, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		s, err := b.recvStats()
-		if err != nil || s.Count >= want || time.Now().After(deadline) {
+		s, err := b.recvStats(ch)
+		if err != nil || s.Unique >= want || time.Now().After(deadline) {
 			return s, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitDrained waits until herald's delivery queue is empty: the engine's backlog counter (pending
+// deliveries, notifier/keys.go) is 0, so every try has been recorded and no copy of a delivery is
+// still to come. It returns the backlog left when drainTimeout passes first (0: drained).
+func (b *bench) waitDrained(ctx context.Context) (int64, error) {
+	key := b.prefix + ":{" + b.prefix + "}:backlog"
+	deadline := time.Now().Add(b.drainTimeout)
+	for {
+		// GETRANGE, not GET: herald never sends it, so the shape's statistics can leave it out.
+		v, err := b.rdb.GetRange(ctx, key, 0, -1).Result()
+		var n int64
+		if err == nil && v != "" {
+			n, err = strconv.ParseInt(v, 10, 64)
+		}
+		if err != nil || n <= 0 || time.Now().After(deadline) {
+			return max(n, 0), err
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -632,7 +761,10 @@ func (b *bench) redisSnapshot(ctx context.Context) (float64, map[string]benchkit
 	return cpu, st, err
 }
 
-// shape runs one shape and prints its figures (one line for the warm-up).
+// shape runs one shape and prints its figures (one line for the warm-up). The shape ends when
+// all its deliveries arrived and herald's queue is empty (waitDrained): the final CPU and command
+// readings are taken then, so the tail of the work (the last finishes) is in them, and
+// duplicates are counted then.
 func (b *bench) shape(ctx context.Context, sh shape, warmup bool) (result, error) {
 	res := result{shape: sh}
 	setupStart := time.Now()
@@ -640,14 +772,12 @@ func (b *bench) shape(ctx context.Context, sh shape, warmup bool) (result, error
 	if err != nil {
 		return res, err
 	}
+	res.ch = ch
 	setupTook := time.Since(setupStart)
 	if !warmup {
 		if res.ceiling, res.ceilCPU, res.ceilBodyBytes, err = b.ceiling(ch, sh.subs); err != nil {
 			return res, err
 		}
-	}
-	if err := b.recvReset(); err != nil {
-		return res, err
 	}
 	// Statistics start here: Redis's command counts from zero, CPU times as differences.
 	if err := b.rdb.ConfigResetStat(ctx).Err(); err != nil {
@@ -661,7 +791,7 @@ func (b *bench) shape(ctx context.Context, sh shape, warmup bool) (result, error
 	if err != nil {
 		return res, err
 	}
-	recv0, err := b.recvStats()
+	recv0, err := b.recvStats(ch) // the handshakes so far, and the receiver's CPU
 	if err != nil {
 		return res, err
 	}
@@ -680,11 +810,14 @@ func (b *bench) shape(ctx context.Context, sh shape, warmup bool) (result, error
 	}
 	res.subsMismatch = mismatch
 	want := int64(sh.deliveries())
-	rs, err := b.waitArrivals(want, b.timeout)
-	if err != nil {
+	if _, err := b.waitArrivals(ch, want, b.timeout); err != nil {
 		return res, err
 	}
 	waited := time.Since(sent)
+	if res.backlog, err = b.waitDrained(ctx); err != nil {
+		return res, err
+	}
+	drained := time.Since(sent)
 	hcpu1, err := benchkit.ProcCPUSeconds(b.heraldPID)
 	if err != nil {
 		return res, err
@@ -693,23 +826,16 @@ func (b *bench) shape(ctx context.Context, sh shape, warmup bool) (result, error
 	if err != nil {
 		return res, err
 	}
-	// A short grace for duplicates (a second copy of a delivery that already arrived).
-	time.Sleep(300 * time.Millisecond)
-	if rs, err = b.recvStats(); err != nil {
+	rs, err := b.recvStats(ch)
+	if err != nil {
 		return res, err
 	}
 	if profDone != nil {
 		if err := <-profDone; err != nil {
-			fmt.Fprintf(os.Stderr, "benchpath: no CPU profile: %v (does this herald have --pprof-addr?)\n", err)
+			fmt.Fprintf(os.Stderr, "benchpath: no CPU profile: %v (is herald serving /debug/pprof? --pprof-addr, HERALD_PPROF_ADDR)\n", err)
 		}
 	}
-	var d dump
-	resp, err := http.Get(b.recv + "/_dump")
-	if err != nil {
-		return res, err
-	}
-	err = json.NewDecoder(resp.Body).Decode(&d)
-	resp.Body.Close()
+	d, err := b.recvDump(ch)
 	if err != nil {
 		return res, err
 	}
@@ -727,46 +853,51 @@ func (b *bench) shape(ctx context.Context, sh shape, warmup bool) (result, error
 	}
 	slices.Sort(e2e)
 	slices.Sort(lat)
-	res.delivered, res.unique, res.dups = rs.Count, rs.Unique, rs.Dups
+	res.arrived, res.dups = rs.Count, rs.Dups
 	res.missing = max(0, want-rs.Unique)
-	if rs.NoID > 0 {
-		res.stray += rs.NoID
-	}
+	res.stray += rs.NoID
 	res.p50, res.p99, res.max = benchkit.Pct(e2e, 0.5), benchkit.Pct(e2e, 0.99), benchkit.Pct(e2e, 1)
 	res.notifyP50, res.notifyP99 = benchkit.Pct(lat, 0.5), benchkit.Pct(lat, 0.99)
 	if last > 0 {
 		res.perSec = float64(len(e2e)) / time.Duration(last-start.UnixNano()).Seconds()
 	}
 	n := float64(max(1, rs.Unique))
-	if rs.Unique > 0 {
+	if rs.Count > 0 {
 		res.bodyBytes = int(rs.Bytes / rs.Count)
 	}
 	res.heraldUS = (hcpu1 - hcpu0) * 1e6 / n
 	res.redisUS = (rcpu1 - rcpu0) * 1e6 / n
 	res.recvUS = (rs.CPU - recv0.CPU) * 1e6 / n
-	var calls, usec int64
 	type row struct {
 		name string
 		benchkit.CmdStat
 	}
 	var rows []row
+	var scriptCalls, otherCalls int64
 	for name, a := range cmd1 {
 		c := benchkit.CmdStat{Calls: a.Calls - cmd0[name].Calls, Usec: a.Usec - cmd0[name].Usec}
-		if c.Calls <= 0 || name == "info" || name == "config|resetstat" {
-			continue // the bench's own
+		if c.Calls <= 0 || name == "info" || name == "config|resetstat" || name == "getrange" {
+			continue // the bench's own (getrange: waitDrained's reads)
 		}
-		calls += c.Calls
-		usec += c.Usec
+		if scriptCmd(name) {
+			scriptCalls += c.Calls
+		} else {
+			otherCalls += c.Calls
+		}
 		rows = append(rows, row{name, c})
 	}
-	res.cmdUS = float64(usec) / n
-	res.callsPer = float64(calls) / n
+	res.scriptCalls = float64(scriptCalls) / n
+	res.otherCalls = float64(otherCalls) / n
 	if res.ceiling > 0 {
 		res.ratio = res.perSec / res.ceiling
 	}
 
 	if warmup {
-		fmt.Printf("warm-up %s: %d/%d delivered in %s (set-up %s)\n", sh.name, rs.Unique, want, time.Since(start).Round(time.Millisecond), setupTook.Round(time.Millisecond))
+		fmt.Printf("warm-up %s: %d/%d delivered in %s, queue empty after %s (set-up %s)\n", sh.name, rs.Unique, want,
+			time.Since(start).Round(time.Millisecond), drained.Round(time.Millisecond), setupTook.Round(time.Millisecond))
+		if !res.exact() {
+			return res, fmt.Errorf("not exactly once: %d missing, %d duplicates, %d stray, %d still queued", res.missing, res.dups, res.stray, res.backlog)
+		}
 		return res, nil
 	}
 	kind := fmt.Sprintf("%d events × %d subscribers, as fast as 8 connections send", sh.events, sh.subs)
@@ -774,16 +905,22 @@ func (b *bench) shape(ctx context.Context, sh shape, warmup bool) (result, error
 		kind = fmt.Sprintf("%d events/s × %d subscribers for %s (%d deliveries/s offered)", sh.rate, sh.subs, sh.dur, sh.rate*sh.subs)
 	}
 	fmt.Printf("\n== %s: %s\n", sh.name, kind)
-	fmt.Printf("  set-up: channel + %d subscribers over the API, all verified, in %s\n", sh.subs, setupTook.Round(time.Millisecond))
+	fmt.Printf("  set-up: channel + %d subscribers over the API, all verified (%d handshakes answered), in %s\n",
+		sh.subs, recv0.Handshakes, setupTook.Round(time.Millisecond))
 	fmt.Printf("  raw ceiling: %.0f POST/s (64 keep-alive connections, %d POSTs of %d bytes); client CPU %.1f µs/POST\n",
 		res.ceiling, b.ceilingN, res.ceilBodyBytes, res.ceilCPU)
 	ratio := fmt.Sprintf("%.2f of the ceiling", res.ratio)
 	if sh.rate > 0 {
 		ratio = "paced: " + ratio + " is the offered rate's share"
 	}
-	fmt.Printf("  deliveries/s: %.0f (%s); notify calls %s for %d events, their 202 in p50 %.2f ms, p99 %.2f ms; last delivery %s after the last 202\n",
-		res.perSec, ratio, sent.Sub(start).Round(time.Millisecond), sh.events, ms(res.notifyP50), ms(res.notifyP99), waited.Round(time.Millisecond))
-	fmt.Printf("  e2e (notify 202 -> arrival): p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d deliveries\n", ms(res.p50), ms(res.p99), ms(res.max), len(e2e))
+	fmt.Printf("  deliveries/s: %.0f (%s); notify calls %s for %d events, their 202 in p50 %.2f ms, p99 %.2f ms; last delivery %s after the last 202, queue empty after %s\n",
+		res.perSec, ratio, sent.Sub(start).Round(time.Millisecond), sh.events, ms(res.notifyP50), ms(res.notifyP99),
+		waited.Round(time.Millisecond), drained.Round(time.Millisecond))
+	what := "latency"
+	if sh.rate <= 0 {
+		what = "sent as fast as possible, so this is how long the backlog takes to drain, not latency (only the steady shape measures latency)"
+	}
+	fmt.Printf("  e2e (notify 202 -> arrival): p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d deliveries; %s\n", ms(res.p50), ms(res.p99), ms(res.max), len(e2e), what)
 	if sh.rate > 0 {
 		// Where the tail sits: the share of slow deliveries, and per second of the run how many
 		// of its deliveries took over 100 ms (a periodic stall shows as a pattern).
@@ -800,16 +937,23 @@ func (b *bench) shape(ctx context.Context, sh shape, warmup bool) (result, error
 		fmt.Printf("  e2e tail: %.1f%% over 10 ms, %.1f%% over 100 ms, %.1f%% over 500 ms; deliveries over 100 ms by second of their 202: %v\n",
 			over(10*time.Millisecond), over(100*time.Millisecond), over(500*time.Millisecond), perSec)
 	}
-	fmt.Printf("  exactly once: %d expected, %d arrived, %d distinct webhook-ids, %d missing, %d duplicates, %d stray; 202s with another subscriber count: %d; body %d bytes\n",
+	fmt.Printf("  exactly once (counted once herald's queue was empty): %d expected, %d arrived, %d distinct webhook-ids, %d missing, %d duplicates, %d stray; 202s with another subscriber count: %d; body %d bytes\n",
 		want, rs.Count, rs.Unique, res.missing, res.dups, res.stray, res.subsMismatch, res.bodyBytes)
-	fmt.Printf("  CPU per delivery: herald %.1f µs, Redis %.1f µs (process), receiver %.1f µs\n", res.heraldUS, res.redisUS, res.recvUS)
-	fmt.Printf("  Redis commands per delivery: %.2f calls, %.1f µs summed over commandstats (EVALSHA's usec includes the commands its script ran, which are counted again under their own names)\n",
-		res.callsPer, res.cmdUS)
+	fmt.Printf("  CPU per delivery: herald %.1f µs, Redis %.1f µs (process: the Redis figure to trust), receiver %.1f µs\n", res.heraldUS, res.redisUS, res.recvUS)
+	fmt.Printf("  Redis calls per delivery (INFO commandstats): %.2f script calls herald sent, %.2f other commands, sent by herald or run inside its scripts (Redis counts them alike; the by-caller pass at the end splits them)\n",
+		res.scriptCalls, res.otherCalls)
 	slices.SortFunc(rows, func(x, y row) int { return int(y.Calls - x.Calls) })
 	for _, r := range rows[:min(len(rows), 10)] {
-		fmt.Printf("    %-22s %7.3f calls/delivery %7.2f µs/delivery (%6.1f µs/call)\n", r.name, float64(r.Calls)/n, float64(r.Usec)/n, float64(r.Usec)/float64(r.Calls))
+		note := ""
+		if scriptCmd(r.name) {
+			note = "  script: its µs include the commands it ran, counted again below"
+		}
+		fmt.Printf("    %-22s %7.3f calls/delivery (%6.1f µs/call)%s\n", r.name, float64(r.Calls)/n, float64(r.Usec)/float64(r.Calls), note)
 	}
-	if res.missing > 0 || res.dups > 0 || res.stray > 0 {
+	if res.backlog > 0 {
+		fmt.Printf("  !! herald's queue still held %d deliveries %s after the last arrival\n", res.backlog, b.drainTimeout)
+	}
+	if !res.exact() {
 		fmt.Printf("  !! not exactly once: %d missing, %d duplicates, %d stray\n", res.missing, res.dups, res.stray)
 	}
 	return res, nil
@@ -840,8 +984,9 @@ func (b *bench) fetchProfile() error {
 // topLevel runs one more shape with every Redis command logged (SLOWLOG at 0 µs) to tell what
 // herald sends from what its scripts run: the slow log marks a command run by a script with the
 // client "?:0" and lists it just before the script's own entry, so each script is shown with the
-// commands one call of it runs. Scripts are named by their digest (benchkit.ScriptNames, read
-// from the source). Its timings are not compared with the shapes': logging every command costs
+// commands one call of it runs. Scripts are named by their digest (benchkit.ScriptNames: the
+// engine's from notifier.ScriptDigests, the others' read from the source; a script of neither, such
+// as the rate limiter's, is an "unnamed script"). Its timings are not compared with the shapes': logging every command costs
 // Redis some.
 func (b *bench) topLevel(ctx context.Context, sh shape) error {
 	names, err := benchkit.ScriptNames(".")
@@ -850,9 +995,6 @@ func (b *bench) topLevel(ctx context.Context, sh shape) error {
 	}
 	ch, err := b.setup(ctx, sh)
 	if err != nil {
-		return err
-	}
-	if err := b.recvReset(); err != nil {
 		return err
 	}
 	cfg, _ := b.rdb.ConfigGet(ctx, "slowlog-*").Result()
@@ -874,7 +1016,10 @@ func (b *bench) topLevel(ctx context.Context, sh shape) error {
 	if errs > 0 {
 		return firstErr
 	}
-	if _, err := b.waitArrivals(int64(sh.deliveries()), b.timeout); err != nil {
+	if _, err := b.waitArrivals(ch, int64(sh.deliveries()), b.timeout); err != nil {
+		return err
+	}
+	if _, err := b.waitDrained(ctx); err != nil { // the last finishes are logged too
 		return err
 	}
 	if err := b.rdb.ConfigSet(ctx, "slowlog-log-slower-than", "-1").Err(); err != nil {
@@ -903,7 +1048,7 @@ func (b *bench) topLevel(ctx context.Context, sh shape) error {
 			inner++
 			continue
 		}
-		if c := strings.ToLower(l.Args[0]); c == "config" || c == "slowlog" { // the bench's own
+		if c := strings.ToLower(l.Args[0]); c == "config" || c == "slowlog" || c == "getrange" { // the bench's own
 			pending = pending[:0]
 			continue
 		}
@@ -912,7 +1057,7 @@ func (b *bench) topLevel(ctx context.Context, sh shape) error {
 			if n, ok := names[strings.ToLower(l.Args[1])]; ok {
 				name = n + " (EVALSHA, first key " + benchkit.KeyKind(l.Args[min(3, len(l.Args)-1)]) + ")"
 			} else {
-				name += " (a library's script)"
+				name += " (unnamed script)"
 			}
 		}
 		a := by[name]
@@ -963,15 +1108,18 @@ func (b *bench) topLevel(ctx context.Context, sh shape) error {
 
 func printSummary(rs []result) {
 	fmt.Printf("\n== summary (ratios to the ceiling measured just before each shape; CPU and Redis figures per delivery)\n")
-	fmt.Printf("%-9s %9s %6s %9s %9s %9s %9s %9s %8s %8s %9s\n", "shape", "deliv/s", "ratio", "e2e p50", "e2e p99", "herald", "redis", "cmdstat", "calls", "missing", "dups")
+	fmt.Printf("%-9s %9s %6s %9s %9s %9s %9s %8s %8s %8s %9s\n", "shape", "deliv/s", "ratio", "e2e p50", "e2e p99", "herald", "redis", "scripts", "cmds", "missing", "dups")
 	for _, r := range rs {
 		ratio := fmt.Sprintf("%.2f", r.ratio)
 		if r.shape.rate > 0 {
 			ratio = "paced"
 		}
-		fmt.Printf("%-9s %9.0f %6s %7.2fms %7.2fms %7.1fµs %7.1fµs %7.1fµs %8.2f %8d %9d\n", r.shape.name, r.perSec, ratio,
-			ms(r.p50), ms(r.p99), r.heraldUS, r.redisUS, r.cmdUS, r.callsPer, r.missing, r.dups)
+		fmt.Printf("%-9s %9.0f %6s %7.2fms %7.2fms %7.1fµs %7.1fµs %8.2f %8.2f %8d %9d\n", r.shape.name, r.perSec, ratio,
+			ms(r.p50), ms(r.p99), r.heraldUS, r.redisUS, r.scriptCalls, r.otherCalls, r.missing, r.dups+r.lateDups)
 	}
+	fmt.Println("herald, redis: CPU time of the process. scripts: script calls herald sent; cmds: other commands, sent by herald or run")
+	fmt.Println("inside its scripts (Redis counts both alike; the by-caller pass splits them). e2e of a shape sent as fast as possible is")
+	fmt.Println("how long its backlog takes to drain; only the steady shape measures latency.")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
