@@ -11,8 +11,9 @@
 // A Start whose start function fails leaves the state new, so it may be tried again. A stopped
 // component is not restarted: build a new one. Stop is safe to call any number of times.
 //
-// A Group owns goroutines until they return: every goroutine a service starts is started with
-// Group.Go, and the service's Stop waits for the group (Wait, or Drain with a deadline).
+// A Service owns a background service's goroutines until they return: every goroutine it starts
+// is started with Service.Go, and Service.Stop signals them (Stopping), waits for them until its
+// deadline, then cancels their Context and waits again.
 //
 // The package is a leaf: it imports no herald package.
 package lifecycle

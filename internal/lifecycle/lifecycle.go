@@ -49,50 +49,12 @@ func (s *State) Stop() (first, started bool) {
 	return first, s.started
 }
 
-// Group owns goroutines until they return. Zero value ready.
-//
-// Go may be called from one of the group's own goroutines at any time, and from elsewhere until
-// Wait or Drain is called.
-type Group struct {
-	wg sync.WaitGroup
-}
-
-// Go runs f in a new goroutine owned by the group.
-func (g *Group) Go(f func()) { g.wg.Go(f) }
-
-// Wait returns once every goroutine of the group has returned.
-func (g *Group) Wait() { g.wg.Wait() }
-
-// Drain waits for the group's goroutines until ctx ends. Then it calls cancel, which must make
-// them return promptly, waits for them, and returns ctx.Err(). It returns nil when they all
-// returned in time; cancel is not called then.
-func (g *Group) Drain(ctx context.Context, cancel func()) error {
-	done := make(chan struct{})
-	go func() {
-		g.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	select {
-	case <-done: // they returned as ctx ended: no need to cancel
-		return nil
-	default:
-		cancel()
-		<-done
-		return ctx.Err()
-	}
-}
-
-// Service is a background service's life in one piece: its State, the Group of its goroutines,
-// the Stopping signal they watch, and the Context they work in, which outlives Start's ctx and
-// which Stop cancels only when its own deadline passes. Build one with NewService.
+// Service is a background service's life in one piece: its State, the goroutines it owns, the
+// Stopping signal they watch, and the Context they work in, which outlives Start's ctx and which
+// Stop cancels only when its own deadline passes. Build one with NewService.
 type Service struct {
-	State
-	Group
+	state      State
+	wg         sync.WaitGroup
 	name, what string // "events", "workers": for Stop's error
 	stopping   chan struct{}
 	ctx        context.Context
@@ -107,7 +69,7 @@ func NewService(name, what string) *Service {
 // Start runs start once (see State.Start) with the goroutines' context; start launches them
 // with Go.
 func (s *Service) Start(ctx context.Context, start func(ctx context.Context) error) error {
-	return s.State.Start(s.name, func() error {
+	return s.state.Start(s.name, func() error {
 		s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 		if err := start(s.ctx); err != nil {
 			s.cancel()
@@ -117,6 +79,10 @@ func (s *Service) Start(ctx context.Context, start func(ctx context.Context) err
 	})
 }
 
+// Go runs f in a goroutine the service owns: Stop waits for it. Call it from Start's function or
+// from one of the service's goroutines.
+func (s *Service) Go(f func()) { s.wg.Go(f) }
+
 // Stopping is closed when Stop begins: the goroutines take no new work.
 func (s *Service) Stopping() <-chan struct{} { return s.stopping }
 
@@ -124,17 +90,26 @@ func (s *Service) Stopping() <-chan struct{} { return s.stopping }
 func (s *Service) Context() context.Context { return s.ctx }
 
 // Stop closes Stopping and waits for the goroutines until ctx ends; then it cancels their
-// context and waits for them to return. Only the first call does anything: later ones, and a
-// Stop before Start, return nil.
+// context, waits for them to return and reports ctx's error. Only the first call does anything:
+// later ones, and a Stop before Start, return nil.
 func (s *Service) Stop(ctx context.Context) error {
-	first, started := s.State.Stop()
+	first, started := s.state.Stop()
 	if !first || !started {
 		return nil
 	}
 	close(s.stopping)
 	defer s.cancel()
-	if err := s.Drain(ctx, s.cancel); err != nil {
-		return fmt.Errorf("%s: %s cancelled at the stop deadline: %w", s.name, s.what, err)
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
 	}
-	return nil
+	s.cancel()
+	<-done
+	return fmt.Errorf("%s: %s cancelled at the stop deadline: %w", s.name, s.what, ctx.Err())
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,72 +100,30 @@ func TestStateStopWaitsForStart(t *testing.T) {
 	}
 }
 
-func TestGroup(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name      string
-		deadline  time.Duration // Drain's; 0: Wait
-		block     bool          // goroutines run until cancelled
-		wantErr   error
-		wantCalls int32 // cancel calls
-	}{
-		{name: "wait", deadline: 0},
-		{name: "drain in time", deadline: 5 * time.Second},
-		{name: "drain past the deadline cancels", deadline: 10 * time.Millisecond, block: true,
-			wantErr: context.DeadlineExceeded, wantCalls: 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			var g lifecycle.Group
-			var returned atomic.Int32
-			cancelled := make(chan struct{})
-			var calls atomic.Int32
-			cancel := func() { calls.Add(1); close(cancelled) }
-			for range 3 {
-				g.Go(func() {
-					defer returned.Add(1)
-					if tt.block {
-						<-cancelled
-					}
-					// A goroutine of the group may start another.
-					g.Go(func() { returned.Add(1) })
-				})
-			}
-			var err error
-			if tt.deadline == 0 {
-				g.Wait()
-			} else {
-				ctx, stop := context.WithTimeout(context.Background(), tt.deadline)
-				defer stop()
-				err = g.Drain(ctx, cancel)
-			}
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
-				t.Fatalf("err = %v, want %v", err, tt.wantErr)
-			}
-			if n := returned.Load(); n != 6 {
-				t.Fatalf("%d goroutines returned before Wait/Drain did, want 6", n)
-			}
-			if n := calls.Load(); n != tt.wantCalls {
-				t.Fatalf("cancel called %d times, want %d", n, tt.wantCalls)
-			}
-		})
-	}
-}
-
 // A Service's goroutines see Stopping when Stop begins; those that return in time end Stop with
 // nil, and those that do not are cancelled at Stop's deadline, which Stop reports.
 func TestServiceStopsItsGoroutines(t *testing.T) {
 	t.Run("in time", func(t *testing.T) {
 		s := lifecycle.NewService("svc", "workers")
+		ctxErr := make(chan error, 2)
 		if err := s.Start(context.Background(), func(ctx context.Context) error {
-			s.Go(func() { <-s.Stopping() })
+			s.Go(func() {
+				<-s.Stopping()
+				// A goroutine of the service may start another, which Stop waits for too.
+				s.Go(func() { ctxErr <- ctx.Err() })
+				ctxErr <- ctx.Err()
+			})
 			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Stop(context.Background()); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Stop(ctx); err != nil {
 			t.Errorf("Stop: %v", err)
+		}
+		if len(ctxErr) != 2 || <-ctxErr != nil || <-ctxErr != nil {
+			t.Error("the goroutines' context was cancelled before they returned, or Stop did not wait for both")
 		}
 		if s.Context().Err() == nil {
 			t.Error("the goroutines' context outlives Stop")
