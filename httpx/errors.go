@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+
+	"github.com/heraldhq/herald/redisx"
 )
 
 // Error is an API error: an HTTP status plus the body {"error": {"code", "message", "field"}}.
@@ -93,11 +95,11 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // WriteError answers err. An *Error (found with errors.As) is written as it is; any other error is
-// logged and answered with a bare 500, or 503 when it is a store outage (see IsUnavailable).
+// logged and answered with a bare 500, or 503 when it is a store outage (redisx.IsTransient).
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
-		if IsUnavailable(err) {
+		if redisx.IsTransient(err) {
 			e = Unavailable(1, "the store is unavailable, try again shortly")
 		} else {
 			e = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}

@@ -1,12 +1,10 @@
 package redisx
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
 	"strings"
-	"syscall"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -32,22 +30,18 @@ var transientReplies = map[string]bool{
 // API answers a transient error with 503 and Retry-After, and the delivery engine keeps the work
 // for later instead of failing it.
 func IsTransient(err error) bool {
-	if err == nil || errors.Is(err, redis.Nil) {
+	if err == nil {
 		return false
 	}
-	var re redis.Error
+	var re redis.Error // a reply of the server; redis.Nil is one too ("redis: nil"), never transient
 	if errors.As(err, &re) {
 		word, _, _ := strings.Cut(re.Error(), " ")
-		return transientReplies[word]
+		return transientReplies[word] || redis.IsMaxClientsError(err)
 	}
+	// net.Error covers every dial and I/O failure: timeouts, context.DeadlineExceeded and the
+	// syscall errnos (connection refused or reset, broken pipe) all implement it.
 	var ne net.Error
-	switch {
-	case errors.As(err, &ne),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), // dropped mid-reply
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, redis.ErrClosed), errors.Is(err, redis.ErrPoolTimeout):
-		return true
-	}
-	return false
+	return errors.As(err, &ne) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || // dropped mid-reply
+		errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout)
 }

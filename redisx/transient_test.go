@@ -62,6 +62,7 @@ func TestIsTransient(t *testing.T) {
 		{"BUSY", reply("BUSY Redis is busy running a script."), true},
 		{"NOREPLICAS", reply("NOREPLICAS Not enough good replicas to write."), true},
 		{"OOM", reply("OOM command not allowed when used memory > 'maxmemory'."), true},
+		{"max clients", reply("ERR max number of clients reached"), true},
 		{"wrapped LOADING", fmt.Errorf("script: %w", reply("LOADING Redis is loading")), true},
 
 		{"ERR", reply("ERR unknown command 'FOO'"), false},
