@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
@@ -68,6 +70,7 @@ func (c *clock) Add(d time.Duration) {
 type api struct {
 	t       *testing.T
 	url     string
+	rdb     redis.UniversalClient
 	store   *subscribers.Store
 	engine  *notifier.Engine
 	clock   *clock
@@ -86,7 +89,7 @@ func setupAPI(t *testing.T, o apiOptions) *api {
 	rdb, prefix := redistest.Shared(t)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a := &api{t: t, clock: &clock{t: time.Now()}, logs: logs}
+	a := &api{t: t, rdb: rdb, clock: &clock{t: time.Now()}, logs: logs}
 	eng, err := notifier.New(rdb, notifier.Config{
 		Prefix: prefix, Version: "test", RequestTimeout: 2 * time.Second,
 		RetrySchedule: []time.Duration{20 * time.Millisecond}, AllowHTTP: o.policy.AllowHTTP, AllowPrivate: o.policy.AllowPrivate,
@@ -515,9 +518,14 @@ func TestAPIDisableAfterEveryDeliveryFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 15*time.Second, "the first try and its one retry", func() bool { return a.tryCount(ep) >= 2 })
-	if out := a.mustDo(200, "GET", "/subscribers/"+id, nil); out["status"] != "verified" {
-		t.Fatalf("disabled too early: %v", out)
-	}
+	// Health writes in the background: wait for its failure record, then for any Disable the
+	// same write would make.
+	testutil.Eventually(t, 10*time.Second, "Health to record the failures", func() bool {
+		return a.rdb.HExists(ctx, subscribers.FailingKey(a.store), id).Val()
+	})
+	testutil.Never(t, 200*time.Millisecond, "disabled too early", func() bool {
+		return a.mustDo(200, "GET", "/subscribers/"+id, nil)["status"] != "verified"
+	})
 	a.clock.Add(24*time.Hour + time.Minute)
 	if _, err := a.engine.Enqueue(ctx, notifier.Request{EndpointID: ep, Body: []byte(`{}`)}); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/heraldhq/herald/internal/lifecycle"
 	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/redisx"
 )
 
 // ReasonGone is the disabled_reason of a subscriber whose endpoint answered 410 Gone.
@@ -26,8 +28,8 @@ const DefaultDisableAfter = 24 * time.Hour
 const (
 	// writeTimeout bounds the Redis work of one batch.
 	writeTimeout = 5 * time.Second
-	// retryDelay is the pause after a batch could not be written; its outcomes are kept and
-	// written with the next batch.
+	// retryDelay is the pause after a batch could not be written for a transient error; its
+	// outcomes are kept and written with the next batch.
 	retryDelay = time.Second
 	// clearChunk and failChunk bound the ids per HDEL and per failure script, so that one command
 	// never holds Redis long.
@@ -47,22 +49,22 @@ const (
 // was a success, one script for those that failed, and, rarely, a Disable per subscriber to
 // disable. So the hand-over is bounded by the number of subscribers, nothing is dropped when Redis
 // is slow (outcomes coalesce instead), and a 410 always disables.
+//
+// A batch that fails for a transient error (redisx.IsTransient) is kept and written again; one
+// that fails for any other error is logged and dropped, so that it cannot hold up the batches
+// after it. A Disable that fails for such an error is logged and skipped alone.
 type Health struct {
 	store        *Store
 	disableAfter time.Duration
 	log          *slog.Logger
 	wake         chan struct{} // capacity 1: pending has work
 
-	mu       sync.Mutex
-	pending  map[string]observed // by subscriber id, handed over by Observe and not yet written
-	seq      uint64              // outcomes handed over so far
-	written  uint64              // outcomes written, or given up on at Stop
-	progress chan struct{}       // closed and replaced whenever written moves
+	mu      sync.Mutex
+	pending map[string]observed // by subscriber id, handed over by Observe and not yet written
 
-	lifeMu sync.Mutex
-	stop   chan struct{} // closed by Stop; nil when not running
-	done   chan struct{} // closed when the goroutine returns
-	cancel context.CancelFunc
+	// life owns the writing goroutine from Start until Stop; its Stopping signal asks it to write
+	// what is pending and return.
+	life *lifecycle.Service
 }
 
 // observed is what a subscriber's outcomes since the last write say, in order.
@@ -100,13 +102,14 @@ func NewHealth(store *Store, disableAfter time.Duration, log *slog.Logger) *Heal
 	}
 	return &Health{
 		store: store, disableAfter: disableAfter, log: log,
-		wake: make(chan struct{}, 1), pending: map[string]observed{}, progress: make(chan struct{}),
+		wake: make(chan struct{}, 1), pending: map[string]observed{},
+		life: lifecycle.NewService("subscriber health", "writer"),
 	}
 }
 
 // Observe takes one outcome of the engine and returns at once; see Health. Outcomes of endpoints
-// that are not subscribers, and deferrals (no try was made), are ignored. Outcomes observed while
-// Health is not running are kept for the next Start.
+// that are not subscribers, and deferrals (no try was made), are ignored. Outcomes observed before
+// Start are kept and written once it runs; those observed after Stop are not written.
 func (h *Health) Observe(o notifier.Outcome) {
 	id, ok := strings.CutPrefix(o.EndpointID, EndpointPrefix)
 	if !ok || id == "" {
@@ -129,7 +132,6 @@ func (h *Health) Observe(o notifier.Outcome) {
 		ob = prev.then(ob)
 	}
 	h.pending[id] = ob
-	h.seq++
 	h.mu.Unlock()
 	h.poke()
 }
@@ -143,88 +145,69 @@ func (h *Health) poke() {
 }
 
 // Start starts the goroutine that writes what Observe hands over. ctx's values are kept, not its
-// cancellation: Stop ends the goroutine. Calling Start on a running Health does nothing.
+// cancellation: Stop ends the goroutine. A second Start returns an error wrapping
+// lifecycle.ErrStarted, a Start after Stop one wrapping lifecycle.ErrStopped.
 func (h *Health) Start(ctx context.Context) error {
-	h.lifeMu.Lock()
-	defer h.lifeMu.Unlock()
-	if h.stop != nil {
+	return h.life.Start(ctx, func(wctx context.Context) error {
+		h.life.Go(func() { h.run(wctx, h.life.Stopping()) })
 		return nil
-	}
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	h.stop, h.done, h.cancel = make(chan struct{}), make(chan struct{}), cancel
-	go h.run(wctx, h.stop, h.done)
-	return nil
+	})
 }
 
 // Stop writes what was handed over and stops the goroutine. If ctx ends first, the write is
-// cancelled and ctx's error returned. Calling Stop on a Health that is not running does nothing.
-func (h *Health) Stop(ctx context.Context) error {
-	h.lifeMu.Lock()
-	defer h.lifeMu.Unlock()
-	if h.stop == nil {
-		return nil
-	}
-	stop, done, cancel := h.stop, h.done, h.cancel
-	h.stop, h.done, h.cancel = nil, nil, nil
-	defer cancel()
-	close(stop)
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		cancel()
-		<-done
-		return ctx.Err()
-	}
-}
+// cancelled and an error wrapping ctx's returned. Only the first call does anything; a Stop before
+// Start does nothing.
+func (h *Health) Stop(ctx context.Context) error { return h.life.Stop(ctx) }
 
-// run writes batches until stop is closed, then writes the last one.
-func (h *Health) run(ctx context.Context, stop, done chan struct{}) {
-	defer close(done)
+// run writes batches until stopping is closed, then writes the last one.
+func (h *Health) run(ctx context.Context, stopping <-chan struct{}) {
 	for {
 		select {
 		case <-h.wake:
-		case <-stop:
+		case <-stopping:
 			if n, err := h.flush(ctx, true); err != nil {
 				h.log.Warn("subscriber health: delivery outcomes not recorded at shutdown", "subscribers", n, "err", err)
 			}
 			return
 		}
-		if _, err := h.flush(ctx, false); err != nil {
-			h.log.Warn("subscriber health: could not record delivery outcomes; retrying", "err", err)
+		n, err := h.flush(ctx, false)
+		switch {
+		case err == nil:
+		case !redisx.IsTransient(err):
+			h.log.Error("subscriber health: could not record delivery outcomes; dropped them", "subscribers", n, "err", err)
+		default:
+			h.log.Warn("subscriber health: could not record delivery outcomes; retrying", "subscribers", n, "err", err)
 			t := time.NewTimer(retryDelay)
 			select {
 			case <-t.C:
 				h.poke()
-			case <-stop:
+			case <-stopping:
 				t.Stop()
 			}
 		}
 	}
 }
 
-// flush writes what is pending. On an error the batch goes back to pending (its writes are
-// idempotent and it merges before what came meanwhile), unless final; it returns the batch's size.
+// flush writes what is pending and returns the batch's size. On a transient error the batch goes
+// back to pending (its writes are idempotent and it merges before what came meanwhile), unless
+// final; on any other error it is dropped.
 func (h *Health) flush(ctx context.Context, final bool) (int, error) {
 	h.mu.Lock()
-	batch, upTo := h.pending, h.seq
+	batch := h.pending
 	h.pending = make(map[string]observed, len(batch))
 	h.mu.Unlock()
 	err := h.write(ctx, batch)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if err != nil && !final {
-		for id, ob := range batch {
-			if later, ok := h.pending[id]; ok {
-				ob = ob.then(later)
-			}
-			h.pending[id] = ob
-		}
+	if err == nil || final || !redisx.IsTransient(err) {
 		return len(batch), err
 	}
-	h.written = upTo
-	close(h.progress)
-	h.progress = make(chan struct{})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, ob := range batch {
+		if later, ok := h.pending[id]; ok {
+			ob = ob.then(later)
+		}
+		h.pending[id] = ob
+	}
 	return len(batch), err
 }
 
@@ -319,10 +302,17 @@ func (h *Health) recordFailures(ctx context.Context, ids []string, batch map[str
 	return nil
 }
 
+// disable disables subscriber id for reason. It returns transient errors only (the batch is kept
+// and written again); any other error is logged, and the rest of the batch written.
 func (h *Health) disable(ctx context.Context, id, reason string) error {
 	changed, err := h.store.Disable(ctx, id, reason)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	switch {
+	case err == nil, errors.Is(err, ErrNotFound):
+	case redisx.IsTransient(err):
 		return err
+	default:
+		h.log.Error("subscriber health: could not disable a subscriber; skipped it", "subscriber_id", id, "reason", reason, "err", err)
+		return nil
 	}
 	if changed {
 		h.log.Warn("subscriber disabled", "subscriber_id", id, "reason", reason)

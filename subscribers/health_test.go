@@ -1,19 +1,26 @@
 package subscribers
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"math"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/internal/lifecycle"
 	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 )
@@ -29,27 +36,12 @@ func startHealth(t *testing.T, b *bundle, disableAfter time.Duration) *Health {
 	return h
 }
 
-// waitWritten waits until every outcome observed before the call is written.
-func (h *Health) waitWritten(t *testing.T) {
+// mustFlush writes what h holds, as h's goroutine does, failing t on an error. Tests that need no
+// goroutine call it on a Health that was never started.
+func (h *Health) mustFlush(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	h.mu.Lock()
-	target := h.seq
-	h.mu.Unlock()
-	h.poke()
-	for {
-		h.mu.Lock()
-		written, progress := h.written, h.progress
-		h.mu.Unlock()
-		if written >= target {
-			return
-		}
-		select {
-		case <-progress:
-		case <-ctx.Done():
-			t.Fatalf("outcomes not written: %d of %d", written, target)
-		}
+	if _, err := h.flush(context.Background(), false); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -57,11 +49,11 @@ func TestHealthGoneDisablesAtOnce(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *bundle) {
 		ctx := context.Background()
-		h := startHealth(t, b, time.Hour)
+		h := NewHealth(b.store, time.Hour, nil)
 		sub := mustCreate(t, b.store, newSub("https://example.com/"))
 		settle(t, b.store, nil)
 		h.Observe(notifier.Outcome{EndpointID: EndpointID(sub.ID), StatusCode: 410, Reason: "http_4xx"})
-		h.waitWritten(t)
+		h.mustFlush(t)
 		got, _ := b.store.Get(ctx, sub.ID)
 		if got.Status != StatusDisabled || got.DisabledReason != ReasonGone || !got.Verified {
 			t.Fatalf("after 410: %+v", got)
@@ -74,7 +66,7 @@ func TestHealthGoneDisablesAtOnce(t *testing.T) {
 		h.Observe(notifier.Outcome{EndpointID: "sessions", StatusCode: 500})
 		h.Observe(notifier.Outcome{EndpointID: EndpointID("sub_gone"), StatusCode: 500, Tried: true})
 		h.Observe(notifier.Outcome{EndpointID: EndpointID("sub_gone2"), StatusCode: 410})
-		h.waitWritten(t)
+		h.mustFlush(t)
 		if n := b.rdb.HLen(ctx, b.store.k.failing()).Val(); n != 0 {
 			t.Fatalf("failing records: %d", n)
 		}
@@ -85,7 +77,7 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *bundle) {
 		ctx := context.Background()
-		h := startHealth(t, b, 24*time.Hour)
+		h := NewHealth(b.store, 24*time.Hour, nil)
 		sub := mustCreate(t, b.store, newSub("https://example.com/"))
 		settle(t, b.store, nil)
 		ep := EndpointID(sub.ID)
@@ -96,7 +88,7 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 			}
 			return got.Status
 		}
-		observe := func(o notifier.Outcome) { h.Observe(o); h.waitWritten(t) }
+		observe := func(o notifier.Outcome) { h.Observe(o); h.mustFlush(t) }
 		fail := func() { observe(notifier.Outcome{EndpointID: ep, StatusCode: 503, Reason: "http_5xx", Tried: true}) }
 
 		// Waits for the breaker or the rate limit, and deliveries given up without a try, are not
@@ -165,12 +157,6 @@ func TestHealthObserveNeverWaitsForRedis(t *testing.T) {
 			observeSequence(h, b.clock, ids)
 		}()
 		testutil.Receive(t, observed, 10*time.Second, "Observe to return while Redis is blocked")
-		h.mu.Lock()
-		pending := len(h.pending)
-		h.mu.Unlock()
-		if pending > n {
-			t.Fatalf("%d pending entries for %d subscribers: outcomes did not coalesce", pending, n)
-		}
 		before := g.n.Load()
 		close(g.release)
 		if err := h.Stop(ctx); err != nil { // Stop drains what was handed over
@@ -221,7 +207,9 @@ func TestHealthConcurrentObservers(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		h.waitWritten(t)
+		if err := h.Stop(ctx); err != nil { // Stop writes what was handed over
+			t.Fatal(err)
+		}
 		failing := b.rdb.HKeys(ctx, b.store.k.failing()).Val()
 		slices.Sort(failing)
 		slices.Sort(ids)
@@ -339,5 +327,230 @@ func TestObservedThen(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s: %+v, want %+v", c.name, c.got, c.want)
 		}
+	}
+}
+
+// TestHealthStopWritesWhatWasHandedOver: Stop writes the outcomes handed over while the goroutine
+// was busy, even when nothing but Stop wakes it; a Health runs once.
+func TestHealthStopWritesWhatWasHandedOver(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		ids := createSubs(t, b, 2)
+		g := newGate(b.store.k.failing())
+		b.rdb.AddHook(g)
+		h := NewHealth(b.store, 24*time.Hour, nil)
+		if err := h.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Start(ctx); !errors.Is(err, lifecycle.ErrStarted) {
+			t.Fatalf("second Start: %v, want ErrStarted", err)
+		}
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), StatusCode: 500, Tried: true})
+		testutil.Receive(t, g.entered, 10*time.Second, "Health writing ids[0]'s failure")
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[1]), StatusCode: 500, Tried: true})
+		// The goroutine is held in Redis: take its wake-up, so that only Stop makes it write ids[1].
+		testutil.Receive(t, h.wake, time.Second, "Observe's wake-up")
+		close(g.release)
+		if err := h.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			if !b.rdb.HExists(ctx, b.store.k.failing(), id).Val() {
+				t.Errorf("%s: the failure handed over before Stop was not written", id)
+			}
+		}
+		if err := h.Stop(ctx); err != nil {
+			t.Fatalf("second Stop: %v", err)
+		}
+		if err := h.Start(ctx); !errors.Is(err, lifecycle.ErrStopped) {
+			t.Fatalf("Start after Stop: %v, want ErrStopped", err)
+		}
+	})
+}
+
+// TestHealthStopDeadline: a Stop whose ctx ends while the last write is stuck in Redis cancels it
+// and returns ctx's error.
+func TestHealthStopDeadline(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, b *bundle) {
+		ids := createSubs(t, b, 1)
+		g := newGate(b.store.k.failing()) // never released
+		b.rdb.AddHook(g)
+		h := startHealth(t, b, 24*time.Hour)
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), StatusCode: 500, Tried: true})
+		testutil.Receive(t, g.entered, 10*time.Second, "Health writing the failure")
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if err := h.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Stop past its deadline: %v, want DeadlineExceeded", err)
+		}
+	})
+}
+
+// TestHealthSuccessStartsANewFailureRecord: a success and a failure written together replace the
+// failure record of an earlier failure, so the count starts again at the new failure.
+func TestHealthSuccessStartsANewFailureRecord(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		h := NewHealth(b.store, 24*time.Hour, nil)
+		id := createSubs(t, b, 1)[0]
+		ep := EndpointID(id)
+		h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Tried: true})
+		h.mustFlush(t)
+		b.clock.Add(25 * time.Hour)
+		h.Observe(notifier.Outcome{EndpointID: ep, Delivered: true, StatusCode: 200})
+		h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Tried: true})
+		h.mustFlush(t)
+		if got, _ := b.store.Get(ctx, id); got.Status != StatusVerified {
+			t.Fatalf("disabled by a failure that came right after a success: %s %q", got.Status, got.DisabledReason)
+		}
+		want := strconv.FormatInt(b.clock.Now().UnixMilli(), 10)
+		if got := b.rdb.HGet(ctx, b.store.k.failing(), id).Val(); got != want {
+			t.Fatalf("failure record %q, want %q (the failure after the success)", got, want)
+		}
+	})
+}
+
+// TestHealthGoneAfterFailuresDisables: a 410 written in the same batch as failures before it
+// disables.
+func TestHealthGoneAfterFailuresDisables(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, b *bundle) {
+		h := NewHealth(b.store, 24*time.Hour, nil)
+		id := createSubs(t, b, 1)[0]
+		ep := EndpointID(id)
+		h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 410, Tried: true})
+		h.mustFlush(t)
+		if got, _ := b.store.Get(context.Background(), id); got.Status != StatusDisabled || got.DisabledReason != ReasonGone {
+			t.Fatalf("a 410 after failures did not disable: %s %q", got.Status, got.DisabledReason)
+		}
+	})
+}
+
+// TestHealthRetriesTransientErrors: a batch whose write fails for a transient error is kept and
+// written later.
+func TestHealthRetriesTransientErrors(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		id := createSubs(t, b, 1)[0]
+		reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+		// The first failure script fails (the test's own HGETs name the key too).
+		f := newFault(1, reset, func(args []any) bool {
+			return slices.Contains([]any{"evalsha", "eval"}, args[0]) && slices.Contains(args, any(b.store.k.failing()))
+		})
+		b.rdb.AddHook(f)
+		h := startHealth(t, b, 24*time.Hour)
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(id), StatusCode: 500, Tried: true})
+		want := strconv.FormatInt(b.clock.Now().UnixMilli(), 10)
+		testutil.Eventually(t, 10*time.Second, "the failure written after a transient error", func() bool {
+			return b.rdb.HGet(ctx, b.store.k.failing(), id).Val() == want
+		})
+		if n := f.failed.Load(); n != 1 {
+			t.Fatalf("%d writes failed, want 1", n)
+		}
+	})
+}
+
+// TestHealthPermanentErrorsDoNotStall: a Disable that fails for good is logged and skipped, the
+// rest of its batch written; a batch that fails for good is dropped, and the batches after it are
+// written.
+func TestHealthPermanentErrorsDoNotStall(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, b *bundle) {
+		ctx := context.Background()
+		ids := createSubs(t, b, 4)
+		broken := errors.New("injected: ERR this never works")
+		// Every Disable of ids[0] fails (it reads the subscriber's version first), and every
+		// failure script that names ids[2].
+		b.rdb.AddHook(newFault(-1, broken, func(args []any) bool {
+			return slices.Contains(args, any(b.store.k.versions())) && slices.Contains(args, any(ids[0]))
+		}))
+		script := newFault(-1, broken, func(args []any) bool {
+			return slices.Contains(args, any(b.store.k.failing())) && slices.Contains(args, any(ids[2]))
+		})
+		b.rdb.AddHook(script)
+		var logs bytes.Buffer
+		h := NewHealth(b.store, 24*time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
+		for _, id := range ids[:2] {
+			h.Observe(notifier.Outcome{EndpointID: EndpointID(id), StatusCode: 410, Tried: true})
+		}
+		h.mustFlush(t)
+		if got, _ := b.store.Get(ctx, ids[0]); got.Status != StatusVerified {
+			t.Fatalf("a Disable that fails changed the subscriber: %s %q", got.Status, got.DisabledReason)
+		}
+		if got, _ := b.store.Get(ctx, ids[1]); got.Status != StatusDisabled {
+			t.Fatalf("a 410 batched with a failing Disable did not disable: %s %q", got.Status, got.DisabledReason)
+		}
+		if out := logs.String(); !strings.Contains(out, ids[0]) || !strings.Contains(out, "injected") {
+			t.Fatalf("the failed Disable was not logged: %s", out)
+		}
+
+		// Through the goroutine: ids[2]'s batch fails for good; ids[3]'s, after it, is written.
+		h = NewHealth(b.store, 24*time.Hour, slog.New(slog.DiscardHandler))
+		if err := h.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = h.Stop(context.Background()) })
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[2]), StatusCode: 500, Tried: true})
+		testutil.Eventually(t, 10*time.Second, "ids[2]'s failure script to fail", func() bool { return script.failed.Load() > 0 })
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[3]), StatusCode: 500, Tried: true})
+		testutil.Eventually(t, 10*time.Second, "the failure after a dropped batch written", func() bool {
+			return b.rdb.HExists(ctx, b.store.k.failing(), ids[3]).Val()
+		})
+		if b.rdb.HExists(ctx, b.store.k.failing(), ids[2]).Val() {
+			t.Fatal("a failure script that always fails wrote a record")
+		}
+	})
+}
+
+// fault is a go-redis hook that fails, with err, the commands whose arguments match picks: the
+// first times of them, or every one when times < 0. failed counts the ones it failed.
+type fault struct {
+	match  func(args []any) bool
+	err    error
+	left   atomic.Int64
+	failed atomic.Int64
+}
+
+func newFault(times int64, err error, match func(args []any) bool) *fault {
+	f := &fault{match: match, err: err}
+	if times < 0 {
+		times = math.MaxInt64
+	}
+	f.left.Store(times)
+	return f
+}
+
+func (f *fault) check(cmds ...redis.Cmder) error {
+	for _, cmd := range cmds {
+		if f.match(cmd.Args()) && f.left.Add(-1) >= 0 {
+			f.failed.Add(1)
+			return f.err
+		}
+	}
+	return nil
+}
+
+func (f *fault) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (f *fault) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if err := f.check(cmd); err != nil {
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (f *fault) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if err := f.check(cmds...); err != nil {
+			return err
+		}
+		return next(ctx, cmds)
 	}
 }
