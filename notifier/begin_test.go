@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,14 +17,7 @@ func TestEndpointChangesReachEveryEngine(t *testing.T) {
 	t.Parallel()
 	e1, b := setup(t, nil)
 	e2 := startEngine(t, b.rdb, testConfig(b.prefix))
-	var failOld atomic.Bool
-	oldRC := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
-		if failOld.Load() {
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
+	oldRC, failOld := failingReceiver(t, http.StatusInternalServerError, false)
 	newRC := newReceiver(t, nil)
 	putEndpoint(t, e1, Endpoint{ID: "ep", URL: oldRC.URL, Secret: testSecret})
 	// Warm both engines' caches: deliveries until each has taken some (they share the queue).

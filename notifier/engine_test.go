@@ -233,14 +233,7 @@ func TestConnectionResetThenSuccess(t *testing.T) {
 func TestDeadLetterThenReplay(t *testing.T) {
 	t.Parallel()
 	e, b := setup(t, func(c *Config) { c.BreakerFailures = 100 })
-	var healthy atomic.Bool
-	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
-		if healthy.Load() {
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		w.WriteHeader(http.StatusBadGateway)
-	})
+	rc, fail := failingReceiver(t, http.StatusBadGateway, true)
 	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
 	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`), SubscriberID: "s1", EventID: "e1"})
 	d := waitStatus(t, e, ids[0], StatusFailed, 5*time.Second)
@@ -263,7 +256,7 @@ func TestDeadLetterThenReplay(t *testing.T) {
 		t.Fatalf("list failed: %v %+v", err, ds)
 	}
 	// Replay: fresh tries, delivered.
-	healthy.Store(true)
+	fail.Store(false)
 	if err := e.Retry(context.Background(), ids[0]); err != nil {
 		t.Fatal(err)
 	}

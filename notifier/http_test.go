@@ -57,15 +57,7 @@ func errField(m map[string]any) string {
 func TestDeliveriesAPI(t *testing.T) {
 	t.Parallel()
 	e, _ := setup(t, func(c *Config) { c.RetrySchedule = []time.Duration{10 * time.Millisecond}; c.BreakerFailures = 100 })
-	var fail atomic.Bool
-	fail.Store(true)
-	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
-		if fail.Load() {
-			w.WriteHeader(http.StatusNotFound)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	})
+	rc, fail := failingReceiver(t, http.StatusNotFound, true)
 	putEndpoint(t, e, Endpoint{ID: "sub:s1", URL: rc.URL})
 	var reqs []Request
 	for i := range 7 {
@@ -187,17 +179,12 @@ func TestReplayOlderThanMaxAge(t *testing.T) {
 		c.RetrySchedule = []time.Duration{10 * time.Millisecond}
 		c.BreakerFailures = 100
 	})
-	var healthy atomic.Bool
-	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
-		if !healthy.Load() {
-			w.WriteHeader(500)
-		}
-	})
+	rc, fail := failingReceiver(t, http.StatusInternalServerError, true)
 	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
 	ids := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})
 	waitStatus(t, e, ids[0], StatusFailed, 5*time.Second)
 	offset.Add(int64(25 * time.Hour))
-	healthy.Store(true)
+	fail.Store(false)
 	if err := e.Retry(context.Background(), ids[0]); err != nil {
 		t.Fatal(err)
 	}

@@ -26,14 +26,7 @@ func TestBreakerOpensAndDefersWithoutUsingTries(t *testing.T) {
 		c.BreakerCooldown = 400 * time.Millisecond
 		c.RetrySchedule = []time.Duration{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond}
 	})
-	var healthy atomic.Bool
-	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
-		if healthy.Load() {
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		w.WriteHeader(http.StatusServiceUnavailable)
-	})
+	rc, fail := failingReceiver(t, http.StatusServiceUnavailable, true)
 	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
 	var reqs []Request
 	for i := range 6 {
@@ -60,7 +53,7 @@ func TestBreakerOpensAndDefersWithoutUsingTries(t *testing.T) {
 	if deferred == 0 {
 		t.Error("no delivery was deferred by the open breaker")
 	}
-	healthy.Store(true)
+	fail.Store(false)
 	for _, id := range ids {
 		d := waitStatus(t, e, id, StatusDelivered, 5*time.Second)
 		// Never more than 4 tries, and deferrals are not attempts.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,15 +17,7 @@ func TestDeadLetterListFollowsStatus(t *testing.T) {
 	t.Parallel()
 	e, _ := setup(t, func(c *Config) { c.RetrySchedule = []time.Duration{10 * time.Millisecond}; c.BreakerFailures = 100 })
 	ctx := context.Background()
-	var fail atomic.Bool
-	fail.Store(true)
-	failing := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
-		if fail.Load() {
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	})
+	failing, fail := failingReceiver(t, http.StatusInternalServerError, true)
 	hold := make(chan struct{})
 	gone := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) { <-hold })
 	putEndpoint(t, e, Endpoint{ID: "failing", URL: failing.URL})

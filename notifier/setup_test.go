@@ -123,6 +123,21 @@ func newReceiver(t *testing.T, handle func(n int64, w http.ResponseWriter, r *ht
 	return rc
 }
 
+// failingReceiver answers status while its switch is on and 200 once it is off; failing is where
+// the switch starts.
+func failingReceiver(t *testing.T, status int, failing bool) (*receiver, *atomic.Bool) {
+	var fail atomic.Bool
+	fail.Store(failing)
+	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
+		if fail.Load() {
+			w.WriteHeader(status)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	return rc, &fail
+}
+
 func (rc *receiver) received() []received {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
