@@ -44,7 +44,7 @@ func signerFor(secret string) (*webhooksig.Signer, error) {
 	return webhooksig.NewSigner(key), nil
 }
 
-// epCache keeps endpoint configs as of one generation of the endpoints (P:{P}:epgen, bumped by
+// epCache keeps a shard's endpoint configs as of one generation of its endpoints (P:{T}:epgen, bumped by
 // every change to an endpoint). The begin script trusts what the cache holds only when its
 // generation is still current, so a change made by any process is seen by the next batch of
 // every process; until something changes, begin does not read the endpoints again.
@@ -145,10 +145,10 @@ func parseBeginAnswer(v any) (beginAnswer, error) {
 	return beginAnswer{}, errBeginAnswer
 }
 
-// begin runs the begin script for tries (one call for all of them) and sets each try's answer,
-// or t.beginErr.
-func (e *Engine) begin(ctx context.Context, tries []*try) {
-	gen, cached := e.eps.snapshot(tries)
+// begin runs the begin script for tries, all in shard sh (one call for all of them), and sets
+// each try's answer, or t.beginErr.
+func (e *Engine) begin(ctx context.Context, sh *shard, tries []*try) {
+	gen, cached := sh.eps.snapshot(tries)
 	args := beginArgs{now: e.nowMS(), defaultInFlight: e.cfg.MaxInFlight, leaseMS: e.leaseMS(),
 		maxAgeMS: e.cfg.MaxDeliveryAge.Milliseconds(), retentionMS: e.cfg.Retention.Milliseconds(),
 		horizonMS: e.horizonMS(), generation: gen, items: make([]beginItem, len(tries))}
@@ -158,7 +158,7 @@ func (e *Engine) begin(ctx context.Context, tries []*try) {
 			args.items[i].cachedInFlight = strconv.Itoa(cached[i].mif)
 		}
 	}
-	answers, err := beginScript.Run(ctx, e.rdb, []string{e.k.stream()}, args.argv(e.k.p)...).Slice()
+	answers, err := beginScript.Run(ctx, e.rdb, []string{sh.k.stream()}, args.argv(sh.k.p)...).Slice()
 	if err == nil && len(answers) != len(tries)+1 {
 		err = errBeginAnswer
 	}
@@ -177,7 +177,7 @@ func (e *Engine) begin(ctx context.Context, tries []*try) {
 		}
 		t.answer, t.beginErr = ans, err
 	}
-	e.eps.update(cur, read)
+	sh.eps.update(cur, read)
 }
 
 // confFor finds a go answer's endpoint config: read by this call for an earlier try, sent with

@@ -85,12 +85,12 @@ func TestEndpointGenerationSurvivesDataLoss(t *testing.T) {
 		t.Fatal("nothing cached")
 	}
 	ctx := context.Background()
-	if err := b.rdb.Del(ctx, e.k.endpointGen(), e.k.endpoint("ep")).Err(); err != nil {
+	if err := b.rdb.Del(ctx, e.base().k.endpointGen(), e.base().k.endpoint("ep")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Millisecond) // the seed comes from the clock in ms
 	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
-	g, err := b.rdb.Get(ctx, e.k.endpointGen()).Int64()
+	g, err := b.rdb.Get(ctx, e.base().k.endpointGen()).Int64()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,13 +107,13 @@ func TestPutUnchangedEndpointKeepsGeneration(t *testing.T) {
 	ctx := context.Background()
 	ep := Endpoint{ID: "ep", URL: "http://127.0.0.1:9/x", Secret: testSecret, RateLimitPerMinute: 600}
 	putEndpoint(t, e, ep)
-	gen := func() int64 { return mustInt(t, b.rdb.Get(ctx, e.k.endpointGen()).Val()) }
+	gen := func() int64 { return mustInt(t, b.rdb.Get(ctx, e.base().k.endpointGen()).Val()) }
 	g0 := gen()
 	putEndpoint(t, e, ep)
 	if g := gen(); g != g0 {
 		t.Errorf("generation %d -> %d for an unchanged endpoint", g0, g)
 	}
-	if b.rdb.HGet(ctx, e.k.endpoint("ep"), string(epFieldPrevSecret)).Val() != "" {
+	if b.rdb.HGet(ctx, e.base().k.endpoint("ep"), string(epFieldPrevSecret)).Val() != "" {
 		t.Error("an unchanged secret was rotated")
 	}
 	ep.MaxInFlight = 3
@@ -134,7 +134,7 @@ func mustInt(t *testing.T, s string) int64 {
 
 // cachedGen is the endpoint generation e's cache holds (0: nothing cached yet).
 func cachedGen(e *Engine) int64 {
-	e.eps.mu.Lock()
-	defer e.eps.mu.Unlock()
-	return e.eps.gen
+	e.base().eps.mu.Lock()
+	defer e.base().eps.mu.Unlock()
+	return e.base().eps.gen
 }

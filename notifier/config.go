@@ -49,6 +49,12 @@ type Config struct {
 	// is kinder to that host and cheaper for both sides. Tries past it wait for a connection
 	// within their request timeout.
 	MaxConnsPerHost int
+	// QueueShards splits the queue into this many shards, each a full set of the engine's keys
+	// under its own hash tag (default 1; at most 256). On a Redis Cluster each shard lives on one
+	// slot, so the queue's work spreads over the masters: give it a multiple of the number of
+	// masters. A delivery's shard follows from its endpoint. Every process works every shard; a
+	// change of the count is safe on a running fleet (see shard.go).
+	QueueShards int
 	// Workers bounds the tries this process runs at once (default 64). A try holds a worker for up
 	// to the request timeout: keep it above (endpoints that may hang at once) x max in flight.
 	Workers int
@@ -122,6 +128,7 @@ func (c Config) withDefaults() Config {
 	c.MaxInFlight = cmp.Or(c.MaxInFlight, 10)
 	c.MaxBacklog = cmp.Or(c.MaxBacklog, 1_000_000)
 	c.Workers = cmp.Or(c.Workers, 64)
+	c.QueueShards = cmp.Or(c.QueueShards, 1)
 	c.MaxConnsPerHost = cmp.Or(c.MaxConnsPerHost, 128)
 	c.Retention = cmp.Or(c.Retention, 7*24*time.Hour)
 	c.BreakerFailures = cmp.Or(c.BreakerFailures, 5)
@@ -234,6 +241,9 @@ func (c Config) validateCapacity(bad func(field, format string, args ...any)) {
 	}
 	if c.Workers < 1 || c.Workers > maxWorkers {
 		bad("Workers", "must be between 1 and %d, got %d", maxWorkers, c.Workers)
+	}
+	if c.QueueShards < 1 || c.QueueShards > maxQueueShards {
+		bad("QueueShards", "must be between 1 and %d, got %d", maxQueueShards, c.QueueShards)
 	}
 	if c.MaxConnsPerHost < 1 || c.MaxConnsPerHost > maxConnsPerHost {
 		bad("MaxConnsPerHost", "must be between 1 and %d, got %d", maxConnsPerHost, c.MaxConnsPerHost)

@@ -74,7 +74,7 @@ func TestKill9TakeOver(t *testing.T) {
 	// Kill the child while it holds entries.
 	ctx := context.Background()
 	testutil.Eventually(t, 5*time.Second, "the child to hold work", func() bool {
-		p, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: e.k.stream(), Group: group, Consumer: "child", Start: "-", End: "+", Count: 10}).Result()
+		p, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: e.base().k.stream(), Group: group, Consumer: "child", Start: "-", End: "+", Count: 10}).Result()
 		return err == nil && len(p) >= 3
 	})
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
@@ -97,12 +97,12 @@ func TestKill9TakeOver(t *testing.T) {
 			t.Errorf("%s never received", r.ID)
 		}
 	}
-	if n, _ := rdb.Get(ctx, e.k.backlog()).Int(); n != 0 {
+	if n, _ := rdb.Get(ctx, e.base().k.backlog()).Int(); n != 0 {
 		t.Errorf("backlog %d, want 0", n)
 	}
 	// The dead consumer is cleaned out of the group once it holds nothing.
 	testutil.Eventually(t, 3*time.Second, "the dead consumer to be removed", func() bool {
-		cs, err := rdb.XInfoConsumers(ctx, e.k.stream(), group).Result()
+		cs, err := rdb.XInfoConsumers(ctx, e.base().k.stream(), group).Result()
 		return err == nil && !slices.ContainsFunc(cs, func(c redis.XInfoConsumer) bool { return c.Name == "child" })
 	})
 }

@@ -22,6 +22,7 @@ var namedScripts = map[string]*redis.Script{
 	"wakeScript":           wakeScript,
 	"retryScript":          retryScript,
 	"putEndpointScript":    putEndpointScript,
+	"copyEndpointScript":   copyEndpointScript,
 	"deleteEndpointScript": deleteEndpointScript,
 	"trimScript":           trimScript,
 	"pruneScript":          pruneScript,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,12 +26,9 @@ import (
 type Engine struct {
 	rdb     redis.UniversalClient
 	cfg     Config
-	k       keys
 	policy  egress.Policy
 	client  *http.Client
-	limiter *redis_rate.Limiter
 	credits rateCredits // tokens taken from the limiter, not used yet
-	eps     epCache     // endpoint configs, as long as no endpoint changes
 	retry   retryPolicy // what follows a failed try
 	m       *metrics
 	ua      string
@@ -51,16 +49,23 @@ type Engine struct {
 	dispatching sync.WaitGroup // the dispatcher goroutines
 	work        chan *try      // tries for the workers; as many places as slots
 	workers     sync.WaitGroup // the worker goroutines
-	wake        chan struct{}  // pokes the pump when a retry is scheduled sooner than it sleeps
+
+	// The queue's shards (shard.go): own is the layout of this engine's shard count; others
+	// those of the other counts in use; shards every shard worked, own first.
+	own     layout
+	topoMu  sync.RWMutex
+	others  []layout
+	shards  []*shard
+	byTag   map[string]*shard
+	limiter *redis_rate.Limiter
 
 	life     lifecycle.State
 	soft     context.Context // ends when Stop begins: no new work is fetched
 	softStop context.CancelFunc
 	hard     context.Context // ends when Stop's deadline passes: tries in flight are abandoned
 	hardStop context.CancelFunc
-	loops    sync.WaitGroup // fetcher, pump, reaper
+	loops    sync.WaitGroup // fetchers and pumps (one each per shard), reaper
 	tries    sync.WaitGroup // tries in flight
-	batch    *batcher       // shares the Redis calls of tries (finish, rate limit)
 }
 
 type breaker struct {
@@ -82,7 +87,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 	e := &Engine{
 		rdb:      rdb,
 		cfg:      cfg,
-		k:        newKeys(cfg.Prefix),
+		byTag:    map[string]*shard{},
 		policy:   egress.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivate},
 		ua:       "herald/" + cfg.Version,
 		retry:    newRetryPolicy(cfg),
@@ -91,10 +96,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 		slots:    make(chan struct{}, cfg.Workers),
 		work:     make(chan *try, cfg.Workers),
 		batches:  make(chan []entry, dispatchers),
-		wake:     make(chan struct{}, 1),
 	}
-	e.batch = newBatcher(rdb, cfg.Workers, e.k, finishFixed{retentionMS: cfg.Retention.Milliseconds(),
-		attemptsKept: maxAttemptsKept, horizonMS: e.horizonMS()})
+	e.own, _ = e.layoutOf(cfg.QueueShards)
 	e.client = egress.NewClient(egress.ClientOptions{
 		Policy:  e.policy,
 		Timeout: cfg.RequestTimeout,
@@ -102,8 +105,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 		MaxIdleConnsPerHost: min(max(64, cfg.MaxInFlight, cfg.Workers), cfg.MaxConnsPerHost),
 		MaxConnsPerHost:     cfg.MaxConnsPerHost,
 	})
-	// The limiter's script goes through the batcher too: every try asks it once.
-	e.limiter = redis_rate.NewLimiter(e.batch)
+	// The limiter's script goes through a batcher too: every try asks it once. Its keys are an
+	// endpoint's own (not a shard's), so any shard's batcher will do.
+	e.limiter = redis_rate.NewLimiter(e.base().batch)
 	e.m = newMetrics(e)
 	e.m.deliveredOK = e.m.deliveries.WithLabelValues("delivered", "ok")
 	e.m.attemptOK = e.m.attempts.WithLabelValues("ok")
@@ -147,21 +151,26 @@ func (e *Engine) Start(ctx context.Context) error {
 		if err := e.migrate(ctx); err != nil {
 			return fmt.Errorf("notifier: migrate records: %w", err)
 		}
-		if err := e.ensureGroup(ctx); err != nil {
-			return fmt.Errorf("notifier: create consumer group: %w", err)
+		if _, err := e.refreshTopology(ctx); err != nil {
+			return fmt.Errorf("notifier: record the shard count: %w", err)
+		}
+		for _, sh := range e.workedShards() {
+			if err := e.ensureGroup(ctx, sh); err != nil {
+				return fmt.Errorf("notifier: create consumer group: %w", err)
+			}
 		}
 		if err := e.beat(ctx); err != nil {
 			return fmt.Errorf("notifier: heartbeat: %w", err)
 		}
 		e.startGoroutines()
-		e.cfg.Logger.Info("delivery engine started", "consumer", e.cfg.Consumer, "workers", e.cfg.Workers)
+		e.cfg.Logger.Info("delivery engine started", "consumer", e.cfg.Consumer, "workers", e.cfg.Workers,
+			"queue_shards", e.own.n, "shards_worked", len(e.workedShards()))
 		return nil
 	})
 }
 
 // startGoroutines starts the engine's goroutines; Stop ends each.
 func (e *Engine) startGoroutines() {
-	e.batch.start()
 	e.workers.Add(e.cfg.Workers)
 	for range e.cfg.Workers {
 		go e.worker()
@@ -170,10 +179,20 @@ func (e *Engine) startGoroutines() {
 	for range dispatchers {
 		go e.dispatcher()
 	}
-	e.loops.Add(3)
-	go e.fetchLoop()
-	go e.pumpLoop()
+	for _, sh := range e.workedShards() {
+		e.startShard(sh)
+	}
+	e.loops.Add(1)
 	go e.reaperLoop()
+}
+
+// startShard starts a shard's batcher, fetcher and pump. Start calls it, and the reaper for a
+// shard it learns of (another engine runs another shard count); either holds loops.
+func (e *Engine) startShard(sh *shard) {
+	sh.batch.start()
+	e.loops.Add(2)
+	go e.fetchLoop(sh)
+	go e.pumpLoop(sh)
 }
 
 // Stop stops fetching, waits for the tries in flight until ctx ends, then abandons the rest
@@ -197,7 +216,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 		e.tries.Wait()
 		close(e.work) // nothing can start a try any more
 		e.workers.Wait()
-		e.batch.stop()
+		for _, sh := range e.workedShards() {
+			sh.batch.stop()
+		}
 		close(drained)
 	}()
 	var err error
@@ -212,27 +233,31 @@ func (e *Engine) Stop(ctx context.Context) error {
 	// Let the others take over anything left at once rather than after the heartbeat expires.
 	dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = e.rdb.Del(dctx, e.k.heartbeat(e.cfg.Consumer)).Err()
+	_ = e.rdb.Del(dctx, e.base().k.heartbeat(e.cfg.Consumer)).Err()
 	e.cfg.Logger.Info("delivery engine stopped", "consumer", e.cfg.Consumer)
 	return err
 }
 
-// Ready reports whether the engine can work: Redis answers and the consumer group exists (after
-// Redis lost its data the fetcher recreates it; until then the engine is not ready).
+// Ready reports whether the engine can work: Redis answers and every shard's consumer group
+// exists (after Redis lost its data the fetcher recreates it; until then the engine is not ready).
 func (e *Engine) Ready(ctx context.Context) error {
-	groups, err := e.rdb.XInfoGroups(ctx, e.k.stream()).Result()
-	if err != nil {
-		if groupMissing(err) {
+	shards := e.workedShards()
+	pipe := e.rdb.Pipeline()
+	infos := make([]*redis.XInfoGroupsCmd, len(shards))
+	for i, sh := range shards {
+		infos[i] = pipe.XInfoGroups(ctx, sh.k.stream())
+	}
+	_, _ = pipe.Exec(ctx) // each command keeps its own error
+	for _, info := range infos {
+		groups, err := info.Result()
+		if err != nil && !groupMissing(err) {
+			return err
+		}
+		if !slices.ContainsFunc(groups, func(g redis.XInfoGroup) bool { return g.Name == group }) {
 			return notReady("the delivery queue's consumer group is missing; it is being recreated")
 		}
-		return err
 	}
-	for _, g := range groups {
-		if g.Name == group {
-			return nil
-		}
-	}
-	return notReady("the delivery queue's consumer group is missing; it is being recreated")
+	return nil
 }
 
 type readinessError string
@@ -249,8 +274,8 @@ func groupMissing(err error) bool {
 	return isNoGroup(err) || err != nil && strings.Contains(err.Error(), "no such key")
 }
 
-func (e *Engine) ensureGroup(ctx context.Context) error {
-	err := e.rdb.XGroupCreateMkStream(ctx, e.k.stream(), group, "0").Err()
+func (e *Engine) ensureGroup(ctx context.Context, sh *shard) error {
+	err := e.rdb.XGroupCreateMkStream(ctx, sh.k.stream(), group, "0").Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return err
 	}
@@ -273,19 +298,28 @@ func (e *Engine) PutEndpoint(ctx context.Context, ep Endpoint) error {
 	if ep.RateLimitPerMinute < 0 || ep.MaxInFlight < 0 {
 		return fmt.Errorf("notifier: endpoint %s: rate limit and max in flight must not be negative", ep.ID)
 	}
-	args := endpointArgs{ep: ep, now: e.nowMS(), overlapMS: secretOverlap.Milliseconds()}
-	err := putEndpointScript.Run(ctx, e.rdb, []string{e.k.stream()}, args.argv(e.k.p)...).Err()
-	if err != nil {
+	// Learn the shard counts in use now, not as of the last heartbeat: an engine that has just
+	// started with another count may already have copied the endpoint to its new home.
+	if _, err := e.refreshTopology(ctx); err != nil {
 		return fmt.Errorf("notifier: put endpoint %s: %w", ep.ID, err)
+	}
+	args := endpointArgs{ep: ep, now: e.nowMS(), overlapMS: secretOverlap.Milliseconds()}
+	for _, sh := range e.endpointHomes(ep.ID) {
+		err := putEndpointScript.Run(ctx, e.rdb, []string{sh.k.stream()}, args.argv(sh.k.p)...).Err()
+		if err != nil {
+			return fmt.Errorf("notifier: put endpoint %s: %w", ep.ID, err)
+		}
 	}
 	return nil
 }
 
-// DeleteEndpoint removes an endpoint. Its pending deliveries are dead-lettered with reason
-// endpoint_deleted when they come up.
+// DeleteEndpoint removes an endpoint (from every shard this engine works). Its pending
+// deliveries are dead-lettered with reason endpoint_deleted when they come up.
 func (e *Engine) DeleteEndpoint(ctx context.Context, id string) error {
-	if err := deleteEndpointScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, id, e.nowMS()).Err(); err != nil {
-		return fmt.Errorf("notifier: delete endpoint %s: %w", id, err)
+	for _, sh := range e.workedShards() {
+		if err := deleteEndpointScript.Run(ctx, e.rdb, []string{sh.k.stream()}, sh.k.p, id, e.nowMS()).Err(); err != nil {
+			return fmt.Errorf("notifier: delete endpoint %s: %w", id, err)
+		}
 	}
 	e.breakersMu.Lock()
 	delete(e.breakers, id)

@@ -55,10 +55,10 @@ func TestDeliverSignedOnce(t *testing.T) {
 		t.Errorf("outcome: %+v", o)
 	}
 	// The record expires after the retention; the backlog is back to zero.
-	if ttl := b.rdb.TTL(context.Background(), e.k.record(ids[0])).Val(); ttl <= 0 {
+	if ttl := b.rdb.TTL(context.Background(), e.base().k.record(ids[0])).Val(); ttl <= 0 {
 		t.Errorf("finished record has no expiry (ttl %v)", ttl)
 	}
-	if n, _ := b.rdb.Get(context.Background(), e.k.backlog()).Int(); n != 0 {
+	if n, _ := b.rdb.Get(context.Background(), e.base().k.backlog()).Int(); n != 0 {
 		t.Errorf("backlog %d after delivery, want 0", n)
 	}
 }

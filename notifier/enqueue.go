@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,31 @@ const enqueueChunk = 256
 // chunks: on an error some earlier chunks may be stored, and calling again with the same ids
 // completes the batch without duplicates.
 func (e *Engine) Enqueue(ctx context.Context, reqs ...Request) ([]string, error) {
+	accepted, err := checkRequests(reqs)
+	if err != nil {
+		return nil, err
+	}
+	batches, err := e.route(ctx, reqs, accepted)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: enqueue: %w", err)
+	}
+	now := e.nowMS()
+	for _, b := range batches {
+		for start := 0; start < len(b.idx); start += enqueueChunk {
+			chunk := b.idx[start:min(start+enqueueChunk, len(b.idx))]
+			if err := e.enqueueChunk(ctx, b.sh, now, reqs, accepted, chunk); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// New entries are in the stream, which wakes the blocked readers: the retry pump (poke) only
+	// serves the delayed set, which enqueueing does not touch.
+	return accepted, nil
+}
+
+// checkRequests checks every request before anything is written and returns their ids (made
+// where a request has none).
+func checkRequests(reqs []Request) ([]string, error) {
 	accepted := make([]string, len(reqs))
 	for i := range reqs {
 		r := &reqs[i]
@@ -48,36 +74,165 @@ func (e *Engine) Enqueue(ctx context.Context, reqs ...Request) ([]string, error)
 		}
 		accepted[i] = id
 	}
-	now := e.nowMS()
-	for start := 0; start < len(reqs); start += enqueueChunk {
-		end := min(start+enqueueChunk, len(reqs))
-		args := enqueueArgs{now: now, maxBacklog: e.cfg.MaxBacklog, horizon: e.horizonMS(), items: make([]enqueueItem, 0, end-start)}
-		for i := start; i < end; i++ {
-			r := &reqs[i]
-			args.items = append(args.items, enqueueItem{id: accepted[i], endpoint: r.EndpointID, body: r.Body, event: r.EventID,
-				subscriber: r.SubscriberID, kind: r.Kind, orderingKey: r.OrderingKey})
-		}
-		res, err := enqueueScript.Run(ctx, e.rdb, []string{e.k.stream()}, args.argv(e.k.p)...).Int64Slice()
+	return accepted, nil
+}
+
+// enqueueChunk runs the enqueue script for the requests idx (at most enqueueChunk), all for shard
+// sh. An endpoint missing from sh but found in another shard (the shard count changed) is
+// copied to sh and the chunk run again.
+func (e *Engine) enqueueChunk(ctx context.Context, sh *shard, now int64, reqs []Request, accepted []string, idx []int) error {
+	args := enqueueArgs{now: now, maxBacklog: e.cfg.MaxBacklog, horizon: e.horizonMS(), items: make([]enqueueItem, 0, len(idx))}
+	for _, i := range idx {
+		r := &reqs[i]
+		args.items = append(args.items, enqueueItem{id: accepted[i], endpoint: r.EndpointID, body: r.Body, event: r.EventID,
+			subscriber: r.SubscriberID, kind: r.Kind, orderingKey: r.OrderingKey})
+	}
+	copied := map[string]bool{}
+	for {
+		res, err := enqueueScript.Run(ctx, e.rdb, []string{sh.k.stream()}, args.argv(sh.k.p)...).Int64Slice()
 		if err != nil {
-			return nil, fmt.Errorf("notifier: enqueue: %w", err)
+			return fmt.Errorf("notifier: enqueue: %w", err)
 		}
 		switch res[0] {
 		case -1:
 			e.m.backlogFull.Inc()
-			return nil, ErrBacklogFull
+			return ErrBacklogFull
 		case -2:
-			i := start + int(res[1]) - 1
-			return nil, fmt.Errorf("%w: %q (request %d)", ErrUnknownEndpoint, reqs[i].EndpointID, i)
+			i := idx[res[1]-1]
+			ep := reqs[i].EndpointID
+			unknown := fmt.Errorf("%w: %q (request %d)", ErrUnknownEndpoint, ep, i)
+			if copied[ep] {
+				return unknown
+			}
+			copied[ep] = true
+			ok, err := e.copyEndpoint(ctx, ep, sh)
+			if err != nil {
+				return fmt.Errorf("notifier: enqueue: %w", err)
+			}
+			if !ok {
+				return unknown
+			}
 		}
-		for i := start; i < end; i++ {
-			if res[1+i-start] == 1 {
+		for j := range idx {
+			if res[1+j] == 1 {
 				e.m.enqueued.Inc()
 			}
 		}
+		return nil
 	}
-	// New entries are in the stream, which wakes the blocked readers: the retry pump (poke) only
-	// serves the delayed set, which enqueueing does not touch.
-	return accepted, nil
+}
+
+// shardBatch is the requests (their indexes) an Enqueue call sends to one shard, in call order.
+type shardBatch struct {
+	sh  *shard
+	idx []int
+}
+
+// route sends each request to its endpoint's home shard, unless the shard count changed and one
+// of its former homes holds it already (a no-op there, not a duplicate here) or holds its live
+// ordering line (it joins the line there, keeping the order accepted).
+func (e *Engine) route(ctx context.Context, reqs []Request, accepted []string) ([]shardBatch, error) {
+	dest := make([]*shard, len(reqs))
+	var probes []*formerProbe
+	for i := range reqs {
+		dest[i] = e.home(reqs[i].EndpointID)
+		if former := e.formerHomes(reqs[i].EndpointID); len(former) > 0 {
+			probes = append(probes, &formerProbe{i: i, shards: former})
+		}
+	}
+	if len(probes) > 0 {
+		if err := e.probeFormer(ctx, reqs, accepted, probes); err != nil {
+			return nil, err
+		}
+		for _, p := range probes {
+			if p.found != nil {
+				dest[p.i] = p.found
+			}
+		}
+	}
+	var out []shardBatch
+	pos := map[*shard]int{}
+	for i, sh := range dest {
+		j, ok := pos[sh]
+		if !ok {
+			j = len(out)
+			pos[sh] = j
+			out = append(out, shardBatch{sh: sh})
+		}
+		out[j].idx = append(out[j].idx, i)
+	}
+	return out, nil
+}
+
+// formerProbe is one request's look into its endpoint's former homes: found is the first that
+// holds the delivery, else the first that holds its ordering line, else nil.
+type formerProbe struct {
+	i      int
+	shards []*shard
+	found  *shard
+}
+
+// probeFormer asks every former home of the probed requests, in one round trip, whether it holds
+// the delivery or its ordering line.
+func (e *Engine) probeFormer(ctx context.Context, reqs []Request, accepted []string, probes []*formerProbe) error {
+	pipe := e.rdb.Pipeline()
+	type ask struct{ rec, line *redis.IntCmd }
+	asks := make([][]ask, len(probes))
+	for j, p := range probes {
+		r := &reqs[p.i]
+		line := lineOfEndpoint + r.EndpointID
+		if r.OrderingKey != "" {
+			line = lineOfKey + r.OrderingKey
+		}
+		for _, sh := range p.shards {
+			asks[j] = append(asks[j], ask{pipe.Exists(ctx, sh.k.record(accepted[p.i])), pipe.Exists(ctx, sh.k.line(line))})
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	for j, p := range probes {
+		for k, a := range asks[j] {
+			if a.rec.Val() == 1 {
+				p.found = p.shards[k]
+				break
+			}
+			if a.line.Val() == 1 && p.found == nil {
+				p.found = p.shards[k]
+			}
+		}
+	}
+	return nil
+}
+
+// copyEndpoint copies endpoint ep to shard to from another shard that has it: its home under
+// another shard count, or any shard this engine works. False when no shard has it.
+func (e *Engine) copyEndpoint(ctx context.Context, ep string, to *shard) (bool, error) {
+	from := e.formerHomes(ep)
+	for _, sh := range e.workedShards() {
+		if sh != to && !slices.Contains(from, sh) {
+			from = append(from, sh)
+		}
+	}
+	for _, sh := range from {
+		fields, err := e.rdb.HGetAll(ctx, sh.k.endpoint(ep)).Result()
+		if err != nil {
+			return false, err
+		}
+		if len(fields) == 0 {
+			continue
+		}
+		args := []any{to.k.p, ep, e.nowMS()}
+		for f, v := range fields {
+			args = append(args, f, v)
+		}
+		if err := copyEndpointScript.Run(ctx, e.rdb, []string{to.k.stream()}, args...).Err(); err != nil {
+			return false, err
+		}
+		e.cfg.Logger.Info("endpoint copied to its home in the current shard count", "endpoint", ep, "from", sh.tag, "to", to.tag)
+		return true, nil
+	}
+	return false, nil
 }
 
 // Get returns a delivery's record, ErrNotFound for an unknown (or expired) id.
@@ -94,18 +249,25 @@ func (e *Engine) Get(ctx context.Context, id string) (*Delivery, error) {
 
 // GetMany returns the records of ids in one round trip, with nil for unknown ids.
 func (e *Engine) GetMany(ctx context.Context, wanted []string) ([]*Delivery, error) {
+	return e.getMany(ctx, e.workedShards(), wanted)
+}
+
+// getMany looks for the records of ids in shards, in one round trip.
+func (e *Engine) getMany(ctx context.Context, shards []*shard, wanted []string) ([]*Delivery, error) {
 	out := make([]*Delivery, len(wanted))
 	if len(wanted) == 0 {
 		return out, nil
 	}
 	pipe := e.rdb.Pipeline()
-	recs := make([]*redis.MapStringStringCmd, len(wanted))
+	recs := make([][]*redis.MapStringStringCmd, len(wanted))
 	n := 0
 	for i, id := range wanted {
 		if !ids.Valid(id) {
 			continue
 		}
-		recs[i] = pipe.HGetAll(ctx, e.k.record(id))
+		for _, sh := range shards {
+			recs[i] = append(recs[i], pipe.HGetAll(ctx, sh.k.record(id)))
+		}
 		n++
 	}
 	if n == 0 {
@@ -115,16 +277,36 @@ func (e *Engine) GetMany(ctx context.Context, wanted []string) ([]*Delivery, err
 		return nil, fmt.Errorf("notifier: read deliveries: %w", err)
 	}
 	for i, id := range wanted {
-		if recs[i] == nil {
-			continue
+		for _, rec := range recs[i] {
+			if h := rec.Val(); len(h) > 0 && h[string(fieldStatus)] != "" {
+				out[i] = toDelivery(id, h)
+				break
+			}
 		}
-		h := recs[i].Val()
-		if len(h) == 0 || h[string(fieldStatus)] == "" {
-			continue
-		}
-		out[i] = toDelivery(id, h)
 	}
 	return out, nil
+}
+
+// shardOf returns the shard that holds delivery id's record, nil when none does.
+func (e *Engine) shardOf(ctx context.Context, id string) (*shard, error) {
+	shards := e.workedShards()
+	if len(shards) == 1 {
+		return shards[0], nil // the scripts tell an unknown id themselves
+	}
+	pipe := e.rdb.Pipeline()
+	found := make([]*redis.IntCmd, len(shards))
+	for i, sh := range shards {
+		found[i] = pipe.Exists(ctx, sh.k.record(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	for i, f := range found {
+		if f.Val() == 1 {
+			return shards[i], nil
+		}
+	}
+	return nil, nil
 }
 
 func msTime(s string) time.Time {
@@ -172,7 +354,14 @@ func (e *Engine) Retry(ctx context.Context, id string) error {
 	if !ids.Valid(id) {
 		return ErrNotFound
 	}
-	res, err := retryScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, id, e.nowMS(), e.cfg.MaxBacklog, e.horizonMS()).Int64()
+	sh, err := e.shardOf(ctx, id)
+	if err != nil {
+		return fmt.Errorf("notifier: retry %s: %w", id, err)
+	}
+	if sh == nil {
+		return ErrNotFound
+	}
+	res, err := retryScript.Run(ctx, e.rdb, []string{sh.k.stream()}, sh.k.p, id, e.nowMS(), e.cfg.MaxBacklog, e.horizonMS()).Int64()
 	if err != nil {
 		return fmt.Errorf("notifier: retry %s: %w", id, err)
 	}

@@ -16,25 +16,26 @@ import (
 
 // entry is one stream entry: a delivery that is due.
 type entry struct {
+	sh  *shard // the shard whose stream it is in
 	sid string // stream entry id
 	id  string // delivery id
 	ep  string // endpoint id
 }
 
-func toEntries(msgs []redis.XMessage) []entry {
+func toEntries(sh *shard, msgs []redis.XMessage) []entry {
 	out := make([]entry, 0, len(msgs))
 	for _, m := range msgs {
 		id, _ := m.Values[entryDelivery].(string)
 		ep, _ := m.Values[entryEndpoint].(string)
-		out = append(out, entry{sid: m.ID, id: id, ep: ep})
+		out = append(out, entry{sh: sh, sid: m.ID, id: id, ep: ep})
 	}
 	return out
 }
 
-// fetchLoop reads due deliveries from the stream as workers free up and hands each batch to a
-// dispatcher. It never holds more entries than free workers, so memory stays bounded whatever
-// the backlog.
-func (e *Engine) fetchLoop() {
+// fetchLoop reads due deliveries from a shard's stream as workers free up and hands each batch to
+// a dispatcher. It never holds more entries than free workers, so memory stays bounded whatever
+// the backlog. Every shard has one; they share the workers.
+func (e *Engine) fetchLoop(sh *shard) {
 	defer e.loops.Done()
 	ctx := e.soft
 	backoff := newBackoff(50*time.Millisecond, 2*time.Second)
@@ -45,10 +46,10 @@ func (e *Engine) fetchLoop() {
 		case <-ctx.Done():
 			return
 		}
-		es, err := e.read(ctx)
+		es, err := e.read(ctx, sh)
 		if err != nil {
 			<-e.slots
-			if e.readFailed(ctx, err) {
+			if e.readFailed(ctx, sh, err) {
 				sleepCtx(ctx, backoff.next())
 			}
 			continue
@@ -71,10 +72,10 @@ func (e *Engine) fetchLoop() {
 }
 
 // read reads up to as many due entries as there are free workers, blocking up to a second.
-func (e *Engine) read(ctx context.Context) ([]entry, error) {
+func (e *Engine) read(ctx context.Context, sh *shard) ([]entry, error) {
 	free := min(1+cap(e.slots)-len(e.slots), 256)
 	streams, err := e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: group, Consumer: e.cfg.Consumer, Streams: []string{e.k.stream(), ">"},
+		Group: group, Consumer: e.cfg.Consumer, Streams: []string{sh.k.stream(), ">"},
 		Count: int64(free), Block: time.Second,
 	}).Result()
 	if err != nil {
@@ -82,14 +83,14 @@ func (e *Engine) read(ctx context.Context) ([]entry, error) {
 	}
 	var es []entry
 	for _, s := range streams {
-		es = append(es, toEntries(s.Messages)...)
+		es = append(es, toEntries(sh, s.Messages)...)
 	}
 	return es, nil
 }
 
 // readFailed handles a failed read and says whether to back off before the next: not for a
 // timeout of the blocking read or a stop, nor after recreating a lost consumer group.
-func (e *Engine) readFailed(ctx context.Context, err error) (backOff bool) {
+func (e *Engine) readFailed(ctx context.Context, sh *shard, err error) (backOff bool) {
 	switch {
 	case errors.Is(err, redis.Nil) || ctx.Err() != nil:
 		return false
@@ -97,7 +98,7 @@ func (e *Engine) readFailed(ctx context.Context, err error) (backOff bool) {
 		// Redis lost its data (restart without persistence) or someone deleted the stream:
 		// recreate the group and carry on.
 		e.cfg.Logger.Warn("delivery queue consumer group missing; recreating it")
-		if err := e.ensureGroup(ctx); err != nil {
+		if err := e.ensureGroup(ctx, sh); err != nil {
 			e.cfg.Logger.Warn("recreate consumer group", "err", err)
 		}
 		_ = e.beat(ctx)
@@ -138,7 +139,8 @@ func (e *Engine) dispatcher() {
 	}
 }
 
-// dispatch starts a try for each entry; the caller holds one worker slot per entry. The
+// dispatch starts a try for each entry, all of one shard; the caller holds one worker slot per
+// entry. The
 // breaker is asked first (an open one defers the delivery without touching its lease or rate
 // limit), then one begin script call starts all the others (begin.go), the rate limits are
 // checked, and each try goes to a worker.
@@ -173,7 +175,7 @@ func (e *Engine) dispatch(es []entry) {
 		begins = append(begins, t)
 	}
 	if len(begins) > 0 {
-		e.begin(ctx, begins)
+		e.begin(ctx, begins[0].sh, begins)
 		e.checkRates(ctx, begins)
 	}
 	for _, t := range started {
@@ -235,7 +237,7 @@ func (e *Engine) checkRates(ctx context.Context, begins []*try) {
 		go func() {
 			defer wg.Done()
 			extra := creditExtra(g.rate)
-			rl, err := e.limiter.AllowAtMost(ctx, e.k.rate(ep), redis_rate.PerMinute(g.rate), len(need)+extra)
+			rl, err := e.limiter.AllowAtMost(ctx, e.base().k.rate(ep), redis_rate.PerMinute(g.rate), len(need)+extra)
 			for i, t := range need {
 				t.rateErr = err
 				if err == nil {

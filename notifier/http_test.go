@@ -218,7 +218,7 @@ func TestMaxDeliveryAgeDeadLetters(t *testing.T) {
 	}
 	// 35 minutes later the retry is due; another 30-minute wait (±10% jitter) would pass the 1 h age.
 	clock.Add(int64(35 * time.Minute))
-	e.poke()
+	e.base().poke()
 	d = waitStatus(t, e, ids[0], StatusFailed, 3*time.Second)
 	if d.DeadReason != ReasonMaxAge || len(d.Attempts) != 2 {
 		t.Errorf("dead: %+v", d)

@@ -4,34 +4,37 @@ import "strings"
 
 // Redis keys of the delivery engine, defined here once: the Go builders below and the Lua
 // scripts' key functions (generated from luaKeyLayout into every script, see luaKeys) use the
-// same suffixes. Every key but the rate limiter's lives in ONE Cluster slot: they all carry the hash
-// tag {<prefix>}, because the scripts move a delivery between the stream, the delayed set, its
-// ordering line and its endpoint's semaphore atomically, and some scripts derive the record key
-// of another delivery (the next in line, the next waiter) inside Lua.
+// same suffixes. The queue is split into shards (shard.go); every key of one shard lives in ONE
+// Cluster slot: they all carry the shard's hash tag {T}, because the scripts move a delivery
+// between the stream, the delayed set, its ordering line and its endpoint's semaphore atomically,
+// and some scripts derive the record key of another delivery (the next in line, the next waiter)
+// inside Lua. Shard 0's tag is the prefix P itself, so a one-shard engine (the default) keeps the
+// keys it had before sharding; shard i's tag is "P.<x>" (shardTag).
 //
-// Layout, for prefix P (default "herald"):
+// Layout of a shard with tag T, for prefix P (default "herald"):
 //
-//	P:{P}:stream            STREAM  due deliveries, fields d = delivery id, e = endpoint id; group "workers"
-//	P:{P}:delayed           ZSET    delivery id -> due time (unix ms): retries and deferred tries
-//	P:{P}:backlog           STRING  count of pending deliveries (enqueued, not yet delivered/failed)
-//	P:{P}:epgen             STRING  the endpoints' generation, bumped by every change to an endpoint
-//	P:{P}:layout            STRING  the record layout version (migrate.go)
-//	P:{P}:d:<id>            HASH    the delivery record with its attempts (fields: recordField)
-//	P:{P}:ep:<id>           HASH    an endpoint (fields: endpointField)
-//	P:{P}:if:<endpoint>     ZSET    in-flight leases of an endpoint: stream entry id -> lease expiry (ms);
+//	P:{T}:stream            STREAM  due deliveries, fields d = delivery id, e = endpoint id; group "workers"
+//	P:{T}:delayed           ZSET    delivery id -> due time (unix ms): retries and deferred tries
+//	P:{T}:backlog           STRING  count of pending deliveries (enqueued, not yet delivered/failed)
+//	P:{T}:epgen             STRING  the endpoints' generation, bumped by every change to an endpoint
+//	P:{P}:layout            STRING  the record layout version (migrate.go; shard 0 only)
+//	P:{P}:shardcounts       HASH    shard count -> last time (ms) an engine ran with it (shard.go; shard 0 only)
+//	P:{T}:d:<id>            HASH    the delivery record with its attempts (fields: recordField)
+//	P:{T}:ep:<id>           HASH    an endpoint (fields: endpointField)
+//	P:{T}:if:<endpoint>     ZSET    in-flight leases of an endpoint: stream entry id -> lease expiry (ms);
 //	                                expired leases (of dead processes) are dropped when it looks full
-//	P:{P}:w:<endpoint>      LIST    delivery ids waiting for a free in-flight slot of the endpoint
-//	P:{P}:waiting           SET     endpoints whose w: list is non-empty (the janitor's index)
-//	P:{P}:slot:<endpoint>   STRING  next free rate-limit slot (ms) handed to a deferred delivery
-//	P:{P}:o:<line>          LIST    an ordering line (lineName): delivery ids in the order accepted; the head is live
-//	P:{P}:hb:<consumer>     STRING  a process's heartbeat, expiring after 3 heartbeats
-//	P:{P}:ix:all            ZSET    every delivery id -> accepted time (ms), for List. The ix: sets are
+//	P:{T}:w:<endpoint>      LIST    delivery ids waiting for a free in-flight slot of the endpoint
+//	P:{T}:waiting           SET     endpoints whose w: list is non-empty (the janitor's index)
+//	P:{T}:slot:<endpoint>   STRING  next free rate-limit slot (ms) handed to a deferred delivery
+//	P:{T}:o:<line>          LIST    an ordering line (lineName): delivery ids in the order accepted; the head is live
+//	P:{P}:hb:<consumer>     STRING  a process's heartbeat, expiring after 3 heartbeats (shard 0 only)
+//	P:{T}:ix:all            ZSET    every delivery id -> accepted time (ms), for List. The ix: sets are
 //	                                pruned of entries older than max age + retention now and then
 //	                                (index() in scripts.go) and of expired records by List
-//	P:{P}:ix:st:failed      ZSET    dead-lettered deliveries -> accepted time
-//	P:{P}:ix:sub:<id>       ZSET    deliveries of a subscriber -> accepted time
-//	P:{P}:ix:evt:<id>       ZSET    deliveries of an event -> accepted time
-//	P:{P}:ix:ep:<id>        ZSET    deliveries to an endpoint -> accepted time
+//	P:{T}:ix:st:failed      ZSET    dead-lettered deliveries -> accepted time
+//	P:{T}:ix:sub:<id>       ZSET    deliveries of a subscriber -> accepted time
+//	P:{T}:ix:evt:<id>       ZSET    deliveries of an event -> accepted time
+//	P:{T}:ix:ep:<id>        ZSET    deliveries to an endpoint -> accepted time
 //	rate:P:rl:<endpoint>    (redis_rate) the endpoint's GCRA state, shared by every process
 type keys struct {
 	p string // "P:{P}:"
@@ -46,6 +49,7 @@ const (
 	sfxBacklog     = "backlog"
 	sfxEpgen       = "epgen"
 	sfxLayout      = "layout"
+	sfxShardCounts = "shardcounts"
 	sfxWaiting     = "waiting"
 	sfxFailedIndex = "ix:st:failed"
 	sfxAllIndex    = "ix:all"
@@ -83,8 +87,9 @@ var luaKeyLayout = []struct{ lua, suffix string }{
 	{"endpointIndexKey", sfxEpIndex},
 }
 
-func newKeys(prefix string) keys {
-	return keys{p: prefix + ":{" + prefix + "}:", ratePrefix: prefix + ":rl:"}
+// newKeys returns the keys of the shard with hash tag tag (shardTag).
+func newKeys(prefix, tag string) keys {
+	return keys{p: prefix + ":{" + tag + "}:", ratePrefix: prefix + ":rl:"}
 }
 
 func (k keys) stream() string                   { return k.p + sfxStream }
@@ -92,6 +97,7 @@ func (k keys) delayed() string                  { return k.p + sfxDelayed }
 func (k keys) backlog() string                  { return k.p + sfxBacklog }
 func (k keys) endpointGen() string              { return k.p + sfxEpgen }
 func (k keys) layout() string                   { return k.p + sfxLayout }
+func (k keys) shardCounts() string              { return k.p + sfxShardCounts }
 func (k keys) record(id string) string          { return k.p + sfxRecord + id }
 func (k keys) endpoint(id string) string        { return k.p + sfxEndpoint + id }
 func (k keys) inflight(ep string) string        { return k.p + sfxInflight + ep }

@@ -132,12 +132,12 @@ func TestIndexesOutliveTheirRecords(t *testing.T) {
 	enqueue(t, e, Request{EndpointID: "ep", SubscriberID: "quiet", EventID: "evt-1", Body: []byte(`{}`)})
 	// A per-subscriber, per-event and per-endpoint index lives at least as long as a record can
 	// (max age + retention) after its newest entry; the global ones do not expire.
-	for _, k := range []string{e.k.ixSubscriber("quiet"), e.k.ixEvent("evt-1"), e.k.ixEndpoint("ep")} {
+	for _, k := range []string{e.base().k.ixSubscriber("quiet"), e.base().k.ixEvent("evt-1"), e.base().k.ixEndpoint("ep")} {
 		if ttl := rdb.PTTL(ctx, k).Val(); ttl < 2*time.Hour {
 			t.Errorf("%s expires in %s, want >= 2h", k, ttl)
 		}
 	}
-	for _, k := range []string{e.k.ixAll()} {
+	for _, k := range []string{e.base().k.ixAll()} {
 		if ttl := rdb.PTTL(ctx, k).Val(); ttl != -1 {
 			t.Errorf("%s has a TTL %s", k, ttl)
 		}

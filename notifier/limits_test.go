@@ -103,7 +103,7 @@ func TestRateLimitSharedByTwoEngines(t *testing.T) {
 		return rc.count.Load() > 120+int64(2*time.Since(start).Seconds())+1
 	})
 	// The deferred deliveries were handed future slots at the endpoint's rate.
-	if b.rdb.Exists(context.Background(), e1.k.slot("ep")).Val() != 1 {
+	if b.rdb.Exists(context.Background(), e1.base().k.slot("ep")).Val() != 1 {
 		t.Error("no rate slot was handed out")
 	}
 	testutil.Eventually(t, 6*time.Second, "all deliveries", func() bool { return rc.count.Load() == 126 })
@@ -143,7 +143,7 @@ func TestMaxInFlightAcrossEngines(t *testing.T) {
 	}
 	ctx := context.Background()
 	testutil.Eventually(t, time.Second, "leases released", func() bool {
-		return b.rdb.ZCard(ctx, e1.k.inflight("ep")).Val() == 0 && b.rdb.LLen(ctx, e1.k.waiters("ep")).Val() == 0
+		return b.rdb.ZCard(ctx, e1.base().k.inflight("ep")).Val() == 0 && b.rdb.LLen(ctx, e1.base().k.waiters("ep")).Val() == 0
 	})
 }
 
@@ -246,7 +246,7 @@ func TestOrderingPerKeyFailingHeadHoldsOnlyItsLine(t *testing.T) {
 	// Once the last of each line is recorded delivered, the lines are gone.
 	waitStatus(t, e, "A9", StatusDelivered, 2*time.Second)
 	waitStatus(t, e, "C9", StatusDelivered, 2*time.Second)
-	if n := b.rdb.Exists(context.Background(), e.k.line("k:line-a"), e.k.line("ep:ord")).Val(); n != 0 {
+	if n := b.rdb.Exists(context.Background(), e.base().k.line("k:line-a"), e.base().k.line("ep:ord")).Val(); n != 0 {
 		t.Errorf("%d ordering lines left behind", n)
 	}
 }
@@ -320,14 +320,14 @@ func TestBacklogFullAndIdempotentEnqueue(t *testing.T) {
 	if err != nil || again[0] != "i1" || again[1] != "i1" {
 		t.Fatalf("idempotent enqueue: %v %v", again, err)
 	}
-	if n, _ := rdb.Get(ctx, e.k.backlog()).Int(); n != 2 {
+	if n, _ := rdb.Get(ctx, e.base().k.backlog()).Int(); n != 2 {
 		t.Errorf("backlog %d, want 2", n)
 	}
 	d, err := e.Get(ctx, "i1")
 	if err != nil || d.Status != StatusPending || d.NextAttemptAt == nil {
 		t.Fatalf("get: %+v %v", d, err)
 	}
-	if n := rdb.XLen(ctx, e.k.stream()).Val(); n != 2 {
+	if n := rdb.XLen(ctx, e.base().k.stream()).Val(); n != 2 {
 		t.Errorf("stream length %d, want 2", n)
 	}
 	// 3 more fit; a batch that would pass the bound is refused whole.
@@ -351,7 +351,7 @@ func TestBacklogFullAndIdempotentEnqueue(t *testing.T) {
 	if _, err := e.Get(ctx, "ok-1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("half a batch was written: %v", err)
 	}
-	if n := rdb.XLen(ctx, e.k.stream()).Val(); n != 5 {
+	if n := rdb.XLen(ctx, e.base().k.stream()).Val(); n != 5 {
 		t.Errorf("stream length %d, want 5", n)
 	}
 }

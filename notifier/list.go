@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/heraldhq/herald/ids"
 	"github.com/redis/go-redis/v9"
@@ -29,55 +31,139 @@ func (e *Engine) List(ctx context.Context, q ListQuery) ([]*Delivery, string, er
 	if err != nil {
 		return nil, "", err
 	}
-	w := &listWalk{e: e, q: q, idx: e.indexFor(q), curScore: score, curID: id, out: make([]*Delivery, 0, q.Limit)}
-	return w.run(ctx)
+	shards := e.workedShards()
+	walks := make([]*listWalk, len(shards))
+	for i, sh := range shards {
+		walks[i] = &listWalk{e: e, sh: sh, q: q, idx: sh.indexFor(q), curScore: score, curID: id, out: make([]*Delivery, 0, q.Limit)}
+	}
+	if len(walks) == 1 {
+		if err := walks[0].run(ctx); err != nil {
+			return nil, "", err
+		}
+		return walks[0].page()
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(walks))
+	for i, w := range walks {
+		wg.Go(func() { errs[i] = w.run(ctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, "", err
+	}
+	out, next := mergePages(walks, q.Limit)
+	return out, next, nil
 }
 
-// indexFor is the index List walks for q: the most selective one it names.
-func (e *Engine) indexFor(q ListQuery) string {
+// indexFor is the index List walks for q in a shard: the most selective one it names.
+func (sh *shard) indexFor(q ListQuery) string {
 	switch {
 	case q.EventID != "":
-		return e.k.ixEvent(q.EventID)
+		return sh.k.ixEvent(q.EventID)
 	case q.SubscriberID != "":
-		return e.k.ixSubscriber(q.SubscriberID)
+		return sh.k.ixSubscriber(q.SubscriberID)
 	case q.EndpointID != "":
-		return e.k.ixEndpoint(q.EndpointID)
+		return sh.k.ixEndpoint(q.EndpointID)
 	case q.Status == StatusFailed:
-		return e.k.ixFailed() // the rare ones; pending and delivered: the index of all, filtered
+		return sh.k.ixFailed() // the rare ones; pending and delivered: the index of all, filtered
 	}
-	return e.k.ixAll()
+	return sh.k.ixAll()
 }
 
-// listWalk is one List call: it reads the index newest first, from the cursor on, in batches,
-// until the page is full, the index ends, or it has looked at 20 pages' worth.
+// listWalk is one List call in one shard: it reads the index newest first, from the cursor on, in
+// batches, until the page is full, the index ends, or it has looked at 20 pages' worth.
 type listWalk struct {
 	e         *Engine
+	sh        *shard
 	q         ListQuery
 	idx       string
 	curScore  int64 // the cursor: the last item of the previous page
 	curID     string
 	offset    int64
 	scanned   int
-	lastScore int64
+	lastScore int64 // the last index entry looked at
 	lastID    string
+	ended     bool // the index ended before the page was full
 	out       []*Delivery
-	dangling  []any // ids whose record expired, pruned from the index as the walk goes
+	outScores []int64 // the index score of each delivery in out
+	dangling  []any   // ids whose record expired, pruned from the index as the walk goes
 }
 
-func (w *listWalk) run(ctx context.Context) ([]*Delivery, string, error) {
-	for w.scanned < 20*w.q.Limit {
+// run walks until the page is full, the index ends, or 20 pages' worth were looked at.
+func (w *listWalk) run(ctx context.Context) error {
+	for w.scanned < 20*w.q.Limit && len(w.out) < w.q.Limit {
 		more, err := w.step(ctx)
 		if err != nil {
-			return nil, "", err
-		}
-		if len(w.out) == w.q.Limit {
-			return w.out, encodeCursor(w.lastScore, w.lastID), nil
+			return err
 		}
 		if !more {
-			return w.out, "", nil
+			w.ended = len(w.out) < w.q.Limit
+			return nil
 		}
 	}
+	return nil
+}
+
+// page is the walk's page on its own and the cursor of the next ("" when there is none).
+func (w *listWalk) page() ([]*Delivery, string, error) {
+	if w.ended {
+		return w.out, "", nil
+	}
 	return w.out, encodeCursor(w.lastScore, w.lastID), nil
+}
+
+// listed is a delivery on a page with its place in the index order: newest first, then by id
+// descending (the order of ZREVRANGEBYSCORE, which the cursor follows).
+type listed struct {
+	d     *Delivery
+	score int64
+	id    string
+}
+
+func (a listed) before(b listed) bool { return a.score > b.score || a.score == b.score && a.id > b.id }
+
+// mergePages merges the pages of walks over several shards into one. A walk that stopped short of
+// a full page without reaching its index's end (the scan bound) has not looked past its last
+// entry: the merged page must not go past the latest such entry either, and the next page
+// starts there.
+func mergePages(walks []*listWalk, limit int) ([]*Delivery, string) {
+	var all []listed
+	var bound *listed
+	for _, w := range walks {
+		for i, d := range w.out {
+			all = append(all, listed{d: d, score: w.outScores[i], id: d.ID})
+		}
+		if !w.ended && len(w.out) < limit {
+			if b := (listed{score: w.lastScore, id: w.lastID}); bound == nil || b.before(*bound) {
+				bound = &b
+			}
+		}
+	}
+	slices.SortFunc(all, func(a, b listed) int {
+		if a.before(b) {
+			return -1
+		}
+		return 1
+	})
+	var out []listed
+	for _, l := range all {
+		if len(out) == limit || bound != nil && !l.before(*bound) {
+			break
+		}
+		out = append(out, l)
+	}
+	page := make([]*Delivery, len(out))
+	for i, l := range out {
+		page[i] = l.d
+	}
+	switch {
+	case len(out) == limit:
+		last := out[len(out)-1]
+		return page, encodeCursor(last.score, last.id)
+	case bound != nil:
+		return page, encodeCursor(bound.score, bound.id)
+	}
+	return page, ""
 }
 
 // step reads one batch of the index and keeps its matching deliveries; more is false at the
@@ -88,7 +174,7 @@ func (w *listWalk) step(ctx context.Context) (more bool, err error) {
 	if err != nil || read == 0 {
 		return false, err
 	}
-	ds, err := w.e.GetMany(ctx, ids)
+	ds, err := w.e.getMany(ctx, []*shard{w.sh}, ids)
 	if err != nil {
 		return false, err
 	}
@@ -101,6 +187,7 @@ func (w *listWalk) step(ctx context.Context) (more bool, err error) {
 			continue
 		}
 		if matches(d, w.q) {
+			w.outScores = append(w.outScores, scores[i])
 			if w.out = append(w.out, d); len(w.out) == w.q.Limit {
 				return true, nil
 			}
@@ -141,8 +228,8 @@ func (w *listWalk) prune(ctx context.Context) {
 	if len(w.dangling) == 0 {
 		return
 	}
-	args := append([]any{w.e.k.p, w.idx}, w.dangling...)
-	if err := pruneScript.Run(ctx, w.e.rdb, []string{w.e.k.stream()}, args...).Err(); err != nil {
+	args := append([]any{w.sh.k.p, w.idx}, w.dangling...)
+	if err := pruneScript.Run(ctx, w.e.rdb, []string{w.sh.k.stream()}, args...).Err(); err != nil {
 		w.e.cfg.Logger.Debug("prune delivery index", "err", err)
 	}
 	w.dangling = w.dangling[:0]

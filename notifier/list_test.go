@@ -30,7 +30,7 @@ func TestDeadLetterListFollowsStatus(t *testing.T) {
 	testutil.Eventually(t, 5*time.Second, "the first try", func() bool { return gone.count.Load() == 1 })
 	enqueue(t, e, Request{ID: "orphan", EndpointID: "gone", Body: []byte(`{}`)})
 	testutil.Eventually(t, 5*time.Second, "orphan to wait for the slot", func() bool {
-		return e.rdb.LLen(ctx, e.k.waiters("gone")).Val() == 1
+		return e.rdb.LLen(ctx, e.base().k.waiters("gone")).Val() == 1
 	})
 	if err := e.DeleteEndpoint(ctx, "gone"); err != nil {
 		t.Fatal(err)

@@ -73,25 +73,25 @@ func (e *Engine) redisFailed(what string, err error) {
 	e.cfg.Logger.Warn("delivery engine: redis call failed", "op", what, "err", err)
 }
 
-// poke wakes the pump now; pokeAt when due is sooner than it planned to sleep.
-func (e *Engine) poke() {
+// poke wakes a shard's pump now; pokeAt when due is sooner than it planned to sleep.
+func (sh *shard) poke() {
 	select {
-	case e.wake <- struct{}{}:
+	case sh.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (e *Engine) pokeAt(dueMS int64) {
+func (e *Engine) pokeAt(sh *shard, dueMS int64) {
 	if dueMS-e.nowMS() < int64(pumpMaxSleep/time.Millisecond) {
-		e.poke()
+		sh.poke()
 	}
 }
 
 const pumpMaxSleep = 250 * time.Millisecond
 
-// pumpLoop moves due retries and deferred deliveries from the delayed set to the stream. Every
-// process runs one; the script makes them safe together.
-func (e *Engine) pumpLoop() {
+// pumpLoop moves due retries and deferred deliveries from a shard's delayed set to its stream.
+// Every process runs one per shard; the script makes them safe together.
+func (e *Engine) pumpLoop(sh *shard) {
 	defer e.loops.Done()
 	ctx := e.soft
 	timer := time.NewTimer(0)
@@ -101,11 +101,11 @@ func (e *Engine) pumpLoop() {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-		case <-e.wake:
+		case <-sh.wake:
 			// A retry due soon: sleep until it.
 		}
 		sleep := pumpMaxSleep
-		res, err := pumpScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, e.nowMS(), 500).Int64Slice()
+		res, err := pumpScript.Run(ctx, e.rdb, []string{sh.k.stream()}, sh.k.p, e.nowMS(), 500).Int64Slice()
 		if err != nil {
 			if ctx.Err() == nil {
 				e.redisFailed("pump retries", err)
@@ -128,10 +128,11 @@ func (e *Engine) pumpLoop() {
 
 // beat renews this process's heartbeat.
 func (e *Engine) beat(ctx context.Context) error {
-	return e.rdb.Set(ctx, e.k.heartbeat(e.cfg.Consumer), e.nowMS(), 3*e.cfg.Heartbeat).Err()
+	return e.rdb.Set(ctx, e.base().k.heartbeat(e.cfg.Consumer), e.nowMS(), 3*e.cfg.Heartbeat).Err()
 }
 
-// reaperLoop renews the heartbeat and, every beat, takes over the pending entries of consumers
+// reaperLoop renews the heartbeat and, every beat, learns of shard counts other processes use
+// (starting the shards they add) and, in every shard, takes over the pending entries of consumers
 // whose heartbeat is gone (killed processes), retries this process's own orphaned entries,
 // wakes deliveries waiting for in-flight slots that leases of dead processes held, and trims the
 // stream of acknowledged entries.
@@ -158,18 +159,40 @@ func (e *Engine) housekeep(ctx context.Context) {
 		}
 		return
 	}
-	e.reap(ctx)
-	e.wakeWaiters(ctx)
-	if err := trimScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p).Err(); err != nil && ctx.Err() == nil && !groupMissing(err) {
-		e.redisFailed("trim the queue", err)
+	e.learnShards(ctx)
+	for _, sh := range e.workedShards() {
+		e.reap(ctx, sh)
+		e.wakeWaiters(ctx, sh)
+		if err := trimScript.Run(ctx, e.rdb, []string{sh.k.stream()}, sh.k.p).Err(); err != nil && ctx.Err() == nil && !groupMissing(err) {
+			e.redisFailed("trim the queue", err)
+		}
 	}
 }
 
-func (e *Engine) reap(ctx context.Context) {
-	consumers, err := e.rdb.XInfoConsumers(ctx, e.k.stream(), group).Result()
+// learnShards records this process's shard count and starts the shards of counts other
+// processes use that it does not work yet.
+func (e *Engine) learnShards(ctx context.Context) {
+	added, err := e.refreshTopology(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.redisFailed("shard counts", err)
+		}
+		return
+	}
+	for _, sh := range added {
+		if err := e.ensureGroup(ctx, sh); err != nil && ctx.Err() == nil {
+			e.redisFailed("create consumer group", err)
+		}
+		e.cfg.Logger.Info("working a queue shard of another shard count", "shard", sh.tag)
+		e.startShard(sh)
+	}
+}
+
+func (e *Engine) reap(ctx context.Context, sh *shard) {
+	consumers, err := e.rdb.XInfoConsumers(ctx, sh.k.stream(), group).Result()
 	if err != nil {
 		if groupMissing(err) {
-			_ = e.ensureGroup(ctx)
+			_ = e.ensureGroup(ctx, sh)
 		} else if ctx.Err() == nil {
 			e.redisFailed("list consumers", err)
 		}
@@ -178,34 +201,34 @@ func (e *Engine) reap(ctx context.Context) {
 	for _, c := range consumers {
 		if c.Name == e.cfg.Consumer {
 			if c.Pending > 0 {
-				e.claim(ctx, c.Name, 2*e.cfg.Heartbeat)
+				e.claim(ctx, sh, c.Name, 2*e.cfg.Heartbeat)
 			}
 			continue
 		}
-		alive, err := e.rdb.Exists(ctx, e.k.heartbeat(c.Name)).Result()
+		alive, err := e.rdb.Exists(ctx, e.base().k.heartbeat(c.Name)).Result()
 		if err != nil || alive == 1 {
 			continue
 		}
 		if c.Pending == 0 {
 			if c.Idle > 3*e.cfg.Heartbeat {
-				e.rdb.XGroupDelConsumer(ctx, e.k.stream(), group, c.Name)
+				e.rdb.XGroupDelConsumer(ctx, sh.k.stream(), group, c.Name)
 			}
 			continue
 		}
 		e.cfg.Logger.Warn("taking over the deliveries of a dead process", "consumer", c.Name, "pending", c.Pending)
-		e.claim(ctx, c.Name, 0)
+		e.claim(ctx, sh, c.Name, 0)
 	}
 }
 
 // claim takes consumer's pending entries idle for at least minIdle and starts them here, as far
 // as workers are free (the rest are claimed on the next beat).
-func (e *Engine) claim(ctx context.Context, consumer string, minIdle time.Duration) {
+func (e *Engine) claim(ctx context.Context, sh *shard, consumer string, minIdle time.Duration) {
 	free := cap(e.slots) - len(e.slots)
 	if free <= 0 {
 		return
 	}
 	pend, err := e.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
-		Stream: e.k.stream(), Group: group, Consumer: consumer, Start: "-", End: "+", Count: int64(min(free, 256)),
+		Stream: sh.k.stream(), Group: group, Consumer: consumer, Start: "-", End: "+", Count: int64(min(free, 256)),
 	}).Result()
 	if err != nil || len(pend) == 0 {
 		return
@@ -222,14 +245,14 @@ func (e *Engine) claim(ctx context.Context, consumer string, minIdle time.Durati
 		return
 	}
 	msgs, err := e.rdb.XClaim(ctx, &redis.XClaimArgs{
-		Stream: e.k.stream(), Group: group, Consumer: e.cfg.Consumer, MinIdle: minIdle, Messages: ids,
+		Stream: sh.k.stream(), Group: group, Consumer: e.cfg.Consumer, MinIdle: minIdle, Messages: ids,
 	}).Result()
 	if err != nil {
 		e.redisFailed("claim entries", err)
 		return
 	}
 	e.m.reclaimed.Add(float64(len(msgs)))
-	es := toEntries(msgs)
+	es := toEntries(sh, msgs)
 	n := 0
 	for n < len(es) {
 		select {
@@ -243,12 +266,12 @@ func (e *Engine) claim(ctx context.Context, consumer string, minIdle time.Durati
 	e.dispatch(es[:n])
 }
 
-func (e *Engine) wakeWaiters(ctx context.Context) {
-	iter := e.rdb.SScan(ctx, e.k.waiting(), 0, "", 100).Iterator()
+func (e *Engine) wakeWaiters(ctx context.Context, sh *shard) {
+	iter := e.rdb.SScan(ctx, sh.k.waiting(), 0, "", 100).Iterator()
 	n := 0
 	for iter.Next(ctx) && n < 1000 {
 		n++
-		if err := wakeScript.Run(ctx, e.rdb, []string{e.k.stream()}, e.k.p, iter.Val(), e.nowMS(), e.cfg.MaxInFlight).Err(); err != nil {
+		if err := wakeScript.Run(ctx, e.rdb, []string{sh.k.stream()}, sh.k.p, iter.Val(), e.nowMS(), e.cfg.MaxInFlight).Err(); err != nil {
 			e.redisFailed("wake waiters", err)
 			return
 		}

@@ -118,37 +118,9 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	if time.Since(q.at) > time.Second {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		k := q.e.k
-		pipe := q.e.rdb.Pipeline()
-		bl := pipe.Get(ctx, k.backlog())
-		zc := pipe.ZCard(ctx, k.delayed())
-		groups := pipe.XInfoGroups(ctx, k.stream())
-		pend := pipe.XPending(ctx, k.stream(), group)
-		_, _ = pipe.Exec(ctx)
-		n, _ := bl.Int64()
-		q.backlog, q.delayed = float64(n), float64(zc.Val())
-		// The stream keeps acknowledged entries until it is trimmed: what is ready is what the
-		// group has not read yet (its lag) plus what it has read and not yet acknowledged.
-		q.ready, q.oldest = 0, 0
-		oldest := ""
-		if p := pend.Val(); p != nil && p.Count > 0 {
-			q.ready, oldest = float64(p.Count), p.Lower
-		}
-		for _, g := range groups.Val() {
-			if g.Name != group {
-				continue
-			}
-			q.ready += float64(max(g.Lag, 0))
-			if oldest == "" && g.Lag > 0 {
-				// None in flight: the oldest is the first entry not read yet.
-				if msgs, err := q.e.rdb.XRangeN(ctx, k.stream(), "("+g.LastDeliveredID, "+", 1).Result(); err == nil && len(msgs) > 0 {
-					oldest = msgs[0].ID
-				}
-			}
-		}
-		// A stream id starts with the time the entry was added (ms).
-		if ms, _, ok := strings.Cut(oldest, "-"); ok {
-			q.oldest = max(0, float64(time.Now().UnixMilli()-atoi64(ms))/1000)
+		q.backlog, q.ready, q.delayed, q.oldest = 0, 0, 0, 0
+		for _, sh := range q.e.workedShards() {
+			q.readShard(ctx, sh)
 		}
 		q.at = time.Now()
 	}
@@ -156,6 +128,44 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, q.ready, "ready")
 	ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, q.delayed, "delayed")
 	ch <- prometheus.MustNewConstMetric(queueOldestDesc, prometheus.GaugeValue, q.oldest)
+}
+
+// readShard adds a shard's depths to the collector's, and its oldest due delivery's age when it is
+// the oldest so far.
+func (q *queueCollector) readShard(ctx context.Context, sh *shard) {
+	k := sh.k
+	pipe := q.e.rdb.Pipeline()
+	bl := pipe.Get(ctx, k.backlog())
+	zc := pipe.ZCard(ctx, k.delayed())
+	groups := pipe.XInfoGroups(ctx, k.stream())
+	pend := pipe.XPending(ctx, k.stream(), group)
+	_, _ = pipe.Exec(ctx)
+	n, _ := bl.Int64()
+	q.backlog += float64(n)
+	q.delayed += float64(zc.Val())
+	// The stream keeps acknowledged entries until it is trimmed: what is ready is what the group
+	// has not read yet (its lag) plus what it has read and not yet acknowledged.
+	oldest := ""
+	if p := pend.Val(); p != nil && p.Count > 0 {
+		q.ready += float64(p.Count)
+		oldest = p.Lower
+	}
+	for _, g := range groups.Val() {
+		if g.Name != group {
+			continue
+		}
+		q.ready += float64(max(g.Lag, 0))
+		if oldest == "" && g.Lag > 0 {
+			// None in flight: the oldest is the first entry not read yet.
+			if msgs, err := q.e.rdb.XRangeN(ctx, k.stream(), "("+g.LastDeliveredID, "+", 1).Result(); err == nil && len(msgs) > 0 {
+				oldest = msgs[0].ID
+			}
+		}
+	}
+	// A stream id starts with the time the entry was added (ms).
+	if ms, _, ok := strings.Cut(oldest, "-"); ok {
+		q.oldest = max(q.oldest, float64(time.Now().UnixMilli()-atoi64(ms))/1000)
+	}
 }
 
 // breakerCollector counts this process's endpoint breakers by state when scraped.

@@ -66,7 +66,7 @@ func luaRenames() string {
 // migrate brings the engine's records and endpoints to recordLayout, once: the layout key says
 // when it is done. Safe to run by several engines at once (a renamed key is left as it is).
 func (e *Engine) migrate(ctx context.Context) error {
-	v, err := e.rdb.Get(ctx, e.k.layout()).Result()
+	v, err := e.rdb.Get(ctx, e.base().k.layout()).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return err
 	}
@@ -74,7 +74,7 @@ func (e *Engine) migrate(ctx context.Context) error {
 		return nil
 	}
 	changed := 0
-	for _, match := range []string{e.k.record("*"), e.k.endpoint("*")} {
+	for _, match := range []string{e.base().k.record("*"), e.base().k.endpoint("*")} {
 		n, err := e.migrateMatching(ctx, match)
 		if err != nil {
 			return err
@@ -84,21 +84,22 @@ func (e *Engine) migrate(ctx context.Context) error {
 	if changed > 0 {
 		e.cfg.Logger.Info("delivery records migrated to the current layout", "keys", changed, "layout", recordLayout)
 	}
-	return e.rdb.Set(ctx, e.k.layout(), recordLayout, 0).Err()
+	return e.rdb.Set(ctx, e.base().k.layout(), recordLayout, 0).Err()
 }
 
-// migrateMatching runs migrateScript over the keys matching match, 500 at a time. All the
-// engine's keys share one slot, so on a Cluster they are all on the master that owns it.
+// migrateMatching runs migrateScript over the keys matching match, 500 at a time. Records of the
+// old layout are all in shard 0 (it predates sharding), so on a Cluster they are all on the master
+// that owns its slot.
 func (e *Engine) migrateMatching(ctx context.Context, match string) (int, error) {
 	scan := func(ctx context.Context, c redis.Cmdable) (int, error) {
 		total := 0
 		iter := c.Scan(ctx, 0, match, 500).Iterator()
-		batch := []any{e.k.p}
+		batch := []any{e.base().k.p}
 		flush := func() error {
 			if len(batch) == 1 {
 				return nil
 			}
-			n, err := migrateScript.Run(ctx, e.rdb, []string{e.k.stream()}, batch...).Int()
+			n, err := migrateScript.Run(ctx, e.rdb, []string{e.base().k.stream()}, batch...).Int()
 			total += n
 			batch = batch[:1]
 			return err

@@ -20,7 +20,7 @@ import (
 func TestUpgradeFromLayout1LosesNothing(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := redistest.Shared(t)
-	k := newKeys(prefix)
+	k := newKeys(prefix, prefix)
 	rc := newReceiver(t, nil)
 	ctx := context.Background()
 	now := time.Now().UnixMilli()
@@ -91,8 +91,8 @@ func TestUnusableSecretSendsNothing(t *testing.T) {
 	ctx := context.Background()
 	rc := newReceiver(t, func(_ int64, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL, Secret: testSecret})
-	b.rdb.HSet(ctx, e.k.endpoint("ep"), string(epFieldSecret), "whsec_!!not base64!!")
-	b.rdb.Incr(ctx, e.k.endpointGen()) // as any change to an endpoint does
+	b.rdb.HSet(ctx, e.base().k.endpoint("ep"), string(epFieldSecret), "whsec_!!not base64!!")
+	b.rdb.Incr(ctx, e.base().k.endpointGen()) // as any change to an endpoint does
 	id := enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)})[0]
 	d := waitStatus(t, e, id, StatusFailed, 5*time.Second)
 	if n := rc.count.Load(); n != 0 {

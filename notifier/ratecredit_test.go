@@ -83,7 +83,7 @@ func TestRateLimitHoldsWithCredit(t *testing.T) {
 	putEndpoint(t, e1, Endpoint{ID: "ep", URL: rc.URL, RateLimitPerMinute: 6000, MaxInFlight: 50})
 	lim := redis_rate.NewLimiter(b.rdb)
 	start := time.Now()
-	if _, err := lim.AllowN(context.Background(), e1.k.rate("ep"), redis_rate.PerMinute(6000), 5900); err != nil {
+	if _, err := lim.AllowN(context.Background(), e1.base().k.rate("ep"), redis_rate.PerMinute(6000), 5900); err != nil {
 		t.Fatal(err)
 	}
 	var reqs []Request

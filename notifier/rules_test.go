@@ -219,7 +219,7 @@ func TestParseBeginAnswer(t *testing.T) {
 func TestScriptKeysMatchGo(t *testing.T) {
 	t.Parallel()
 	e, b := setup(t, nil)
-	k := e.k
+	k := e.base().k
 	probe := script(`return {STREAM_KEY, DELAYED_KEY, BACKLOG_KEY, EPGEN_KEY, WAITING_KEY, ALL_INDEX_KEY,
   FAILED_INDEX_KEY, recordKey('x'), endpointKey('x'), inflightKey('x'), waitersKey('x'), slotKey('x'), lineKey('x'),
   subscriberIndexKey('x'), eventIndexKey('x'), endpointIndexKey('x')}`)

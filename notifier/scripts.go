@@ -10,8 +10,8 @@ import (
 // which), so a crash between two Redis calls can never lose or duplicate a delivery.
 //
 // Conventions for all scripts:
-//   - KEYS[1] is the stream key: it routes the call to the queue's Cluster slot. ARGV[1] is the
-//     key prefix "P:{P}:"; the other keys are built from it by the key functions of keys.go
+//   - KEYS[1] is the stream key: it routes the call to the shard's Cluster slot. ARGV[1] is the
+//     shard's key prefix "P:{T}:"; the other keys are built from it by the key functions of keys.go
 //     (recordKey(id), DELAYED_KEY, ...), because some are only known inside the script (the next
 //     delivery of an ordering line, the next waiter of an endpoint). All share the hash tag.
 //   - The names of states, verdicts and fields are the constants of state.go (ST_PENDING,
@@ -467,11 +467,23 @@ bumpEndpointGen(now)
 return created
 `)
 
+// copyEndpointScript copies an endpoint into this shard, as another shard holds it, unless this
+// shard has it already (the shard count changed; see shard.go).
+// ARGV[2] endpoint id, ARGV[3] now ms, ARGV[4...] its fields and values. Returns 1 copied, 0 not.
+var copyEndpointScript = script(`
+local ek = endpointKey(ARGV[2])
+if redis.call('EXISTS', ek) == 1 then return 0 end
+redis.call('HSET', ek, unpack(ARGV, 4))
+bumpEndpointGen(tonumber(ARGV[3]))
+return 1
+`)
+
 // deleteEndpointScript removes an endpoint with its in-flight leases and rate slot.
-// ARGV[2] endpoint id, ARGV[3] now ms.
+// ARGV[2] endpoint id, ARGV[3] now ms. Returns 1, or 0 when the shard held none of them (the
+// endpoints' generation then stays, and so do the engines' caches).
 var deleteEndpointScript = script(`
 local ep = ARGV[2]
-redis.call('DEL', endpointKey(ep), inflightKey(ep), slotKey(ep))
+if redis.call('DEL', endpointKey(ep), inflightKey(ep), slotKey(ep)) == 0 then return 0 end
 bumpEndpointGen(tonumber(ARGV[3]))
 return 1
 `)

@@ -39,13 +39,13 @@ func TestStreamTrimmedButNotPastTheOldestInFlight(t *testing.T) {
 	}
 	enqueue(t, e, reqs...)
 	testutil.Eventually(t, 10*time.Second, "the fast deliveries", func() bool { return fast.count.Load() == 500 })
-	sid := b.rdb.HGet(ctx, e.k.record(hung), string(fieldEntry)).Val()
+	sid := b.rdb.HGet(ctx, e.base().k.record(hung), string(fieldEntry)).Val()
 	if sid == "" {
 		t.Fatal("the hung delivery has no stream entry")
 	}
 	// Over several beats the trim runs, and keeps everything from the hung entry on.
 	testutil.Never(t, 5*e.cfg.Heartbeat, "the stream trimmed past the oldest entry in flight", func() bool {
-		return len(b.rdb.XRange(ctx, e.k.stream(), sid, sid).Val()) != 1 || b.rdb.XLen(ctx, e.k.stream()).Val() < 500
+		return len(b.rdb.XRange(ctx, e.base().k.stream(), sid, sid).Val()) != 1 || b.rdb.XLen(ctx, e.base().k.stream()).Val() < 500
 	})
 	// Queue depth: the one in flight is ready; the 500 acknowledged ones are not. The oldest is
 	// the one in flight.
@@ -55,7 +55,7 @@ func TestStreamTrimmedButNotPastTheOldestInFlight(t *testing.T) {
 	})
 	release <- struct{}{}
 	waitStatus(t, e, hung, StatusDelivered, 5*time.Second)
-	testutil.Eventually(t, 5*time.Second, "the stream to be trimmed", func() bool { return b.rdb.XLen(ctx, e.k.stream()).Val() <= 100 })
+	testutil.Eventually(t, 5*time.Second, "the stream to be trimmed", func() bool { return b.rdb.XLen(ctx, e.base().k.stream()).Val() <= 100 })
 }
 
 // gauge reads one gauge from reg: the one whose first label has value label ("" for none).

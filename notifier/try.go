@@ -45,7 +45,7 @@ func (e *Engine) process(t *try) {
 func (e *Engine) dropForeign(en entry) {
 	ctx, cancel := e.redisCtx()
 	defer cancel()
-	e.rdb.XAck(ctx, e.k.stream(), group, en.sid)
+	e.rdb.XAck(ctx, en.sh.k.stream(), group, en.sid)
 }
 
 // deferForBreaker puts back a delivery whose endpoint's breaker refused it: no lease, no rate
@@ -113,10 +113,10 @@ func (e *Engine) attempt(t *try) {
 	d := e.retry.decide(v, tries, tr.retryAfter, finishedAt, bg.acc)
 	item := finishItem{id: t.id, entry: t.sid, now: finishedAt, outcome: d.outcome, due: d.due, deadReason: d.reason,
 		attempt: attemptJSON(ts, tr, v), endpoint: bg.ep, tries: tries, line: bg.line, accepted: bg.acc}
-	if !e.record(t.fc, item) {
+	if !e.record(t.sh, t.fc, item) {
 		return
 	}
-	e.countFinish(d, v, finishedAt-bg.acc)
+	e.countFinish(t.sh, d, v, finishedAt-bg.acc)
 	e.report(Outcome{
 		DeliveryID: t.id, EndpointID: bg.ep, EventID: bg.evt, SubscriberID: bg.sub, StatusCode: tr.status,
 		Reason: v.Reason, Delivered: v.Delivered, Dead: d.outcome == finishDead, Tried: !v.Unsent, At: ts,
@@ -187,24 +187,24 @@ func attemptJSON(ts time.Time, tr tryResult, v verdict) []byte {
 // its lease kept other deliveries of the endpoint waiting. False when it was not recorded:
 // stopping or a lasting Redis failure (pending here; the reaper hands it back), or another
 // process finished the delivery meanwhile.
-func (e *Engine) record(fc *finishCall, item finishItem) bool {
+func (e *Engine) record(sh *shard, fc *finishCall, item finishItem) bool {
 	var fin int64
 	err := e.retryRedis("record a try", func() (err error) {
-		fin, err = e.batch.finish(fc, item) // the batcher bounds its calls itself
+		fin, err = sh.batch.finish(fc, item) // the batcher bounds its calls itself
 		return err
 	})
 	return err == nil && fin == 1
 }
 
 // countFinish counts a recorded finish and wakes the pump for a retry due soon.
-func (e *Engine) countFinish(d decision, v verdict, ageMS int64) {
+func (e *Engine) countFinish(sh *shard, d decision, v verdict, ageMS int64) {
 	switch d.outcome {
 	case finishDelivered:
 		e.m.deliveredOK.Inc()
 		e.m.e2eSeconds.Observe(float64(ageMS) / 1000)
 	case finishRetry:
 		e.m.deliveries.WithLabelValues("retry", v.Reason).Inc()
-		e.pokeAt(d.due)
+		e.pokeAt(sh, d.due)
 	default:
 		e.m.deliveries.WithLabelValues("dead", d.reason).Inc()
 	}
@@ -218,7 +218,7 @@ func (e *Engine) deferTry(en entry, delay time.Duration, release bool, interval 
 		now := e.nowMS()
 		args := deferArgs{id: en.id, entry: en.sid, now: now, due: now + delay.Milliseconds(),
 			releaseLease: release, intervalMS: interval.Milliseconds()}
-		due, err = deferScript.Run(ctx, e.rdb, []string{e.k.stream()}, args.argv(e.k.p)...).Int64()
+		due, err = deferScript.Run(ctx, e.rdb, []string{en.sh.k.stream()}, args.argv(en.sh.k.p)...).Int64()
 		return err
 	})
 	if err != nil || due < 0 {
@@ -228,7 +228,7 @@ func (e *Engine) deferTry(en entry, delay time.Duration, release bool, interval 
 		e.m.deliveries.WithLabelValues("deferred", reason).Inc()
 		e.report(Outcome{DeliveryID: en.id, EndpointID: en.ep, Reason: reason, At: e.cfg.Now()})
 	}
-	e.pokeAt(due)
+	e.pokeAt(en.sh, due)
 }
 
 // redisCtx is for the Redis calls of a try: they must complete even while the engine stops, or

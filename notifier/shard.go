@@ -1,0 +1,172 @@
+package notifier
+
+import (
+	"context"
+	"hash/fnv"
+	"slices"
+	"strconv"
+
+	"github.com/heraldhq/herald/redisx"
+)
+
+// The queue's shards. A shard is a full set of the engine's keys under one hash tag (keys.go):
+// its stream, delayed set, backlog counter, endpoints, records, leases, waiters, rate slots,
+// ordering lines and indexes. On a Redis Cluster each shard lives on one slot, so N shards spread
+// the queue's work over up to N masters; on a single Redis they only split it.
+//
+// A delivery's shard follows from its endpoint (homeIndex), so an endpoint's leases, waiters,
+// rate slot and ordering lines stay in one slot with its deliveries, and every script still works
+// on one slot. An endpoint is written to its home shard (PutEndpoint).
+//
+// Changing the shard count. Every engine records the count it runs with (P:{P}:shardcounts) and
+// works the shards of every count recorded within the horizon (MaxDeliveryAge + Retention), so
+// the deliveries of a shard nobody's count names any more are still delivered. While more than one
+// count is recorded, Enqueue looks for each delivery in its homes under the other counts first:
+// a delivery id already there is not enqueued again, and a delivery whose ordering line is live
+// there joins it there, so nothing is duplicated and a line keeps its order (route). An endpoint
+// missing from its new home is copied from an old one (copyEndpoint).
+
+// shard is one set of the queue's keys and what an engine keeps per set: the batcher of its
+// finish and rate calls, its endpoint cache (its generation key is the shard's), the pump's wake.
+type shard struct {
+	tag   string
+	k     keys
+	batch *batcher
+	eps   epCache
+	wake  chan struct{} // pokes the shard's pump when a retry is scheduled sooner than it sleeps
+}
+
+// layout is the shards of one shard count, in order: an endpoint's home is shards[homeIndex].
+type layout struct {
+	n      int
+	shards []*shard
+}
+
+// maxQueueShards bounds Config.QueueShards: every shard's tag hashes into a window of its own
+// (shardTag), and 256 windows of slotWindow slots fit the 16,384 slots.
+const (
+	maxQueueShards = 256
+	slotWindow     = 64
+	clusterSlots   = 16384
+)
+
+// shardTag returns the hash tag of shard i of n. Shard 0's is the prefix itself. Shard i's is the
+// first "P.<x>" whose slot falls in the window of slotWindow slots that starts i/n of the way
+// round the slot ring from shard 0's slot: the n shards divide the slots evenly, so on a Cluster
+// whose masters hold equal ranges of slots (as redis-cli --cluster create makes them) each
+// master gets its share. The tag depends on i/n only: shard 2 of 6 is shard 1 of 3.
+func shardTag(prefix string, i, n int) string {
+	if i == 0 {
+		return prefix
+	}
+	target := (redisx.Slot(prefix) + i*clusterSlots/n) % clusterSlots
+	for x := 1; ; x++ {
+		tag := prefix + "." + strconv.Itoa(x)
+		if (redisx.Slot(tag)-target+clusterSlots)%clusterSlots < slotWindow {
+			return tag
+		}
+	}
+}
+
+// homeIndex is the index of endpoint ep's home among n shards.
+func homeIndex(ep string, n int) int {
+	if n == 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(ep))
+	return int(h.Sum32() % uint32(n))
+}
+
+// newShard builds the shard with tag tag.
+func (e *Engine) newShard(tag string) *shard {
+	sh := &shard{tag: tag, k: newKeys(e.cfg.Prefix, tag), wake: make(chan struct{}, 1)}
+	sh.batch = newBatcher(e.rdb, e.cfg.Workers, sh.k, finishFixed{retentionMS: e.cfg.Retention.Milliseconds(),
+		attemptsKept: maxAttemptsKept, horizonMS: e.horizonMS()})
+	return sh
+}
+
+// layoutOf returns the layout of n shards, building the shards this engine does not know yet;
+// the new ones are returned too (the caller starts them). Called with topoMu held.
+func (e *Engine) layoutOf(n int) (layout, []*shard) {
+	l := layout{n: n, shards: make([]*shard, n)}
+	var added []*shard
+	for i := range n {
+		tag := shardTag(e.cfg.Prefix, i, n)
+		sh := e.byTag[tag]
+		if sh == nil {
+			sh = e.newShard(tag)
+			e.byTag[tag] = sh
+			e.shards = append(e.shards, sh)
+			added = append(added, sh)
+		}
+		l.shards[i] = sh
+	}
+	return l, added
+}
+
+// base is shard 0, which every layout shares: the heartbeats, the layout version and the shard
+// counts live there.
+func (e *Engine) base() *shard { return e.own.shards[0] }
+
+// home is endpoint ep's shard under this engine's shard count.
+func (e *Engine) home(ep string) *shard { return e.own.shards[homeIndex(ep, e.own.n)] }
+
+// workedShards returns every shard this engine works.
+func (e *Engine) workedShards() []*shard {
+	e.topoMu.RLock()
+	defer e.topoMu.RUnlock()
+	return slices.Clone(e.shards)
+}
+
+// formerHomes returns endpoint ep's homes under the other shard counts in use, other than its home
+// now: where its deliveries and ordering lines may still be.
+func (e *Engine) formerHomes(ep string) []*shard {
+	e.topoMu.RLock()
+	defer e.topoMu.RUnlock()
+	if len(e.others) == 0 {
+		return nil
+	}
+	now := e.home(ep)
+	var out []*shard
+	for _, l := range e.others {
+		if sh := l.shards[homeIndex(ep, l.n)]; sh != now && !slices.Contains(out, sh) {
+			out = append(out, sh)
+		}
+	}
+	return out
+}
+
+// endpointHomes returns endpoint ep's home under every shard count in use, its home now first.
+func (e *Engine) endpointHomes(ep string) []*shard {
+	return append([]*shard{e.home(ep)}, e.formerHomes(ep)...)
+}
+
+// refreshTopology records this engine's shard count as in use now and learns the counts other
+// engines use (those recorded within the horizon). It returns the shards it did not work yet; the
+// caller starts them.
+func (e *Engine) refreshTopology(ctx context.Context) ([]*shard, error) {
+	key := e.base().k.shardCounts()
+	now := e.nowMS()
+	pipe := e.rdb.Pipeline()
+	pipe.HSet(ctx, key, strconv.Itoa(e.own.n), now)
+	counts := pipe.HGetAll(ctx, key)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	e.topoMu.Lock()
+	defer e.topoMu.Unlock()
+	var added []*shard
+	e.others = e.others[:0]
+	for s, seen := range counts.Val() {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxQueueShards || n == e.own.n || now-atoi64(seen) > e.horizonMS() {
+			continue
+		}
+		l, more := e.layoutOf(n)
+		e.others = append(e.others, l)
+		added = append(added, more...)
+	}
+	slices.SortFunc(e.others, func(a, b layout) int { return a.n - b.n })
+	return added, nil
+}
