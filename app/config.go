@@ -40,6 +40,7 @@ type Config struct {
 	AllowPrivate       bool
 	MaxBacklog         int64
 	Workers            int
+	QueueShards        int
 
 	SessionTTL        time.Duration
 	DeliveryRetention time.Duration
@@ -72,6 +73,7 @@ func Default() Config {
 		MaxConnsPerHost:    n.MaxConnsPerHost,
 		MaxBacklog:         n.MaxBacklog,
 		Workers:            n.Workers,
+		QueueShards:        n.QueueShards,
 		SessionTTL:         sessions.DefaultTTL,
 		DeliveryRetention:  n.Retention,
 		DisableAfter:       subscribers.DefaultDisableAfter,
@@ -102,6 +104,7 @@ func (c *Config) notifierConfig() notifier.Config {
 	n.AllowPrivate = c.AllowPrivate
 	n.MaxBacklog = c.MaxBacklog
 	n.Workers = c.Workers
+	n.QueueShards = c.QueueShards
 	n.Retention = c.DeliveryRetention
 	return n
 }
@@ -117,6 +120,7 @@ var engineFlags = map[string]string{
 	"MaxConnsPerHost":    "max-conns-per-host",
 	"MaxBacklog":         "max-backlog",
 	"Workers":            "workers",
+	"QueueShards":        "queue-shards",
 	"Retention":          "delivery-retention",
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,9 +31,11 @@ func TestHelperProcess(t *testing.T) {
 	if os.Getenv("HERALD_NOTIFIER_CHILD") != "1" {
 		t.Skip("helper process for TestKill9TakeOver")
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("HERALD_NOTIFIER_REDIS")})
+	// One address is a Redis, several a Cluster (NewUniversalClient tells them apart so).
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(os.Getenv("HERALD_NOTIFIER_REDIS"), ",")})
 	cfg := testConfig(os.Getenv("HERALD_NOTIFIER_PREFIX"))
 	cfg.Consumer = "child"
+	cfg.QueueShards, _ = strconv.Atoi(os.Getenv("HERALD_NOTIFIER_SHARDS"))
 	e, err := New(rdb, cfg)
 	if err != nil {
 		fmt.Println("error", err)
@@ -59,7 +62,7 @@ func TestKill9TakeOver(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 
-	child := startChildEngine(t, rdb, prefix)
+	child := startChildEngine(t, rdb.(*redis.Client).Options().Addr, prefix, 1)
 
 	cfg := testConfig(prefix)
 	cfg.Consumer = "parent"
@@ -107,9 +110,10 @@ func TestKill9TakeOver(t *testing.T) {
 	})
 }
 
-// startChildEngine runs an engine named "child" in a process of its own (TestHelperProcess),
-// returning once it is consuming; the test may kill it.
-func startChildEngine(t *testing.T, rdb redis.UniversalClient, prefix string) *exec.Cmd {
+// startChildEngine runs an engine named "child" with shards queue shards in a process of its own
+// (TestHelperProcess) on Redis addrs (comma-separated: a Cluster), returning once it is
+// consuming; the test may kill it.
+func startChildEngine(t *testing.T, addrs, prefix string, shards int) *exec.Cmd {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -117,7 +121,7 @@ func startChildEngine(t *testing.T, rdb redis.UniversalClient, prefix string) *e
 	}
 	child := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.v=false")
 	child.Env = append(os.Environ(), "HERALD_NOTIFIER_CHILD=1",
-		"HERALD_NOTIFIER_REDIS="+rdb.(*redis.Client).Options().Addr, "HERALD_NOTIFIER_PREFIX="+prefix)
+		"HERALD_NOTIFIER_REDIS="+addrs, "HERALD_NOTIFIER_PREFIX="+prefix, "HERALD_NOTIFIER_SHARDS="+strconv.Itoa(shards))
 	stdout, _ := child.StdoutPipe()
 	child.Stderr = os.Stderr
 	if err := child.Start(); err != nil {

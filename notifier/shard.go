@@ -42,27 +42,28 @@ type layout struct {
 	shards []*shard
 }
 
-// maxQueueShards bounds Config.QueueShards: every shard's tag hashes into a window of its own
-// (shardTag), and 256 windows of slotWindow slots fit the 16,384 slots.
+// maxQueueShards bounds Config.QueueShards: shardTag puts each shard in a section of the slots of
+// its own, and 256 sections of 64 slots fit the 16,384 slots.
 const (
 	maxQueueShards = 256
-	slotWindow     = 64
 	clusterSlots   = 16384
+	tagWindow      = 32 // slots around a section's middle a shard's tag may hash to
 )
 
-// shardTag returns the hash tag of shard i of n. Shard 0's is the prefix itself. Shard i's is the
-// first "P.<x>" whose slot falls in the window of slotWindow slots that starts i/n of the way
-// round the slot ring from shard 0's slot: the n shards divide the slots evenly, so on a Cluster
-// whose masters hold equal ranges of slots (as redis-cli --cluster create makes them) each
-// master gets its share. The tag depends on i/n only: shard 2 of 6 is shard 1 of 3.
+// shardTag returns the hash tag of shard i of n. The slots are cut into n equal sections, as
+// redis-cli --cluster create cuts them among masters. Shard 0's tag is the prefix itself, in
+// whatever section that hashes to; shard i's is the first "P.<x>" that hashes near the middle of
+// the i-th section after shard 0's. So the n shards take one section each, and on a Cluster whose
+// masters hold equal ranges of slots each master gets its share (n a multiple of the masters).
 func shardTag(prefix string, i, n int) string {
 	if i == 0 {
 		return prefix
 	}
-	target := (redisx.Slot(prefix) + i*clusterSlots/n) % clusterSlots
+	section := (redisx.Slot(prefix)*n/clusterSlots + i) % n
+	from := (2*section+1)*clusterSlots/(2*n) - tagWindow/2
 	for x := 1; ; x++ {
 		tag := prefix + "." + strconv.Itoa(x)
-		if (redisx.Slot(tag)-target+clusterSlots)%clusterSlots < slotWindow {
+		if s := redisx.Slot(tag); s >= from && s < from+tagWindow {
 			return tag
 		}
 	}
