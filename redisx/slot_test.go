@@ -1,10 +1,16 @@
 package redisx_test
 
 import (
+	"context"
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/redisx"
+	"github.com/heraldhq/herald/redisx/redistest"
 )
 
 func TestSlot(t *testing.T) {
@@ -47,6 +53,49 @@ func TestSlot(t *testing.T) {
 		}
 		if h := redisx.Slot(c.hashes); got != h {
 			t.Errorf("Slot(%q) = %d, want %d, the slot of %q", c.key, got, h, c.hashes)
+		}
+	}
+}
+
+// TestSlotAgreesWithRedis compares Slot with CLUSTER KEYSLOT on a real cluster node for random
+// keys made mostly of braces, so that every way a hash tag can be formed or not formed comes up.
+func TestSlotAgreesWithRedis(t *testing.T) {
+	t.Parallel()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewPCG(seed, seed>>1))
+	const alphabet = "{}{}{}ab\x00\xff\xc3\xa9"
+	keys := make([]string, 500)
+	for i := range keys {
+		b := make([]byte, rnd.IntN(12))
+		for j := range b {
+			b[j] = alphabet[rnd.IntN(len(alphabet))]
+		}
+		if i%5 == 0 { // some keys of random bytes, some long
+			b = make([]byte, rnd.IntN(200))
+			for j := range b {
+				b[j] = byte(rnd.UintN(256))
+			}
+		}
+		keys[i] = string(b)
+	}
+
+	cl := redistest.StartClusterWith(t, redistest.ClusterOptions{Masters: 1})
+	node := cl.Nodes[0].Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmds := make([]*redis.IntCmd, len(keys))
+	if _, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.ClusterKeySlot(ctx, k)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("CLUSTER KEYSLOT: %v", err)
+	}
+	for i, k := range keys {
+		if got, want := redisx.Slot(k), int(cmds[i].Val()); got != want {
+			t.Errorf("Slot(%q) = %d, CLUSTER KEYSLOT says %d", k, got, want)
 		}
 	}
 }
