@@ -6,7 +6,8 @@
 #       consecutive ports from base-port (their cluster bus ports are those plus 10000), forms
 #       the cluster with redis-cli --cluster create, waits until every node reports
 #       cluster_state:ok and every replica is in sync, and prints the addresses comma-separated
-#       on its last line, ready for herald serve --redis-addrs.
+#       on its last line, ready for herald serve --redis-addrs. redis-cli picks which replica
+#       follows which master; start lists them.
 #   scripts/cluster.sh addrs   prints the addresses of the running cluster.
 #   scripts/cluster.sh stop    shuts every node down and removes the cluster's directory.
 #
