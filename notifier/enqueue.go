@@ -112,6 +112,7 @@ func (e *Engine) enqueueChunk(ctx context.Context, sh *shard, now int64, reqs []
 			if !ok {
 				return unknown
 			}
+			continue // with the endpoint in place
 		}
 		for j := range idx {
 			if res[1+j] == 1 {

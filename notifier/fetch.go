@@ -34,36 +34,31 @@ func toEntries(sh *shard, msgs []redis.XMessage) []entry {
 
 // fetchLoop reads due deliveries from a shard's stream as workers free up and hands each batch to
 // a dispatcher. It never holds more entries than free workers, so memory stays bounded whatever
-// the backlog. Every shard has one; they share the workers.
+// the backlog. Every shard has one, and they share the workers: a fetcher takes the free worker
+// slots before it reads (never waiting for more than one, so fetchers cannot hold each other up)
+// and gives back what it did not fill. While its shard has nothing due it waits on the stream
+// holding a single slot, so an idle shard keeps no worker from a busy one.
 func (e *Engine) fetchLoop(sh *shard) {
 	defer e.loops.Done()
 	ctx := e.soft
 	backoff := newBackoff(50*time.Millisecond, 2*time.Second)
+	idle := false
 	for ctx.Err() == nil {
-		// Wait for at least one free worker.
-		select {
-		case e.slots <- struct{}{}:
-		case <-ctx.Done():
+		held := e.takeSlots(ctx, idle)
+		if held == 0 {
 			return
 		}
-		es, err := e.read(ctx, sh)
+		es, err := e.read(ctx, sh, held, idle)
+		e.releaseSlots(held - len(es))
 		if err != nil {
-			<-e.slots
 			if e.readFailed(ctx, sh, err) {
 				sleepCtx(ctx, backoff.next())
 			}
 			continue
 		}
 		backoff.reset()
-		if len(es) == 0 {
-			<-e.slots
+		if idle = len(es) == 0; idle {
 			continue
-		}
-		// One slot is held already; take one more per extra entry (free ones exist: read asked
-		// for no more than were free; should the reaper have taken one meanwhile, this waits
-		// for a try to end).
-		for range len(es) - 1 {
-			e.slots <- struct{}{}
 		}
 		if !e.handOver(es) {
 			return
@@ -71,13 +66,49 @@ func (e *Engine) fetchLoop(sh *shard) {
 	}
 }
 
-// read reads up to as many due entries as there are free workers, blocking up to a second.
-func (e *Engine) read(ctx context.Context, sh *shard) ([]entry, error) {
-	free := min(1+cap(e.slots)-len(e.slots), 256)
+// maxFetch bounds the entries one read takes.
+const maxFetch = 256
+
+// takeSlots waits for one free worker slot and, unless one is all it wants, takes the other free
+// ones too, up to maxFetch. It returns how many it holds: 0 when the engine stops first.
+func (e *Engine) takeSlots(ctx context.Context, one bool) int {
+	select {
+	case e.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for !one && n < maxFetch {
+		select {
+		case e.slots <- struct{}{}:
+			n++
+			continue
+		default:
+		}
+		break
+	}
+	return n
+}
+
+func (e *Engine) releaseSlots(n int) {
+	for range n {
+		<-e.slots
+	}
+}
+
+// read reads up to count due entries; wait says to wait up to a second for one when none is due.
+func (e *Engine) read(ctx context.Context, sh *shard, count int, wait bool) ([]entry, error) {
+	block := time.Duration(-1) // no BLOCK: answer at once
+	if wait {
+		block = time.Second
+	}
 	streams, err := e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: group, Consumer: e.cfg.Consumer, Streams: []string{sh.k.stream(), ">"},
-		Count: int64(free), Block: time.Second,
+		Count: int64(count), Block: block,
 	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil // none due
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +123,7 @@ func (e *Engine) read(ctx context.Context, sh *shard) ([]entry, error) {
 // timeout of the blocking read or a stop, nor after recreating a lost consumer group.
 func (e *Engine) readFailed(ctx context.Context, sh *shard, err error) (backOff bool) {
 	switch {
-	case errors.Is(err, redis.Nil) || ctx.Err() != nil:
+	case ctx.Err() != nil:
 		return false
 	case isNoGroup(err):
 		// Redis lost its data (restart without persistence) or someone deleted the stream:

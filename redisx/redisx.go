@@ -53,15 +53,24 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 		c.Client = redis.NewClient(o)
 		c.Addr = o.Addr
 	case len(opts.Addrs) > 0:
-		c.Client = redis.NewUniversalClient(&redis.UniversalOptions{
+		uo := &redis.UniversalOptions{
 			Addrs:      opts.Addrs,
 			MasterName: opts.MasterName,
 			Username:   opts.Username,
 			Password:   opts.Password,
 			PoolSize:   opts.PoolSize,
-			// A list of addresses without a master name is a Cluster, even with one address.
-			IsClusterMode: opts.MasterName == "",
-		})
+		}
+		if opts.MasterName != "" {
+			c.Client = redis.NewUniversalClient(uo)
+			break
+		}
+		// A list of addresses without a master name is a Cluster, even with one address.
+		co := uo.Cluster()
+		// go-redis reloads the slot map on MOVED and ASK but not when a master stops answering,
+		// and otherwise only every 60 s: after a failover the dead master's slots would fail that
+		// long (redis/go-redis#3979). Reload often enough to follow a failover within seconds.
+		co.ClusterStateReloadInterval = ClusterStateReload
+		c.Client = redis.NewClusterClient(co)
 		c.Addr = strings.Join(opts.Addrs, ",")
 	default:
 		m := miniredis.NewMiniRedis()
@@ -81,6 +90,9 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 	}
 	return c, nil
 }
+
+// ClusterStateReload is how often a Cluster client reloads the slot map (see Open).
+const ClusterStateReload = 2 * time.Second
 
 // Close closes the client and stops the embedded store, if any.
 func (c *Conn) Close() error {
