@@ -63,7 +63,7 @@ func TransientReason(err error) string {
 		return "redis did not answer in time"
 	case errors.As(err, &ne):
 		return "redis is unreachable or dropped the connection"
-	case errors.Is(err, redis.ErrPoolTimeout):
+	case errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrPoolExhausted):
 		return "every redis connection stayed busy past the pool timeout"
 	case errors.Is(err, redis.ErrClosed):
 		return "the redis client is closed: herald is shutting down"

@@ -54,6 +54,7 @@ func TestIsTransient(t *testing.T) {
 		{"EPIPE", syscall.EPIPE, true},
 		{"pool closed", redis.ErrClosed, true},
 		{"pool timeout", redis.ErrPoolTimeout, true},
+		{"pool exhausted", redis.ErrPoolExhausted, true},
 
 		{"LOADING", reply("LOADING Redis is loading the dataset in memory"), true},
 		{"CLUSTERDOWN", reply("CLUSTERDOWN The cluster is down"), true},
