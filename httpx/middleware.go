@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -53,13 +54,50 @@ func Recover(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				slog.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path,
+				Logger(r.Context()).ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path,
 					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				WriteJSON(w, http.StatusInternalServerError, map[string]*Error{"error": {Code: CodeInternal, Message: "internal error"}})
 			}
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+type loggerKey struct{}
+
+// WithLogger makes log the logger of the requests it serves: WriteError, Log and Recover write to
+// it (see Logger), so requests log where the daemon does.
+func WithLogger(log *slog.Logger) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), loggerKey{}, log)))
+		})
+	}
+}
+
+// Logger returns the logger WithLogger gave ctx's request, or slog.Default().
+func Logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok && l != nil {
+		return l
+	}
+	return slog.Default()
+}
+
+// Detach serves each request in a context that ends after timeout, and not when the client closes
+// its side of the connection. Go's server cancels a request's context as soon as it reads EOF
+// from the client, yet a client that half-closes after sending its request (shutdown(SHUT_WR), as
+// `nc -N` and some proxies do) still waits for the answer: its request was cancelled mid-way and
+// answered 500. A write half done is worse than one finished, so a request runs to its end;
+// timeout bounds it (use the server's write timeout: past it no answer can be written anyway).
+// The context keeps the request's values.
+func Detach(timeout time.Duration) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
 }
 
 type statusWriter struct {
@@ -94,7 +132,7 @@ func Log(next http.Handler) http.Handler {
 		if sw.status >= 500 {
 			level = slog.LevelWarn
 		}
-		slog.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
+		Logger(r.Context()).Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
 			"status", sw.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
 	})
 }
@@ -176,9 +214,8 @@ func RateLimit(l *redis_rate.Limiter, keyPrefix string, limit redis_rate.Limit, 
 			}
 			res, err := l.Allow(r.Context(), keyPrefix+":api:"+callerKey(r), limit)
 			if err != nil {
-				// The store is down: the request could not be served anyway. Say so plainly.
-				slog.WarnContext(r.Context(), "rate limiter unavailable", "err", err)
-				WriteError(w, r, Unavailable(1, "the store is unavailable, try again shortly"))
+				// Most likely the store is down, and the request could not be served anyway.
+				WriteError(w, r, fmt.Errorf("API rate limiter: %w", err))
 				return
 			}
 			h := w.Header()
