@@ -43,7 +43,7 @@ type App struct {
 	Registry *prometheus.Registry
 
 	services []service
-	ready    []func(context.Context) error
+	ready    readiness
 	started  []service
 
 	pprofLn   net.Listener // --pprof-addr, until Serve serves it; see pprof.go
@@ -54,6 +54,9 @@ type App struct {
 
 // openPaths are the routes that need no API key (contract: Conventions / Auth).
 var openPaths = []string{"/webhook-response", "/healthz", "/readyz"}
+
+// writeTimeout bounds the writing of an answer, and so the work of a request (httpx.Detach).
+const writeTimeout = 60 * time.Second
 
 // New opens Redis and builds every component. Close it with Close if Serve is never called.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
@@ -75,14 +78,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.Limiter = redis_rate.NewLimiter(conn.Client)
 
 	a.Router = httpx.NewRouter()
-	a.Router.Use(httpx.Recover, httpx.Log, httpx.StrictQuery)
+	a.Router.Use(httpx.WithLogger(log), httpx.Detach(writeTimeout), httpx.Recover, httpx.Log, httpx.StrictQuery)
 	a.Router.Handle("/healthz", http.HandlerFunc(a.healthz)).Methods(http.MethodGet, http.MethodHead)
 	a.Router.Handle("/readyz", http.HandlerFunc(a.readyz)).Methods(http.MethodGet, http.MethodHead)
 	a.API = a.Router.NewRoute().Subrouter()
 	a.API.Use(httpx.Auth(cfg.APIKeys, openPaths...))
 	a.API.Use(httpx.RateLimit(a.Limiter, cfg.RedisPrefix, redis_rate.PerSecond(cfg.APIRateLimit), openPaths...))
 	a.API.Handle("/metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
-	a.ready = append(a.ready, func(ctx context.Context) error { return a.RDB.Ping(ctx).Err() })
+	a.ready.checks = storeChecks(a.RDB, cfg.RedisPrefix)
 
 	for _, m := range mounts {
 		if err := m(a); err != nil {
@@ -101,7 +104,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 func (a *App) addService(s service) { a.services = append(a.services, s) }
 
 // addReadiness registers a check /readyz runs.
-func (a *App) addReadiness(f func(context.Context) error) { a.ready = append(a.ready, f) }
+func (a *App) addReadiness(f func(context.Context) error) {
+	a.ready.checks = append(a.ready.checks, f)
+}
 
 // Run builds the daemon, listens on cfg.Addr and serves until ctx ends, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
@@ -124,7 +129,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           a.Router,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
@@ -192,27 +197,4 @@ func (a *App) Close() {
 
 func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	for _, check := range a.ready {
-		if err := check(ctx); err != nil {
-			a.Log.Warn("not ready", "err", err)
-			w.Header().Set("Retry-After", "1")
-			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reason": readinessReason(err)})
-			return
-		}
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-}
-
-// readinessReason describes a failed check without leaking addresses or credentials.
-func readinessReason(err error) string {
-	var re interface{ ReadinessReason() string }
-	if errors.As(err, &re) {
-		return re.ReadinessReason()
-	}
-	return "redis is unreachable"
 }

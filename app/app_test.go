@@ -51,12 +51,18 @@ func start(t *testing.T, mutate func(*app.Config)) (base string, a *app.App) {
 // to return; it is safe to call twice and runs when the test ends.
 func serve(t *testing.T, cfg app.Config) (base string, a *app.App, stop func()) {
 	t.Helper()
+	return serveLog(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// serveLog is serve with the daemon logging to log.
+func serveLog(t *testing.T, cfg app.Config, log *slog.Logger) (base string, a *app.App, stop func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Addr = ln.Addr().String()
-	a, err = app.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err = app.New(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
