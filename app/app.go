@@ -55,6 +55,10 @@ type App struct {
 // openPaths are the routes that need no API key (contract: Conventions / Auth).
 var openPaths = []string{"/webhook-response", "/healthz", "/readyz"}
 
+// unlimitedPaths are the routes the API rate limiter leaves alone: the open ones, and /metrics,
+// which must answer while Redis (where the limiter counts) is down, to show why.
+var unlimitedPaths = append([]string{"/metrics"}, openPaths...)
+
 // writeTimeout bounds the writing of an answer, and so the work of a request (httpx.Detach).
 const writeTimeout = 60 * time.Second
 
@@ -83,7 +87,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.Router.Handle("/readyz", http.HandlerFunc(a.readyz)).Methods(http.MethodGet, http.MethodHead)
 	a.API = a.Router.NewRoute().Subrouter()
 	a.API.Use(httpx.Auth(cfg.APIKeys, openPaths...))
-	a.API.Use(httpx.RateLimit(a.Limiter, cfg.RedisPrefix, redis_rate.PerSecond(cfg.APIRateLimit), openPaths...))
+	a.API.Use(httpx.RateLimit(a.Limiter, cfg.RedisPrefix, redis_rate.PerSecond(cfg.APIRateLimit), unlimitedPaths...))
 	a.API.Handle("/metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	a.ready.checks = storeChecks(a.RDB, cfg.RedisPrefix)
 

@@ -192,6 +192,31 @@ func TestReadyzHungRedis(t *testing.T) {
 	}
 }
 
+// /metrics, /healthz and /readyz answer while Redis is down: none of them waits for the store's
+// rate limiter (which answered /metrics 503 when Redis was down).
+func TestOperationsRoutesWithoutRedis(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	base, _ := start(t, func(c *app.Config) {
+		c.Redis.URL = "redis://" + srv.Addr
+		c.APIKeys = []string{testKey}
+	})
+	wantReady(t, base)
+	srv.Kill()
+	if resp, _ := do(t, "GET", base+"/metrics", testKey, ""); resp.StatusCode != 200 {
+		t.Errorf("/metrics with Redis down: %d, want 200", resp.StatusCode)
+	}
+	if resp, _ := do(t, "GET", base+"/healthz", "", ""); resp.StatusCode != 200 {
+		t.Errorf("/healthz with Redis down: %d, want 200", resp.StatusCode)
+	}
+	if resp, m := do(t, "GET", base+"/readyz", "", ""); resp.StatusCode != 503 {
+		t.Errorf("/readyz with Redis down: %d %v, want 503", resp.StatusCode, m)
+	}
+	if resp, _ := do(t, "GET", base+"/metrics", "", ""); resp.StatusCode != 401 {
+		t.Errorf("/metrics without the key: %d, want 401 still", resp.StatusCode)
+	}
+}
+
 // A client that half-closes its connection after sending its request (shutdown(SHUT_WR), as
 // `nc -N` and some proxies do) still gets its answer: the request is served, not cancelled into a
 // 500 with an ERROR log.
