@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.Router.Handle("/healthz", http.HandlerFunc(a.healthz)).Methods(http.MethodGet, http.MethodHead)
 	a.Router.Handle("/readyz", http.HandlerFunc(a.readyz)).Methods(http.MethodGet, http.MethodHead)
 	a.API = a.Router.NewRoute().Subrouter()
-	a.API.Use(httpx.Auth(cfg.APIKeys, openPaths...))
+	a.API.Use(httpx.Auth(httpx.AuthConfig{Keys: cfg.APIKeys, Open: openPaths}))
 	a.API.Use(httpx.RateLimit(a.Limiter, cfg.RedisPrefix, redis_rate.PerSecond(cfg.APIRateLimit), unlimitedPaths...))
 	a.API.Handle("/metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	a.ready.checks = storeChecks(a.RDB, cfg.RedisPrefix)

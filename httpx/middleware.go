@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -178,7 +177,7 @@ func RateLimit(l *redis_rate.Limiter, keyPrefix string, limit redis_rate.Limit, 
 
 // callerKey identifies the caller for rate limiting without putting a secret in a Redis key.
 func callerKey(r *http.Request) string {
-	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && tok != "" {
+	if tok, ok := bearerToken(r); ok {
 		h := sha256.Sum256([]byte(tok))
 		return "key:" + hex.EncodeToString(h[:8])
 	}
