@@ -64,6 +64,7 @@ const writeTimeout = 60 * time.Second
 
 // New opens Redis and builds every component. Close it with Close if Serve is never called.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	guessed := publicURLDerived(cfg)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -72,6 +73,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	if log == nil {
 		log = slog.Default()
+	}
+	if guessed {
+		log.Warn("no --public-url, and --addr listens on every interface: the response_url herald makes uses a "+
+			"guessed host; set --public-url (HERALD_PUBLIC_URL) to the URL channel servers reach herald at",
+			"addr", cfg.Addr, "public_url", cfg.PublicURL)
 	}
 	conn, err := redisx.Open(ctx, cfg.Redis)
 	if err != nil {

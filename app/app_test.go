@@ -57,13 +57,27 @@ func serve(t *testing.T, cfg app.Config) (base string, a *app.App, stop func()) 
 // serveLog is serve with the daemon logging to log.
 func serveLog(t *testing.T, cfg app.Config, log *slog.Logger) (base string, a *app.App, stop func()) {
 	t.Helper()
+	ln := listen(t)
+	cfg.Addr = ln.Addr().String()
+	return serveOn(t, cfg, ln, log)
+}
+
+// listen returns a listener on a free loopback port.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Addr = ln.Addr().String()
-	a, err = app.New(context.Background(), cfg, log)
+	return ln
+}
+
+// serveOn runs a daemon with cfg on ln, whatever cfg.Addr says.
+func serveOn(t *testing.T, cfg app.Config, ln net.Listener, log *slog.Logger) (base string, a *app.App, stop func()) {
+	t.Helper()
+	a, err := app.New(context.Background(), cfg, log)
 	if err != nil {
+		_ = ln.Close()
 		t.Fatalf("app.New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -79,7 +93,7 @@ func serveLog(t *testing.T, cfg app.Config, log *slog.Logger) (base string, a *a
 		})
 	}
 	t.Cleanup(stop)
-	return "http://" + cfg.Addr, a, stop
+	return "http://" + ln.Addr().String(), a, stop
 }
 
 func do(t *testing.T, method, url, key, body string) (*http.Response, map[string]any) {
