@@ -49,6 +49,8 @@ type App struct {
 	pprofLn   net.Listener // --pprof-addr, until Serve serves it; see pprof.go
 	pprofAddr net.Addr
 
+	redisCheck *redisCheck // Redis's eviction and persistence settings; nil on the embedded store
+
 	components // set by the mount functions, see mounts.go
 }
 
@@ -86,6 +88,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a := &App{Cfg: cfg, Log: log, Conn: conn, RDB: conn.Client, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Limiter = redis_rate.NewLimiter(conn.Client)
+	if !conn.Embedded {
+		a.redisCheck = newRedisCheck(a.RDB, log.With("component", "redis"), a.Registry, redisCheckEvery)
+		a.addService(a.redisCheck)
+	}
 
 	a.Router = httpx.NewRouter()
 	a.Router.Use(httpx.WithLogger(log), httpx.Detach(writeTimeout), httpx.Recover, httpx.Log, httpx.StrictQuery)

@@ -86,14 +86,26 @@ func (r *readiness) runChecks(run *readyRun) {
 	close(run.done)
 }
 
+// readyzBody is the answer of /readyz. Warnings are risks that do not make herald unready: unsafe
+// Redis settings (redisCheck).
+type readyzBody struct {
+	Status   string   `json:"status"`           // ready or unavailable
+	Reason   string   `json:"reason,omitempty"` // why it is unavailable
+	Warnings []string `json:"warnings,omitempty"`
+}
+
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	var warnings []string
+	if a.redisCheck != nil {
+		warnings = a.redisCheck.Warnings()
+	}
 	if err := a.ready.check(r.Context()); err != nil {
 		a.Log.Warn("not ready", "err", err)
 		w.Header().Set("Retry-After", "1")
-		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reason": readinessReason(err)})
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, readyzBody{"unavailable", readinessReason(err), warnings})
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	httpx.WriteJSON(w, http.StatusOK, readyzBody{Status: "ready", Warnings: warnings})
 }
 
 // readinessReason describes a failed check without leaking addresses or credentials.
