@@ -72,6 +72,12 @@ func TestFullRedis(t *testing.T) {
 		resp, m := do(t, r.method, base+r.path, "", r.body)
 		wantUnavailable(t, r.method+" "+r.path, resp, m)
 	}
+	// Deleting frees memory, so a full Redis may allow it; it must not break either.
+	for _, r := range []request{{"DELETE", "/subscribers/" + sub["id"].(string), ``}, {"DELETE", "/channel/c1", ``}} {
+		if resp, m := do(t, r.method, base+r.path, "", r.body); resp.StatusCode != 200 {
+			wantUnavailable(t, r.method+" "+r.path, resp, m)
+		}
+	}
 	if errs := rec.messages(slog.LevelError); len(errs) > 0 {
 		t.Errorf("a full Redis was logged as errors: %q", errs)
 	}
