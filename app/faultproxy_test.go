@@ -90,6 +90,12 @@ func (p *faultProxy) pipe(dst, src net.Conn, fromClient bool) {
 			}
 			p.mu.Unlock()
 			<-resume
+			p.mu.Lock()
+			dropped := p.dropped // what was held when Redis died never reaches it
+			p.mu.Unlock()
+			if dropped {
+				return
+			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
