@@ -43,11 +43,13 @@ type App struct {
 	Registry *prometheus.Registry
 
 	services []service
-	ready    []func(context.Context) error
+	ready    readiness
 	started  []service
 
 	pprofLn   net.Listener // --pprof-addr, until Serve serves it; see pprof.go
 	pprofAddr net.Addr
+
+	redisCheck *redisCheck // Redis's eviction and persistence settings; nil on the embedded store
 
 	components // set by the mount functions, see mounts.go
 }
@@ -55,8 +57,16 @@ type App struct {
 // openPaths are the routes that need no API key (contract: Conventions / Auth).
 var openPaths = []string{"/webhook-response", "/healthz", "/readyz"}
 
+// unlimitedPaths are the routes the API rate limiter leaves alone: the open ones, and /metrics,
+// which must answer while Redis (where the limiter counts) is down, to show why.
+var unlimitedPaths = append([]string{"/metrics"}, openPaths...)
+
+// writeTimeout bounds the writing of an answer, and so the work of a request (httpx.Detach).
+const writeTimeout = 60 * time.Second
+
 // New opens Redis and builds every component. Close it with Close if Serve is never called.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	guessed := publicURLDerived(cfg)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -66,6 +76,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if guessed {
+		log.Warn("no --public-url, and --addr listens on every interface: the response_url herald makes uses a "+
+			"guessed host; set --public-url (HERALD_PUBLIC_URL) to the URL channel servers reach herald at",
+			"addr", cfg.Addr, "public_url", cfg.PublicURL)
+	}
 	conn, err := redisx.Open(ctx, cfg.Redis)
 	if err != nil {
 		return nil, err
@@ -73,16 +88,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a := &App{Cfg: cfg, Log: log, Conn: conn, RDB: conn.Client, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Limiter = redis_rate.NewLimiter(conn.Client)
+	if !conn.Embedded {
+		a.redisCheck = newRedisCheck(a.RDB, log.With("component", "redis"), a.Registry, redisCheckEvery)
+		a.addService(a.redisCheck)
+	}
 
 	a.Router = httpx.NewRouter()
-	a.Router.Use(httpx.Recover, httpx.Log, httpx.StrictQuery)
+	a.Router.Use(httpx.WithLogger(log), httpx.Detach(writeTimeout), httpx.Recover, httpx.Log, httpx.StrictQuery)
 	a.Router.Handle("/healthz", http.HandlerFunc(a.healthz)).Methods(http.MethodGet, http.MethodHead)
 	a.Router.Handle("/readyz", http.HandlerFunc(a.readyz)).Methods(http.MethodGet, http.MethodHead)
 	a.API = a.Router.NewRoute().Subrouter()
-	a.API.Use(httpx.Auth(cfg.APIKeys, openPaths...))
-	a.API.Use(httpx.RateLimit(a.Limiter, cfg.RedisPrefix, redis_rate.PerSecond(cfg.APIRateLimit), openPaths...))
+	a.API.Use(httpx.Auth(httpx.AuthConfig{Keys: cfg.APIKeys, Open: openPaths}))
+	a.API.Use(httpx.RateLimit(a.Limiter, cfg.RedisPrefix, redis_rate.PerSecond(cfg.APIRateLimit), unlimitedPaths...))
 	a.API.Handle("/metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
-	a.ready = append(a.ready, func(ctx context.Context) error { return a.RDB.Ping(ctx).Err() })
+	a.ready.checks = storeChecks(a.RDB, cfg.RedisPrefix)
 
 	for _, m := range mounts {
 		if err := m(a); err != nil {
@@ -101,7 +120,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 func (a *App) addService(s service) { a.services = append(a.services, s) }
 
 // addReadiness registers a check /readyz runs.
-func (a *App) addReadiness(f func(context.Context) error) { a.ready = append(a.ready, f) }
+func (a *App) addReadiness(f func(context.Context) error) {
+	a.ready.checks = append(a.ready.checks, f)
+}
 
 // Run builds the daemon, listens on cfg.Addr and serves until ctx ends, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
@@ -124,7 +145,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           a.Router,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
@@ -192,27 +213,4 @@ func (a *App) Close() {
 
 func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	for _, check := range a.ready {
-		if err := check(ctx); err != nil {
-			a.Log.Warn("not ready", "err", err)
-			w.Header().Set("Retry-After", "1")
-			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reason": readinessReason(err)})
-			return
-		}
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-}
-
-// readinessReason describes a failed check without leaking addresses or credentials.
-func readinessReason(err error) string {
-	var re interface{ ReadinessReason() string }
-	if errors.As(err, &re) {
-		return re.ReadinessReason()
-	}
-	return "redis is unreachable"
 }

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,10 @@ func TestOnRedisCluster(t *testing.T) {
 		c.Redis.URL = ""
 		c.Redis.Addrs = addrs
 	})
+	// Every master's settings are read: redistest's nodes persist nothing.
+	if ws := readyzWarnings(t, base); len(ws) != 1 || !strings.Contains(ws[0], "no persistence") {
+		t.Errorf("readyz warnings on the cluster: %q, want the missing persistence", ws)
+	}
 	rc := newReceiver(t)
 	mustStatus := func(want int, method, path, body string) map[string]any {
 		t.Helper()

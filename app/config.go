@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -153,7 +154,7 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.PublicURL == "" {
-		c.PublicURL = "http://" + c.Addr
+		c.PublicURL, _ = defaultPublicURL(c.Addr, os.Hostname)
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	return nil

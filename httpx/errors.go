@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,17 +95,41 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// WriteError answers err. An *Error (found with errors.As) is written as it is; any other error is
-// logged and answered with a bare 500, or 503 when it is a store outage (redisx.IsTransient).
-func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+// ErrorFor is herald's one rule from an error a handler (or a middleware) met to the API error
+// that answers it:
+//
+//	an *Error anywhere in the chain     that error, as it is
+//	the store cannot serve now          503 unavailable with Retry-After 1 (redisx.IsTransient:
+//	                                    unreachable, connection dropped or reset, timed out, full,
+//	                                    read-only, loading...)
+//	context.Canceled                    503 unavailable with Retry-After 1: the work was stopped,
+//	                                    not refused, and may be tried again
+//	anything else                       500 internal, its text never shown
+//
+// Bad input never reaches the last line: handlers answer it with an *Error.
+func ErrorFor(err error) *Error {
 	var e *Error
-	if !errors.As(err, &e) {
-		if redisx.IsTransient(err) {
-			e = Unavailable(1, "the store is unavailable, try again shortly")
-		} else {
-			e = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
+	switch {
+	case errors.As(err, &e):
+		return e
+	case redisx.IsTransient(err), errors.Is(err, context.Canceled):
+		return Unavailable(1, "the store is unavailable, try again shortly")
+	default:
+		return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
+	}
+}
+
+// WriteError answers err as ErrorFor says. An error that is not an *Error is logged with the
+// request's logger (WithLogger): at warn level when the store could not serve (Redis down, full
+// or restarting is an operator's matter, not a bug), at error level when it is a server fault.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	e := ErrorFor(err)
+	if !errors.As(err, new(*Error)) {
+		level := slog.LevelError
+		if e.Status == http.StatusServiceUnavailable {
+			level = slog.LevelWarn
 		}
-		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		Logger(r.Context()).Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", fmt.Sprint(e.RetryAfter))

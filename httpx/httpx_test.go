@@ -3,6 +3,7 @@ package httpx_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/redisx/redistest"
 )
 
@@ -137,7 +139,7 @@ func TestRouterJSON404And405AndRecover(t *testing.T) {
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
-	h := httpx.Auth([]string{"0123456789abcdef-key"}, "/healthz")(ok)
+	h := httpx.Auth(httpx.AuthConfig{Keys: []string{"0123456789abcdef-key"}, Open: []string{"/healthz"}})(ok)
 	for _, c := range []struct {
 		path, auth string
 		status     int
@@ -145,7 +147,13 @@ func TestAuth(t *testing.T) {
 		{"/x", "", 401},
 		{"/x", "Bearer wrong-key-xxxxxxxxxx", 401},
 		{"/x", "Basic 0123456789abcdef-key", 401},
+		{"/x", "Bearer", 401},
+		{"/x", "Bearer ", 401},
+		{"/x", "Bearer0123456789abcdef-key", 401},
 		{"/x", "Bearer 0123456789abcdef-key", 204},
+		{"/x", "bearer 0123456789abcdef-key", 204}, // the scheme is case-insensitive (RFC 7235)
+		{"/x", "BEARER 0123456789abcdef-key", 204},
+		{"/x", "Bearer   0123456789abcdef-key", 204},
 		{"/healthz", "", 204},
 	} {
 		rec := httptest.NewRecorder()
@@ -159,14 +167,60 @@ func TestAuth(t *testing.T) {
 		}
 		if rec.Code == 401 {
 			decodeErr(t, rec)
+			if !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Bearer ") {
+				t.Errorf("401 for %q: WWW-Authenticate %q, want the Bearer challenge", c.auth, rec.Header().Get("WWW-Authenticate"))
+			}
 		}
 	}
 	// No keys: everything passes.
 	rec := httptest.NewRecorder()
-	httpx.Auth(nil)(ok).ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
+	httpx.Auth(httpx.AuthConfig{})(ok).ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
 	if rec.Code != 204 {
 		t.Fatalf("no keys: %d", rec.Code)
 	}
+}
+
+// Wrong keys from one client are answered 429 with Retry-After once it has sent Failures of them
+// in a window, while its valid key, other clients and missing keys are not affected; when the
+// window ends it gets 401 again.
+func TestAuthThrottlesWrongKeys(t *testing.T) {
+	t.Parallel()
+	const key = "0123456789abcdef-key"
+	srv := httptest.NewServer(httpx.Auth(httpx.AuthConfig{Keys: []string{key}, Failures: 3, Window: 500 * time.Millisecond})(
+		http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })))
+	t.Cleanup(srv.Close)
+	get := func(auth string) *http.Response {
+		req, _ := http.NewRequest("GET", srv.URL+"/x", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	var codes []int
+	for range 5 {
+		codes = append(codes, get("Bearer wrong-key-"+t.Name()).StatusCode)
+	}
+	if fmt.Sprint(codes) != "[401 401 401 429 429]" {
+		t.Fatalf("five wrong keys: %v, want three 401 then 429", codes)
+	}
+	resp := get("Bearer wrong-again")
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("throttled: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if c := get("Bearer " + key).StatusCode; c != 204 {
+		t.Fatalf("the valid key from the throttled client: %d, want 204", c)
+	}
+	if c := get("").StatusCode; c != 401 {
+		t.Fatalf("no key from the throttled client: %d, want 401", c)
+	}
+	testutil.Eventually(t, 5*time.Second, "the window to end", func() bool {
+		return get("Bearer wrong-key").StatusCode == 401
+	})
 }
 
 func TestCheckListenAuth(t *testing.T) {

@@ -1,8 +1,8 @@
 package httpx
 
 import (
+	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -53,13 +52,50 @@ func Recover(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				slog.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path,
+				Logger(r.Context()).ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path,
 					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				WriteJSON(w, http.StatusInternalServerError, map[string]*Error{"error": {Code: CodeInternal, Message: "internal error"}})
 			}
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+type loggerKey struct{}
+
+// WithLogger makes log the logger of the requests it serves: WriteError, Log and Recover write to
+// it (see Logger), so requests log where the daemon does.
+func WithLogger(log *slog.Logger) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), loggerKey{}, log)))
+		})
+	}
+}
+
+// Logger returns the logger WithLogger gave ctx's request, or slog.Default().
+func Logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok && l != nil {
+		return l
+	}
+	return slog.Default()
+}
+
+// Detach serves each request in a context that ends after timeout, and not when the client closes
+// its side of the connection. Go's server cancels a request's context as soon as it reads EOF
+// from the client, yet a client that half-closes after sending its request (shutdown(SHUT_WR), as
+// `nc -N` and some proxies do) still waits for the answer: its request was cancelled mid-way and
+// answered 500. A write half done is worse than one finished, so a request runs to its end;
+// timeout bounds it (use the server's write timeout: past it no answer can be written anyway).
+// The context keeps the request's values.
+func Detach(timeout time.Duration) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
 }
 
 type statusWriter struct {
@@ -94,68 +130,9 @@ func Log(next http.Handler) http.Handler {
 		if sw.status >= 500 {
 			level = slog.LevelWarn
 		}
-		slog.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
+		Logger(r.Context()).Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
 			"status", sw.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
 	})
-}
-
-// Auth checks Authorization: Bearer <key> against keys on every request whose path is not in open.
-// With no keys it lets everything through (the daemon then listens on loopback only; see
-// CheckListenAuth).
-func Auth(keys []string, open ...string) mux.MiddlewareFunc {
-	hashed := make([][32]byte, len(keys))
-	for i, k := range keys {
-		hashed[i] = sha256.Sum256([]byte(k))
-	}
-	return func(next http.Handler) http.Handler {
-		if len(keys) == 0 {
-			return next
-		}
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			for _, p := range open {
-				if r.URL.Path == p {
-					next.ServeHTTP(w, r)
-					return
-				}
-			}
-			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || tok == "" {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
-				WriteError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized,
-					Message: "missing API key: send Authorization: Bearer <key>"})
-				return
-			}
-			h := sha256.Sum256([]byte(tok))
-			match := 0
-			for i := range hashed {
-				match |= subtle.ConstantTimeCompare(h[:], hashed[i][:])
-			}
-			if match != 1 {
-				WriteError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "API key is not valid"})
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-}
-
-// CheckListenAuth refuses a non-loopback listen address when no API key is configured, unless
-// allowNoAuth says the operator wants that.
-func CheckListenAuth(addr string, keys []string, allowNoAuth bool) error {
-	if len(keys) > 0 || allowNoAuth {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("listen address %q is not host:port: %w", addr, err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return fmt.Errorf("refusing to listen on %q without an API key: set --api-key, listen on 127.0.0.1, or pass --allow-no-auth to run an open API on purpose", addr)
 }
 
 // RateLimit limits each caller (its API key, or its IP address when there is none) to limit
@@ -176,9 +153,8 @@ func RateLimit(l *redis_rate.Limiter, keyPrefix string, limit redis_rate.Limit, 
 			}
 			res, err := l.Allow(r.Context(), keyPrefix+":api:"+callerKey(r), limit)
 			if err != nil {
-				// The store is down: the request could not be served anyway. Say so plainly.
-				slog.WarnContext(r.Context(), "rate limiter unavailable", "err", err)
-				WriteError(w, r, Unavailable(1, "the store is unavailable, try again shortly"))
+				// Most likely the store is down, and the request could not be served anyway.
+				WriteError(w, r, fmt.Errorf("API rate limiter: %w", err))
 				return
 			}
 			h := w.Header()
@@ -201,7 +177,7 @@ func RateLimit(l *redis_rate.Limiter, keyPrefix string, limit redis_rate.Limit, 
 
 // callerKey identifies the caller for rate limiting without putting a secret in a Redis key.
 func callerKey(r *http.Request) string {
-	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && tok != "" {
+	if tok, ok := bearerToken(r); ok {
 		h := sha256.Sum256([]byte(tok))
 		return "key:" + hex.EncodeToString(h[:8])
 	}

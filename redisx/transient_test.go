@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -53,6 +54,7 @@ func TestIsTransient(t *testing.T) {
 		{"EPIPE", syscall.EPIPE, true},
 		{"pool closed", redis.ErrClosed, true},
 		{"pool timeout", redis.ErrPoolTimeout, true},
+		{"pool exhausted", redis.ErrPoolExhausted, true},
 
 		{"LOADING", reply("LOADING Redis is loading the dataset in memory"), true},
 		{"CLUSTERDOWN", reply("CLUSTERDOWN The cluster is down"), true},
@@ -64,6 +66,8 @@ func TestIsTransient(t *testing.T) {
 		{"OOM", reply("OOM command not allowed when used memory > 'maxmemory'."), true},
 		{"max clients", reply("ERR max number of clients reached"), true},
 		{"wrapped LOADING", fmt.Errorf("script: %w", reply("LOADING Redis is loading")), true},
+		{"OOM from a script", reply("OOM command not allowed when used memory > 'maxmemory'. script: 0552, on @user_script:5."), true},
+		{"EXECABORT", fmt.Errorf("read: %w", reply("EXECABORT Transaction discarded because of previous errors.")), true},
 
 		{"ERR", reply("ERR unknown command 'FOO'"), false},
 		{"ERR from a script", reply("ERR user_script:1: Script attempted to access a non local key"), false},
@@ -81,6 +85,40 @@ func TestIsTransient(t *testing.T) {
 			if got := redisx.IsTransient(tt.err); got != tt.want {
 				t.Errorf("IsTransient(%v) = %v, want %v", tt.err, got, tt.want)
 			}
+			if got := redisx.TransientReason(tt.err); (got != "") != tt.want {
+				t.Errorf("TransientReason(%v) = %q, want a reason: %v", tt.err, got, tt.want)
+			}
 		})
+	}
+}
+
+// TransientReason names the condition for an operator, and never repeats the error's text (which
+// holds addresses).
+func TestTransientReason(t *testing.T) {
+	t.Parallel()
+	opErr := &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 6379},
+		Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{reply("OOM command not allowed when used memory > 'maxmemory'."), "maxmemory"},
+		{reply("EXECABORT Transaction discarded because of previous errors."), "transaction"},
+		{reply("READONLY You can't write against a read only replica."), "read-only"},
+		{reply("LOADING Redis is loading the dataset in memory"), "loading"},
+		{reply("ERR max number of clients reached"), "maxclients"},
+		{opErr, "unreachable"},
+		{fmt.Errorf("read: %w", syscall.ECONNRESET), "unreachable"},
+		{timeout{}, "in time"},
+		{context.DeadlineExceeded, "in time"},
+		{fmt.Errorf("script: %w", io.EOF), "closed the connection"},
+		{redis.ErrPoolTimeout, "busy"},
+		{redis.ErrClosed, "shutting down"},
+	}
+	for _, tt := range tests {
+		got := redisx.TransientReason(tt.err)
+		if !strings.Contains(got, tt.want) || strings.Contains(got, "10.1.2.3") {
+			t.Errorf("TransientReason(%v) = %q, want it to say %q and no address", tt.err, got, tt.want)
+		}
 	}
 }

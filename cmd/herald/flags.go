@@ -30,7 +30,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (app.Config, error) {
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", cfg.RedisPrefix, "prefix of every Redis key, to share one Redis between installations")
 	fs.StringSliceVar(&cfg.APIKeys, "api-key", nil, "API key clients send as 'Authorization: Bearer <key>'; repeatable. None: loopback only")
 	fs.BoolVar(&cfg.AllowNoAuth, "allow-no-auth", false, "allow listening on a non-loopback address without an API key")
-	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL others reach herald at, for the response_url it makes (default http://<addr>)")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL others reach herald at, for the response_url it makes (default http://<addr>; on a wildcard addr, http://<hostname>:<port>)")
 	fs.StringVar(&cfg.SessionsURL, "sessions-url", "", "where channel-server callbacks are forwarded (also read from SESSIONS_SERVER)")
 	fs.StringVar(&cfg.VerificationToken, "verification-token", "", "default token for subscribers (default: one generated per subscriber)")
 	fs.StringVar(&cfg.SigningSecret, "signing-secret", "", "whsec_ secret that signs relayed messages and forwarded callbacks (default: generated and kept in Redis)")
