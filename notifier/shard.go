@@ -171,3 +171,13 @@ func (e *Engine) refreshTopology(ctx context.Context) ([]*shard, error) {
 	slices.SortFunc(e.others, func(a, b layout) int { return a.n - b.n })
 	return added, nil
 }
+
+// BacklogKeys returns the keys of the backlog counters of the queue's shards with prefix and
+// shards shards, for tools that watch the queue from outside (their sum is the backlog).
+func BacklogKeys(prefix string, shards int) []string {
+	out := make([]string, shards)
+	for i := range shards {
+		out[i] = newKeys(prefix, shardTag(prefix, i, shards)).backlog()
+	}
+	return out
+}
