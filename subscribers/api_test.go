@@ -22,6 +22,7 @@ import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx/redistest"
@@ -502,6 +503,28 @@ func TestAPIGoneDisablesAndPatchReenables(t *testing.T) {
 	a.waitStatus(id, "verified")
 	if targets, n := fanned(); len(targets) != 1 || targets[0].ID != id || n != 1 {
 		t.Fatalf("re-enabled subscriber is not fanned out to: targets %v, counted %d", targets, n)
+	}
+}
+
+// TestLongestSubscriberIDReachesTheEngine: a subscriber with the longest valid id (only the Go
+// API lets a caller choose one) gets an engine endpoint when verified, its deliveries are sent,
+// and their outcomes reach it: a 410 disables it.
+func TestLongestSubscriberIDReachesTheEngine(t *testing.T) {
+	t.Parallel()
+	a := setupAPI(t, apiOptions{policy: loopback})
+	rc := newReceiver(t, "tok")
+	rc.notifyCode.Store(http.StatusGone)
+	id := "sub_" + strings.Repeat("l", ids.MaxLen-4)
+	if _, err := a.store.Create(context.Background(), &subscribers.Subscriber{ID: id, URL: rc.URL, Token: "tok", Secret: webhooksig.NewSecret()}); err != nil {
+		t.Fatal(err)
+	}
+	a.waitStatus(id, "verified")
+	req := notifier.Request{EndpointID: subscribers.EndpointID(id), SubscriberID: id, Body: []byte(`{}`)}
+	if _, err := a.engine.Enqueue(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if out := a.waitStatus(id, "disabled"); out["disabled_reason"] != "endpoint answered 410 Gone" {
+		t.Fatalf("disabled: %v", out)
 	}
 }
 

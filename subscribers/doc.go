@@ -20,8 +20,9 @@
 // and Health's own goroutine (Start, Stop) writes them in batches, one HDEL for the successes and
 // one script for the failures, so a fan-out does not cost a command per delivery.
 //
-// Each subscriber is also an endpoint of the delivery engine, "sub:<id>" (EndpointID). The API
-// registers it with PutEndpoint before it stores a change, and removes it on delete.
+// Each subscriber is also an endpoint of the delivery engine, "sub:<id>" (EndpointID; a hash for
+// an id too long for that). The API registers it with PutEndpoint before it stores a change, and
+// removes it on delete.
 //
 // # Storage
 //
