@@ -7,7 +7,8 @@
 //
 // A subscriber is created pending, and its url_verification handshake is queued in the same
 // write. The verifier package runs the handshake and reports with Store.FinishVerification:
-// verified, or failed with a reason. A change of URL or token, POST /subscribers/{id}/verify, and
+// verified, or failed with a reason; a failed try that will be retried shows its reason at once
+// (Store.NoteFailedTry) while the subscriber stays pending. A change of URL or token, POST /subscribers/{id}/verify, and
 // any update of a disabled subscriber send it back to pending (verified: false) with a new
 // handshake request; each request has a generation number, and a result applies only to the
 // latest request for the same URL, so a slow handshake of an old URL never marks a new one
