@@ -121,30 +121,25 @@ func (n condNode) match(c *Channel) bool {
 	return n.matchValue(c)
 }
 
-// matchValue is the general path of match: read the field's value, compare.
+// matchValue is the general path of match: compare the values the field reaches.
 func (n condNode) matchValue(c *Channel) bool {
-	v, present := n.field.value(c)
+	eq := func(q any) bool {
+		return n.field.reaches(c, func(v any, present bool) bool { return eqMatch(v, present, q) })
+	}
 	switch n.op {
 	case opEq:
-		return eqMatch(v, present, n.val)
+		return eq(n.val)
 	case opNe:
-		return !eqMatch(v, present, n.val)
+		return !eq(n.val)
 	case opIn:
-		return inMatch(v, present, n.vals)
+		return slices.ContainsFunc(n.vals, eq)
 	case opNin:
-		return !inMatch(v, present, n.vals)
+		return !slices.ContainsFunc(n.vals, eq)
 	case opAll:
-		if len(n.vals) == 0 {
-			return false // as in MongoDB, {"$all": []} matches nothing
-		}
-		for _, q := range n.vals {
-			if !eqMatch(v, present, q) {
-				return false
-			}
-		}
-		return true
+		// as in MongoDB, {"$all": []} matches nothing
+		return len(n.vals) > 0 && !slices.ContainsFunc(n.vals, func(q any) bool { return !eq(q) })
 	case opExists:
-		return present == n.want
+		return n.field.reaches(c, func(_ any, present bool) bool { return present }) == n.want
 	}
 	return false
 }
@@ -211,36 +206,78 @@ func listString(ns []node) string {
 	return "(" + strings.Join(parts, ", ") + ")"
 }
 
-// value returns the field's value in c and whether it is present. channel_id, channel_name,
-// channel_description and channel_tags are always present; a metadata key is present when every
-// key on its path exists (each step below the first must be an object).
-func (f fieldRef) value(c *Channel) (any, bool) {
+// reaches calls visit with each value the field reaches in c, until visit returns true, and
+// reports whether it did. present is false where the field reaches nothing. channel_id,
+// channel_name, channel_description and channel_tags are one value each, always present; a
+// metadata path reaches what walk finds.
+func (f fieldRef) reaches(c *Channel, visit func(v any, present bool) bool) bool {
 	switch f.kind {
 	case fID:
-		return c.ChannelID, true
+		return visit(c.ChannelID, true)
 	case fName:
-		return c.ChannelName, true
+		return visit(c.ChannelName, true)
 	case fDesc:
-		return c.ChannelDescription, true
+		return visit(c.ChannelDescription, true)
 	case fTags:
 		l := make([]any, len(c.ChannelTags))
 		for i, t := range c.ChannelTags {
 			l[i] = t
 		}
-		return l, true
+		return visit(l, true)
 	}
-	var cur any = map[string]any(c.ChannelMetadata)
-	for _, k := range f.meta {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
+	return walk(map[string]any(c.ChannelMetadata), f.meta, visit)
+}
+
+// walk follows path down from v as MongoDB does, calling visit for what it reaches until visit
+// returns true (and then returns true). An object's key leads to its value. On a list, a key that
+// is a whole number (0, 1, ... without leading zeros) picks the element at that index; any other
+// key applies the rest of the path to every element that is an object. Where the path reaches
+// nothing (a missing key, an index past the end, an empty list, an element or value that is not an
+// object), visit gets present false.
+func walk(v any, path []string, visit func(v any, present bool) bool) bool {
+	if len(path) == 0 {
+		return visit(v, true)
+	}
+	switch t := v.(type) {
+	case map[string]any:
+		if e, ok := t[path[0]]; ok {
+			return walk(e, path[1:], visit)
 		}
-		cur, ok = m[k]
-		if !ok {
-			return nil, false
+	case []any:
+		if i, ok := listIndex(path[0]); ok {
+			if i < len(t) {
+				return walk(t[i], path[1:], visit)
+			}
+			break
+		}
+		for _, e := range t {
+			if m, ok := e.(map[string]any); ok && walk(m, path, visit) {
+				return true
+			} else if !ok && visit(nil, false) {
+				return true
+			}
+		}
+		if len(t) > 0 {
+			return false
 		}
 	}
-	return cur, true
+	return visit(nil, false)
+}
+
+// listIndex reads a path key as a list index: a whole number in canonical form (no sign, no
+// leading zero), small enough for an int.
+func listIndex(key string) (int, bool) {
+	if key == "" || len(key) > 9 || (len(key) > 1 && key[0] == '0') {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(key); i++ {
+		if key[i] < '0' || key[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(key[i]-'0')
+	}
+	return n, true
 }
 
 // eqMatch is MongoDB equality: null matches a missing or null field; a list field matches when it
@@ -260,15 +297,6 @@ func eqMatch(v any, present bool, q any) bool {
 			if valuesEqual(e, q) {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-func inMatch(v any, present bool, qs []any) bool {
-	for _, q := range qs {
-		if eqMatch(v, present, q) {
-			return true
 		}
 	}
 	return false
