@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"math/big"
 	"slices"
 	"strings"
 
@@ -342,23 +341,6 @@ func valuesEqual(a, b any) bool {
 		return true
 	}
 	return false
-}
-
-func numbersEqual(a, b any) bool {
-	x, ok1 := toBig(a)
-	y, ok2 := toBig(b)
-	return ok1 && ok2 && x.Cmp(y) == 0
-}
-
-func toBig(v any) (*big.Float, bool) {
-	switch n := v.(type) {
-	case json.Number:
-		f, _, err := big.ParseFloat(string(n), 10, 128, big.ToNearestEven)
-		return f, err == nil
-	case float64:
-		return big.NewFloat(n), true
-	}
-	return nil, false
 }
 
 // ParseFilter parses a filter from its JSON text. An empty body is {} (everything). Errors are

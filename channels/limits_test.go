@@ -83,3 +83,35 @@ func TestHTTPHugeListsRefusedBeforeWork(t *testing.T) {
 	rep, took = b.timed(t, "PUT", "/channel/slack-sim", `{"channel_tags": `+tags+`}`)
 	checkQuick(t, "update with 100,000 tags", rep, took, 400, fieldChannelTags)
 }
+
+// TestHTTPLongNumbersCompareInLinearTime: a filter comparing many numbers with a channel's
+// number of 60,000 digits is answered at once; parsing the stored number again for every
+// comparison took seconds.
+func TestHTTPLongNumbersCompareInLinearTime(t *testing.T) {
+	t.Parallel()
+	b := setupHTTPMax(t, httpx.DefaultMaxBody)
+	digits := strings.Repeat("7", 60_000)
+	long := "0." + digits
+	rep := b.json(t, "POST", "/channel", `{"channel_id": "long", "channel_metadata": {"endpoint_url": "https://h.example/in", "n": `+long+`}}`)
+	if rep.status != 201 {
+		t.Fatalf("create: %d %.300s", rep.status, rep.raw)
+	}
+	nums := make([]string, MaxFilterValues-1)
+	for i := range nums {
+		nums[i] = fmt.Sprint(i)
+	}
+	in := strings.Join(nums, ",")
+	for _, c := range []struct {
+		what, last string
+		want       int
+	}{
+		{"1,000 numbers against one of 60,000 digits", "1000", 0},
+		{"the same number written another way", digits + "e-60000", 1},
+	} {
+		rep, took := b.timed(t, "POST", "/channels", `{"channel_metadata.n": {"$in": [`+in+`, `+c.last+`]}}`)
+		checkQuick(t, c.what, rep, took, 200, "")
+		if got, _ := rep.body["channels"].([]any); len(got) != c.want {
+			t.Errorf("%s: matched %d channels, want %d", c.what, len(got), c.want)
+		}
+	}
+}
