@@ -362,12 +362,10 @@ func ParseFilter(b []byte) (*Filter, error) {
 	if !ok {
 		return nil, httpx.BadRequest(httpx.CodeInvalidValue, "", "the filter must be a JSON object, e.g. {\"channel_tags\": {\"$in\": [\"slack\"]}}")
 	}
-	root, err := parseDoc(m, 0)
+	var p parser
+	root, err := p.parseDoc(m, 0)
 	if err != nil {
 		return nil, err
-	}
-	if n := terms(root); n > MaxFilterTerms {
-		return nil, httpx.BadRequest(httpx.CodeInvalidValue, "", "the filter has %d conditions and values; at most %d are allowed", n, MaxFilterTerms)
 	}
 	return &Filter{root: root, needsMeta: readsMeta(root)}, nil
 }
@@ -384,25 +382,27 @@ func readsMeta(n node) bool {
 	return true
 }
 
-// terms counts the conditions and list values of a filter.
-func terms(n node) int {
-	switch t := n.(type) {
-	case andNode:
-		c := 1
-		for _, k := range t.kids {
-			c += terms(k)
-		}
-		return c
-	case orNode:
-		c := 1
-		for _, k := range t.kids {
-			c += terms(k)
-		}
-		return c
-	case condNode:
-		return 1 + len(t.vals)
+// parser parses one filter, counting its terms as it goes: every condition, every value of a $in,
+// $nin or $all list, and every $and or $or (written or implied by a document of several fields).
+// The count is checked before each step whose work grows with the input, so a filter past
+// MaxFilterTerms is refused before it is sorted or parsed whole.
+type parser struct{ terms int }
+
+// room refuses n more terms when they would pass MaxFilterTerms.
+func (p *parser) room(n int) error {
+	if p.terms+n > MaxFilterTerms {
+		return httpx.BadRequest(httpx.CodeInvalidValue, "", "the filter may hold at most %d conditions and values", MaxFilterTerms)
 	}
-	return 1
+	return nil
+}
+
+// add counts n terms, refusing them past MaxFilterTerms.
+func (p *parser) add(n int) error {
+	if err := p.room(n); err != nil {
+		return err
+	}
+	p.terms += n
+	return nil
 }
 
 func sortedKeys(m map[string]any) []string {
@@ -416,39 +416,23 @@ func sortedKeys(m map[string]any) []string {
 
 // parseDoc parses a filter document: fields and the logical operators $and / $or, all of which
 // must hold.
-func parseDoc(m map[string]any, depth int) (node, error) {
+func (p *parser) parseDoc(m map[string]any, depth int) (node, error) {
 	if depth > MaxFilterDepth {
 		return nil, httpx.BadRequest(httpx.CodeInvalidValue, "", "the filter nests $and/$or more than %d levels deep", MaxFilterDepth)
+	}
+	if err := p.room(len(m)); err != nil { // every key is at least one term
+		return nil, err
 	}
 	var kids []node
 	for _, k := range sortedKeys(m) {
 		v := m[k]
 		switch {
 		case k == "$and" || k == "$or":
-			l, ok := v.([]any)
-			if !ok || len(l) == 0 {
-				return nil, httpx.BadRequest(httpx.CodeInvalidValue, k, "%s must be a non-empty list of filter objects", k)
+			n, err := p.parseLogical(k, v, depth)
+			if err != nil {
+				return nil, err
 			}
-			if len(l) > MaxFilterValues {
-				return nil, httpx.BadRequest(httpx.CodeInvalidValue, k, "%s may hold at most %d filters", k, MaxFilterValues)
-			}
-			sub := make([]node, 0, len(l))
-			for _, e := range l {
-				em, ok := e.(map[string]any)
-				if !ok {
-					return nil, httpx.BadRequest(httpx.CodeInvalidValue, k, "every entry of %s must be a filter object", k)
-				}
-				n, err := parseDoc(em, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				sub = append(sub, n)
-			}
-			if k == "$and" {
-				kids = append(kids, andNode{kids: sub})
-			} else {
-				kids = append(kids, orNode{kids: sub})
-			}
+			kids = append(kids, n)
 		case strings.HasPrefix(k, "$"):
 			return nil, httpx.BadRequest(CodeUnknownOperator, quoteOp(k), "unknown operator %s at the top level of the filter; the top level takes fields, $and and $or", quoteOp(k))
 		default:
@@ -456,7 +440,7 @@ func parseDoc(m map[string]any, depth int) (node, error) {
 			if err != nil {
 				return nil, err
 			}
-			conds, err := parseExpr(f, v)
+			conds, err := p.parseExpr(f, v)
 			if err != nil {
 				return nil, err
 			}
@@ -466,7 +450,40 @@ func parseDoc(m map[string]any, depth int) (node, error) {
 	if len(kids) == 1 {
 		return kids[0], nil
 	}
-	return andNode{kids: kids}, nil
+	return andNode{kids: kids}, p.add(1)
+}
+
+// parseLogical parses the list v of $and or $or (op) at depth.
+func (p *parser) parseLogical(op string, v any, depth int) (node, error) {
+	l, ok := v.([]any)
+	if !ok || len(l) == 0 {
+		return nil, httpx.BadRequest(httpx.CodeInvalidValue, op, "%s must be a non-empty list of filter objects", op)
+	}
+	if len(l) > MaxFilterValues {
+		return nil, httpx.BadRequest(httpx.CodeInvalidValue, op, "%s may hold at most %d filters", op, MaxFilterValues)
+	}
+	if err := p.add(1); err != nil {
+		return nil, err
+	}
+	if err := p.room(len(l)); err != nil { // every entry is at least one term
+		return nil, err
+	}
+	sub := make([]node, 0, len(l))
+	for _, e := range l {
+		em, ok := e.(map[string]any)
+		if !ok {
+			return nil, httpx.BadRequest(httpx.CodeInvalidValue, op, "every entry of %s must be a filter object", op)
+		}
+		n, err := p.parseDoc(em, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		sub = append(sub, n)
+	}
+	if op == "$and" {
+		return andNode{kids: sub}, nil
+	}
+	return orNode{kids: sub}, nil
 }
 
 func quoteOp(s string) string {
@@ -508,10 +525,10 @@ func parseField(path string) (fieldRef, error) {
 
 // parseExpr parses the value given for a field: either an operator object ({"$in": [...]}), whose
 // operators must all hold, or a value to compare for equality.
-func parseExpr(f fieldRef, v any) ([]node, error) {
+func (p *parser) parseExpr(f fieldRef, v any) ([]node, error) {
 	m, ok := v.(map[string]any)
 	if !ok || len(m) == 0 {
-		return []node{condNode{field: f, op: opEq, val: v}}, nil
+		return []node{condNode{field: f, op: opEq, val: v}}, p.add(1)
 	}
 	ops, plain := 0, 0
 	for k := range m {
@@ -522,17 +539,21 @@ func parseExpr(f fieldRef, v any) ([]node, error) {
 		}
 	}
 	if ops == 0 {
-		return []node{condNode{field: f, op: opEq, val: v}}, nil // equality with an object
+		return []node{condNode{field: f, op: opEq, val: v}}, p.add(1) // equality with an object
 	}
 	if plain > 0 {
 		return nil, httpx.BadRequest(httpx.CodeInvalidValue, f.path, "the value of %s mixes operators ($...) with plain keys", f.path)
 	}
-	var out []node
+	if err := p.room(ops); err != nil {
+		return nil, err
+	}
+	out := make([]node, 0, ops)
 	for _, k := range sortedKeys(m) {
+		c := condNode{field: f, op: op(k)}
 		arg := m[k]
-		switch op(k) {
+		switch c.op {
 		case opEq, opNe:
-			out = append(out, condNode{field: f, op: op(k), val: arg})
+			c.val = arg
 		case opIn, opNin, opAll:
 			l, ok := arg.([]any)
 			if !ok {
@@ -541,17 +562,21 @@ func parseExpr(f fieldRef, v any) ([]node, error) {
 			if len(l) > MaxFilterValues {
 				return nil, httpx.BadRequest(httpx.CodeInvalidValue, f.path, "%s of %s may hold at most %d values", k, f.path, MaxFilterValues)
 			}
-			out = append(out, condNode{field: f, op: op(k), vals: l})
+			c.vals = l
 		case opExists:
 			b, ok := arg.(bool)
 			if !ok {
 				return nil, httpx.BadRequest(httpx.CodeInvalidValue, f.path, "$exists of %s needs true or false", f.path)
 			}
-			out = append(out, condNode{field: f, op: opExists, want: b})
+			c.want = b
 		default:
 			return nil, httpx.BadRequest(CodeUnknownOperator, f.path,
 				"unknown operator %s on %s; supported: $eq, $ne, $in, $nin, $all, $exists (and $and, $or at the top level)", quoteOp(k), f.path)
 		}
+		if err := p.add(1 + len(c.vals)); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
 	}
 	return out, nil
 }

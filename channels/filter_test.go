@@ -162,3 +162,19 @@ func TestNumbersEqual(t *testing.T) {
 	}
 }
 
+// TestFilterTermLimitIsExact: a filter of exactly MaxFilterTerms terms parses, one more does not.
+func TestFilterTermLimitIsExact(t *testing.T) {
+	t.Parallel()
+	in := func(n int) string {
+		return `{"channel_id": {"$in": [` + strings.TrimSuffix(strings.Repeat(`"x",`, n), ",") + `]}}`
+	}
+	// $or, then each condition and its values.
+	exact := `{"$or": [` + in(MaxFilterValues-1) + `, ` + in(MaxFilterTerms-MaxFilterValues-2) + `]}`
+	if _, err := ParseFilter([]byte(exact)); err != nil {
+		t.Fatalf("a filter of %d terms: %v", MaxFilterTerms, err)
+	}
+	over := `{"$or": [` + in(MaxFilterValues-1) + `, ` + in(MaxFilterTerms-MaxFilterValues-1) + `]}`
+	if _, err := ParseFilter([]byte(over)); err == nil || !strings.Contains(err.Error(), "at most 2000") {
+		t.Fatalf("a filter of %d terms: %v, want refused", MaxFilterTerms+1, err)
+	}
+}

@@ -84,6 +84,35 @@ func TestHTTPHugeListsRefusedBeforeWork(t *testing.T) {
 	checkQuick(t, "update with 100,000 tags", rep, took, 400, fieldChannelTags)
 }
 
+// TestHTTPHugeFiltersRefusedBeforeWork: filters past the term limit are refused before they are
+// sorted and parsed whole.
+func TestHTTPHugeFiltersRefusedBeforeWork(t *testing.T) {
+	t.Parallel()
+	b := setupHTTPMax(t, httpx.DefaultMaxBody)
+	var keys strings.Builder
+	keys.WriteString("{")
+	for i := range 25_000 {
+		if i > 0 {
+			keys.WriteString(",")
+		}
+		fmt.Fprintf(&keys, `"channel_metadata.k%d": %d`, i, i)
+	}
+	keys.WriteString("}")
+	var ors strings.Builder
+	ors.WriteString(`{"$or": [`)
+	for i := range MaxFilterValues {
+		if i > 0 {
+			ors.WriteString(",")
+		}
+		fmt.Fprintf(&ors, `{"channel_id": {"$in": %s}}`, jsonList(MaxFilterValues/10))
+	}
+	ors.WriteString("]}")
+	for what, filter := range map[string]string{"25,000 conditions": keys.String(), "1,000 $in lists of 100": ors.String()} {
+		rep, took := b.timed(t, "POST", "/channels", filter)
+		checkQuick(t, what, rep, took, 400, "")
+	}
+}
+
 // TestHTTPLongNumbersCompareInLinearTime: a filter comparing many numbers with a channel's
 // number of 60,000 digits is answered at once; parsing the stored number again for every
 // comparison took seconds.
