@@ -243,24 +243,24 @@ func walk(v any, path []string, visit func(v any, present bool) bool) bool {
 			return walk(e, path[1:], visit)
 		}
 	case []any:
-		if i, ok := listIndex(path[0]); ok {
-			if i < len(t) {
-				return walk(t[i], path[1:], visit)
-			}
-			break
-		}
-		for _, e := range t {
-			if m, ok := e.(map[string]any); ok && walk(m, path, visit) {
-				return true
-			} else if !ok && visit(nil, false) {
-				return true
-			}
-		}
-		if len(t) > 0 {
-			return false
+		if i, ok := listIndex(path[0]); ok && i < len(t) {
+			return walk(t[i], path[1:], visit)
+		} else if !ok && len(t) > 0 {
+			return walkElements(t, path, visit)
 		}
 	}
 	return visit(nil, false)
+}
+
+// walkElements applies path to every element of the list l, as walk does.
+func walkElements(l []any, path []string, visit func(v any, present bool) bool) bool {
+	for _, e := range l {
+		m, ok := e.(map[string]any)
+		if ok && walk(m, path, visit) || !ok && visit(nil, false) {
+			return true
+		}
+	}
+	return false
 }
 
 // listIndex reads a path key as a list index: a whole number in canonical form (no sign, no
