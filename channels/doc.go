@@ -33,7 +33,8 @@
 //
 // ParseFilter turns a filter into a syntax tree and refuses an unknown field or operator with a
 // 400 that names it. The tree is evaluated in Go on each candidate document, so results are exact
-// whatever the index said. The planner only chooses the candidates: channel_tags equality, $in and
+// whatever the index said. A channel_metadata path walks lists as MongoDB does (see walk): the
+// rest of the path applies to each element, a whole-number key is an index. The planner only chooses the candidates: channel_tags equality, $in and
 // $all and channel_id equality and $in are answered from the indexes ($and uses its most selective
 // indexable condition, judged by ZCARD; $or only when all its branches are indexable); anything
 // else walks the all-channels set. Candidates are merged from the sorted sets in id order a batch

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"math/big"
 	"slices"
 	"strings"
 
@@ -121,30 +120,25 @@ func (n condNode) match(c *Channel) bool {
 	return n.matchValue(c)
 }
 
-// matchValue is the general path of match: read the field's value, compare.
+// matchValue is the general path of match: compare the values the field reaches.
 func (n condNode) matchValue(c *Channel) bool {
-	v, present := n.field.value(c)
+	eq := func(q any) bool {
+		return n.field.reaches(c, func(v any, present bool) bool { return eqMatch(v, present, q) })
+	}
 	switch n.op {
 	case opEq:
-		return eqMatch(v, present, n.val)
+		return eq(n.val)
 	case opNe:
-		return !eqMatch(v, present, n.val)
+		return !eq(n.val)
 	case opIn:
-		return inMatch(v, present, n.vals)
+		return slices.ContainsFunc(n.vals, eq)
 	case opNin:
-		return !inMatch(v, present, n.vals)
+		return !slices.ContainsFunc(n.vals, eq)
 	case opAll:
-		if len(n.vals) == 0 {
-			return false // as in MongoDB, {"$all": []} matches nothing
-		}
-		for _, q := range n.vals {
-			if !eqMatch(v, present, q) {
-				return false
-			}
-		}
-		return true
+		// as in MongoDB, {"$all": []} matches nothing
+		return len(n.vals) > 0 && !slices.ContainsFunc(n.vals, func(q any) bool { return !eq(q) })
 	case opExists:
-		return present == n.want
+		return n.field.reaches(c, func(_ any, present bool) bool { return present }) == n.want
 	}
 	return false
 }
@@ -211,36 +205,78 @@ func listString(ns []node) string {
 	return "(" + strings.Join(parts, ", ") + ")"
 }
 
-// value returns the field's value in c and whether it is present. channel_id, channel_name,
-// channel_description and channel_tags are always present; a metadata key is present when every
-// key on its path exists (each step below the first must be an object).
-func (f fieldRef) value(c *Channel) (any, bool) {
+// reaches calls visit with each value the field reaches in c, until visit returns true, and
+// reports whether it did. present is false where the field reaches nothing. channel_id,
+// channel_name, channel_description and channel_tags are one value each, always present; a
+// metadata path reaches what walk finds.
+func (f fieldRef) reaches(c *Channel, visit func(v any, present bool) bool) bool {
 	switch f.kind {
 	case fID:
-		return c.ChannelID, true
+		return visit(c.ChannelID, true)
 	case fName:
-		return c.ChannelName, true
+		return visit(c.ChannelName, true)
 	case fDesc:
-		return c.ChannelDescription, true
+		return visit(c.ChannelDescription, true)
 	case fTags:
 		l := make([]any, len(c.ChannelTags))
 		for i, t := range c.ChannelTags {
 			l[i] = t
 		}
-		return l, true
+		return visit(l, true)
 	}
-	var cur any = map[string]any(c.ChannelMetadata)
-	for _, k := range f.meta {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
+	return walk(map[string]any(c.ChannelMetadata), f.meta, visit)
+}
+
+// walk follows path down from v as MongoDB does, calling visit for what it reaches until visit
+// returns true (and then returns true). An object's key leads to its value. On a list, a key that
+// is a whole number (0, 1, ... without leading zeros) picks the element at that index; any other
+// key applies the rest of the path to every element that is an object. Where the path reaches
+// nothing (a missing key, an index past the end, an empty list, an element or value that is not an
+// object), visit gets present false.
+func walk(v any, path []string, visit func(v any, present bool) bool) bool {
+	if len(path) == 0 {
+		return visit(v, true)
+	}
+	switch t := v.(type) {
+	case map[string]any:
+		if e, ok := t[path[0]]; ok {
+			return walk(e, path[1:], visit)
 		}
-		cur, ok = m[k]
-		if !ok {
-			return nil, false
+	case []any:
+		if i, ok := listIndex(path[0]); ok && i < len(t) {
+			return walk(t[i], path[1:], visit)
+		} else if !ok && len(t) > 0 {
+			return walkElements(t, path, visit)
 		}
 	}
-	return cur, true
+	return visit(nil, false)
+}
+
+// walkElements applies path to every element of the list l, as walk does.
+func walkElements(l []any, path []string, visit func(v any, present bool) bool) bool {
+	for _, e := range l {
+		m, ok := e.(map[string]any)
+		if ok && walk(m, path, visit) || !ok && visit(nil, false) {
+			return true
+		}
+	}
+	return false
+}
+
+// listIndex reads a path key as a list index: a whole number in canonical form (no sign, no
+// leading zero), small enough for an int.
+func listIndex(key string) (int, bool) {
+	if key == "" || len(key) > 9 || (len(key) > 1 && key[0] == '0') {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(key); i++ {
+		if key[i] < '0' || key[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(key[i]-'0')
+	}
+	return n, true
 }
 
 // eqMatch is MongoDB equality: null matches a missing or null field; a list field matches when it
@@ -260,15 +296,6 @@ func eqMatch(v any, present bool, q any) bool {
 			if valuesEqual(e, q) {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-func inMatch(v any, present bool, qs []any) bool {
-	for _, q := range qs {
-		if eqMatch(v, present, q) {
-			return true
 		}
 	}
 	return false
@@ -316,23 +343,6 @@ func valuesEqual(a, b any) bool {
 	return false
 }
 
-func numbersEqual(a, b any) bool {
-	x, ok1 := toBig(a)
-	y, ok2 := toBig(b)
-	return ok1 && ok2 && x.Cmp(y) == 0
-}
-
-func toBig(v any) (*big.Float, bool) {
-	switch n := v.(type) {
-	case json.Number:
-		f, _, err := big.ParseFloat(string(n), 10, 128, big.ToNearestEven)
-		return f, err == nil
-	case float64:
-		return big.NewFloat(n), true
-	}
-	return nil, false
-}
-
 // ParseFilter parses a filter from its JSON text. An empty body is {} (everything). Errors are
 // 400 *httpx.Error values naming the field (the field path, or the operator at the top level).
 func ParseFilter(b []byte) (*Filter, error) {
@@ -352,12 +362,10 @@ func ParseFilter(b []byte) (*Filter, error) {
 	if !ok {
 		return nil, httpx.BadRequest(httpx.CodeInvalidValue, "", "the filter must be a JSON object, e.g. {\"channel_tags\": {\"$in\": [\"slack\"]}}")
 	}
-	root, err := parseDoc(m, 0)
+	var p parser
+	root, err := p.parseDoc(m, 0)
 	if err != nil {
 		return nil, err
-	}
-	if n := terms(root); n > MaxFilterTerms {
-		return nil, httpx.BadRequest(httpx.CodeInvalidValue, "", "the filter has %d conditions and values; at most %d are allowed", n, MaxFilterTerms)
 	}
 	return &Filter{root: root, needsMeta: readsMeta(root)}, nil
 }
@@ -374,25 +382,27 @@ func readsMeta(n node) bool {
 	return true
 }
 
-// terms counts the conditions and list values of a filter.
-func terms(n node) int {
-	switch t := n.(type) {
-	case andNode:
-		c := 1
-		for _, k := range t.kids {
-			c += terms(k)
-		}
-		return c
-	case orNode:
-		c := 1
-		for _, k := range t.kids {
-			c += terms(k)
-		}
-		return c
-	case condNode:
-		return 1 + len(t.vals)
+// parser parses one filter, counting its terms as it goes: every condition, every value of a $in,
+// $nin or $all list, and every $and or $or (written or implied by a document of several fields).
+// The count is checked before each step whose work grows with the input, so a filter past
+// MaxFilterTerms is refused before it is sorted or parsed whole.
+type parser struct{ terms int }
+
+// room refuses n more terms when they would pass MaxFilterTerms.
+func (p *parser) room(n int) error {
+	if p.terms+n > MaxFilterTerms {
+		return httpx.BadRequest(httpx.CodeInvalidValue, "", "the filter may hold at most %d conditions and values", MaxFilterTerms)
 	}
-	return 1
+	return nil
+}
+
+// add counts n terms, refusing them past MaxFilterTerms.
+func (p *parser) add(n int) error {
+	if err := p.room(n); err != nil {
+		return err
+	}
+	p.terms += n
+	return nil
 }
 
 func sortedKeys(m map[string]any) []string {
@@ -406,39 +416,23 @@ func sortedKeys(m map[string]any) []string {
 
 // parseDoc parses a filter document: fields and the logical operators $and / $or, all of which
 // must hold.
-func parseDoc(m map[string]any, depth int) (node, error) {
+func (p *parser) parseDoc(m map[string]any, depth int) (node, error) {
 	if depth > MaxFilterDepth {
 		return nil, httpx.BadRequest(httpx.CodeInvalidValue, "", "the filter nests $and/$or more than %d levels deep", MaxFilterDepth)
+	}
+	if err := p.room(len(m)); err != nil { // every key is at least one term
+		return nil, err
 	}
 	var kids []node
 	for _, k := range sortedKeys(m) {
 		v := m[k]
 		switch {
 		case k == "$and" || k == "$or":
-			l, ok := v.([]any)
-			if !ok || len(l) == 0 {
-				return nil, httpx.BadRequest(httpx.CodeInvalidValue, k, "%s must be a non-empty list of filter objects", k)
+			n, err := p.parseLogical(k, v, depth)
+			if err != nil {
+				return nil, err
 			}
-			if len(l) > MaxFilterValues {
-				return nil, httpx.BadRequest(httpx.CodeInvalidValue, k, "%s may hold at most %d filters", k, MaxFilterValues)
-			}
-			sub := make([]node, 0, len(l))
-			for _, e := range l {
-				em, ok := e.(map[string]any)
-				if !ok {
-					return nil, httpx.BadRequest(httpx.CodeInvalidValue, k, "every entry of %s must be a filter object", k)
-				}
-				n, err := parseDoc(em, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				sub = append(sub, n)
-			}
-			if k == "$and" {
-				kids = append(kids, andNode{kids: sub})
-			} else {
-				kids = append(kids, orNode{kids: sub})
-			}
+			kids = append(kids, n)
 		case strings.HasPrefix(k, "$"):
 			return nil, httpx.BadRequest(CodeUnknownOperator, quoteOp(k), "unknown operator %s at the top level of the filter; the top level takes fields, $and and $or", quoteOp(k))
 		default:
@@ -446,7 +440,7 @@ func parseDoc(m map[string]any, depth int) (node, error) {
 			if err != nil {
 				return nil, err
 			}
-			conds, err := parseExpr(f, v)
+			conds, err := p.parseExpr(f, v)
 			if err != nil {
 				return nil, err
 			}
@@ -456,7 +450,40 @@ func parseDoc(m map[string]any, depth int) (node, error) {
 	if len(kids) == 1 {
 		return kids[0], nil
 	}
-	return andNode{kids: kids}, nil
+	return andNode{kids: kids}, p.add(1)
+}
+
+// parseLogical parses the list v of $and or $or (op) at depth.
+func (p *parser) parseLogical(op string, v any, depth int) (node, error) {
+	l, ok := v.([]any)
+	if !ok || len(l) == 0 {
+		return nil, httpx.BadRequest(httpx.CodeInvalidValue, op, "%s must be a non-empty list of filter objects", op)
+	}
+	if len(l) > MaxFilterValues {
+		return nil, httpx.BadRequest(httpx.CodeInvalidValue, op, "%s may hold at most %d filters", op, MaxFilterValues)
+	}
+	if err := p.add(1); err != nil {
+		return nil, err
+	}
+	if err := p.room(len(l)); err != nil { // every entry is at least one term
+		return nil, err
+	}
+	sub := make([]node, 0, len(l))
+	for _, e := range l {
+		em, ok := e.(map[string]any)
+		if !ok {
+			return nil, httpx.BadRequest(httpx.CodeInvalidValue, op, "every entry of %s must be a filter object", op)
+		}
+		n, err := p.parseDoc(em, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		sub = append(sub, n)
+	}
+	if op == "$and" {
+		return andNode{kids: sub}, nil
+	}
+	return orNode{kids: sub}, nil
 }
 
 func quoteOp(s string) string {
@@ -498,10 +525,10 @@ func parseField(path string) (fieldRef, error) {
 
 // parseExpr parses the value given for a field: either an operator object ({"$in": [...]}), whose
 // operators must all hold, or a value to compare for equality.
-func parseExpr(f fieldRef, v any) ([]node, error) {
+func (p *parser) parseExpr(f fieldRef, v any) ([]node, error) {
 	m, ok := v.(map[string]any)
 	if !ok || len(m) == 0 {
-		return []node{condNode{field: f, op: opEq, val: v}}, nil
+		return []node{condNode{field: f, op: opEq, val: v}}, p.add(1)
 	}
 	ops, plain := 0, 0
 	for k := range m {
@@ -512,17 +539,21 @@ func parseExpr(f fieldRef, v any) ([]node, error) {
 		}
 	}
 	if ops == 0 {
-		return []node{condNode{field: f, op: opEq, val: v}}, nil // equality with an object
+		return []node{condNode{field: f, op: opEq, val: v}}, p.add(1) // equality with an object
 	}
 	if plain > 0 {
 		return nil, httpx.BadRequest(httpx.CodeInvalidValue, f.path, "the value of %s mixes operators ($...) with plain keys", f.path)
 	}
-	var out []node
+	if err := p.room(ops); err != nil {
+		return nil, err
+	}
+	out := make([]node, 0, ops)
 	for _, k := range sortedKeys(m) {
+		c := condNode{field: f, op: op(k)}
 		arg := m[k]
-		switch op(k) {
+		switch c.op {
 		case opEq, opNe:
-			out = append(out, condNode{field: f, op: op(k), val: arg})
+			c.val = arg
 		case opIn, opNin, opAll:
 			l, ok := arg.([]any)
 			if !ok {
@@ -531,17 +562,21 @@ func parseExpr(f fieldRef, v any) ([]node, error) {
 			if len(l) > MaxFilterValues {
 				return nil, httpx.BadRequest(httpx.CodeInvalidValue, f.path, "%s of %s may hold at most %d values", k, f.path, MaxFilterValues)
 			}
-			out = append(out, condNode{field: f, op: op(k), vals: l})
+			c.vals = l
 		case opExists:
 			b, ok := arg.(bool)
 			if !ok {
 				return nil, httpx.BadRequest(httpx.CodeInvalidValue, f.path, "$exists of %s needs true or false", f.path)
 			}
-			out = append(out, condNode{field: f, op: opExists, want: b})
+			c.want = b
 		default:
 			return nil, httpx.BadRequest(CodeUnknownOperator, f.path,
 				"unknown operator %s on %s; supported: $eq, $ne, $in, $nin, $all, $exists (and $and, $or at the top level)", quoteOp(k), f.path)
 		}
+		if err := p.add(1 + len(c.vals)); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package channels
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -115,5 +116,65 @@ func TestPlan(t *testing.T) {
 	flatten(choose(p, map[string]int64{k.tag("big"): 5, k.tag("s1"): 3, k.tag("s2"): 4}), &zs, &ids)
 	if strings.Join(zs, ",") != k.tag("big") {
 		t.Fatalf("chose %v", zs)
+	}
+}
+
+// TestNumbersEqual: numbers compare by value, exactly, whatever their notation.
+func TestNumbersEqual(t *testing.T) {
+	t.Parallel()
+	n := func(s string) json.Number { return json.Number(s) }
+	cases := []struct {
+		a, b any
+		want bool
+	}{
+		{n("1"), n("1"), true},
+		{n("1"), n("1.0"), true},
+		{n("1"), n("10e-1"), true},
+		{n("1"), n("0.1e1"), true},
+		{n("1"), n("0.001E+3"), true},
+		{n("100"), n("1e2"), true},
+		{n("100.5"), n("1005e-1"), true},
+		{n("-2.50"), n("-25E-1"), true},
+		{n("0"), n("-0.0e7"), true},
+		{n("0"), n("0.0001"), false},
+		{n("1"), n("-1"), false},
+		{n("1"), n("2"), false},
+		{n("12"), n("1.2"), false},
+		{n("12"), n("21"), false},
+		{n("1.5"), n("1.05"), false},
+		{n("9007199254740993"), n("9007199254740992"), false}, // past float64's exact integers
+		{n("1.00000000000000000000000000000000000000001"), n("1"), false},
+		{n("1e999999999999999999999"), n("1e999999999999999999999"), true},
+		{n("1e999999999999999999999"), n("10e999999999999999999998"), false}, // exponents past 2^60: by text
+		{1.5, n("1.5"), true},
+		{0.1, n("0.1"), true},
+		{1e21, n("1e21"), true},
+		{n("1"), "1", false},
+		{"1", n("1"), false},
+	}
+	for _, c := range cases {
+		if got := numbersEqual(c.a, c.b); got != c.want {
+			t.Errorf("numbersEqual(%v, %v) = %v, want %v", c.a, c.b, got, c.want)
+		}
+		if got := numbersEqual(c.b, c.a); got != c.want {
+			t.Errorf("numbersEqual(%v, %v) = %v, want %v", c.b, c.a, got, c.want)
+		}
+	}
+}
+
+// TestFilterTermLimitIsExact: a filter of exactly MaxFilterTerms terms parses, one more does not.
+func TestFilterTermLimitIsExact(t *testing.T) {
+	t.Parallel()
+	in := func(n int) string {
+		return `{"channel_id": {"$in": [` + strings.TrimSuffix(strings.Repeat(`"x",`, n), ",") + `]}}`
+	}
+	// $or, then each condition and its values.
+	exact := `{"$or": [` + in(MaxFilterValues-1) + `, ` + in(MaxFilterTerms-MaxFilterValues-2) + `]}`
+	if _, err := ParseFilter([]byte(exact)); err != nil {
+		t.Fatalf("a filter of %d terms: %v", MaxFilterTerms, err)
+	}
+	over := `{"$or": [` + in(MaxFilterValues-1) + `, ` + in(MaxFilterTerms-MaxFilterValues-1) + `]}`
+	if _, err := ParseFilter([]byte(over)); err == nil || !strings.Contains(err.Error(), "at most 2000") {
+		t.Fatalf("a filter of %d terms: %v, want refused", MaxFilterTerms+1, err)
 	}
 }

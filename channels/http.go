@@ -55,12 +55,23 @@ func rawString(field string, r json.RawMessage) (string, error) {
 	return s, nil
 }
 
+// rawTags decodes channel_tags without repeats (as normalize keeps them), refusing the list as
+// soon as it holds more different tags than a channel may have: the rest is not even decoded.
 func rawTags(r json.RawMessage) ([]string, error) {
-	var l []string
-	if err := json.Unmarshal(r, &l); err != nil {
+	tags := []string{}
+	seen := map[string]struct{}{}
+	err := httpx.DecodeList(r, func(t string) error {
+		if _, dup := seen[t]; dup {
+			return nil
+		}
+		seen[t] = struct{}{}
+		tags = append(tags, t)
+		return checkTagCount(len(tags))
+	})
+	if errors.Is(err, httpx.ErrNotList) {
 		return nil, invalid(fieldChannelTags, "channel_tags must be a list of strings")
 	}
-	return l, nil
+	return tags, err
 }
 
 func rawObject(field string, r json.RawMessage) (map[string]any, error) {

@@ -28,15 +28,22 @@ type httpBundle struct {
 	store *Store
 }
 
-// setupHTTP serves the channel API on loopback through a router built the way app builds it.
+// setupHTTP serves the channel API on loopback through a router built the way app builds it,
+// with a body limit of testMaxBody.
 func setupHTTP(t *testing.T) *httpBundle {
+	t.Helper()
+	return setupHTTPMax(t, testMaxBody)
+}
+
+// setupHTTPMax is setupHTTP with a body limit of maxBody.
+func setupHTTPMax(t *testing.T, maxBody int64) *httpBundle {
 	t.Helper()
 	rdb, prefix := redistest.Shared(t)
 	s := NewStore(rdb, prefix, WithPolicy(httpPolicy))
 	r := httpx.NewRouter()
 	r.Use(httpx.Recover, httpx.Log)
 	api := r.NewRoute().Subrouter()
-	NewHandler(s, testMaxBody).Routes(api)
+	NewHandler(s, maxBody).Routes(api)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	return &httpBundle{srv: srv, store: s}

@@ -57,6 +57,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) *Store) {
 		"MergePatch":           testMergePatch,
 		"InvalidWritesNothing": testInvalidWritesNothing,
 		"FilterOperators":      testFilterOperators,
+		"MetadataPaths":        testMetadataPaths,
 		"Paging":               testPaging,
 		"PartialPages":         testPartialPages,
 	}
@@ -556,6 +557,62 @@ func testFilterOperators(t *testing.T, s *Store) {
 			if got != tc.want {
 				t.Errorf("%s (limit %d) = [%s], want [%s]", tc.filter, limit, got, tc.want)
 			}
+		}
+	}
+}
+
+// testMetadataPaths: a channel_metadata path walks lists as MongoDB does. Where the path meets a
+// list, the rest of it applies to every element (a condition matches when it matches for one),
+// and a whole-number key picks an element by index. Where a path reaches nothing it is missing,
+// so $ne, $nin and $exists: false match only channels where no element matches.
+func testMetadataPaths(t *testing.T, s *Store) {
+	for id, meta := range map[string]map[string]any{
+		"p1": {"items": []any{map[string]any{"id": "a", "n": json.Number("1")}, map[string]any{"id": "b"}}},
+		"p2": {"items": []any{map[string]any{"id": "c", "n": json.Number("2.0")}}},
+		"p3": {"items": []any{}},
+		"p4": {"items": map[string]any{"id": "a", "0": "zero"}},
+		"p5": {},
+		"p6": {"items": []any{"a", map[string]any{"id": "d"}}},
+		"p7": {"items": []any{[]any{map[string]any{"id": "a"}}}},
+		"p8": {"items": []any{map[string]any{"tags": []any{"x", "y"}}, map[string]any{"tags": []any{"z"}, "id": nil}}},
+	} {
+		meta["endpoint_url"] = "http://127.0.0.1:9/" + id
+		mustCreate(t, s, &Channel{ChannelID: id, ChannelMetadata: meta})
+	}
+	cases := []struct{ filter, want string }{
+		{`{"channel_metadata.items.id": "a"}`, "p1 p4"},
+		{`{"channel_metadata.items.id": "b"}`, "p1"},
+		{`{"channel_metadata.items.id": {"$eq": "d"}}`, "p6"},
+		{`{"channel_metadata.items.id": {"$ne": "a"}}`, "p2 p3 p5 p6 p7 p8"},
+		{`{"channel_metadata.items.id": {"$in": ["b", "c"]}}`, "p1 p2"},
+		{`{"channel_metadata.items.id": {"$nin": ["a", "c"]}}`, "p3 p5 p6 p7 p8"},
+		{`{"channel_metadata.items.id": {"$all": ["a", "b"]}}`, "p1"},
+		{`{"channel_metadata.items.id": {"$exists": true}}`, "p1 p2 p4 p6 p8"},
+		{`{"channel_metadata.items.id": {"$exists": false}}`, "p3 p5 p7"},
+		{`{"channel_metadata.items.id": null}`, "p3 p5 p6 p7 p8"},
+		{`{"channel_metadata.items.id": {"$ne": null}}`, "p1 p2 p4"},
+		{`{"channel_metadata.items.n": 2}`, "p2"},
+		{`{"channel_metadata.items.n": {"$in": [1, 3]}}`, "p1"},
+		{`{"channel_metadata.items.tags": "z"}`, "p8"},
+		{`{"channel_metadata.items.tags": {"$all": ["x", "z"]}}`, "p8"},
+		{`{"channel_metadata.items.tags": {"$nin": ["y"]}}`, "p1 p2 p3 p4 p5 p6 p7"},
+		{`{"channel_metadata.items.0.id": "a"}`, "p1 p7"},
+		{`{"channel_metadata.items.1.id": {"$exists": true}}`, "p1 p6 p8"},
+		{`{"channel_metadata.items.0": "a"}`, "p6"},
+		{`{"channel_metadata.items.0": "zero"}`, "p4"},
+		{`{"channel_metadata.items.0.0.id": "a"}`, "p7"},
+		{`{"channel_metadata.items.2": {"$exists": true}}`, ""},
+		{`{"channel_metadata.items.00.id": "a"}`, ""},
+		{`{"channel_metadata.items": {"$exists": false}}`, "p5"},
+		{`{"channel_metadata.items": []}`, "p3"},
+	}
+	for _, tc := range cases {
+		f, err := ParseFilter([]byte(tc.filter))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.filter, err)
+		}
+		if got := strings.Join(queryAll(t, s, f, 100), " "); got != tc.want {
+			t.Errorf("%s = [%s], want [%s]", tc.filter, got, tc.want)
 		}
 	}
 }

@@ -5,7 +5,10 @@ package ids
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
+	"encoding/hex"
+	"strings"
 )
 
 // MaxLen is the longest id herald accepts.
@@ -49,4 +52,39 @@ func New(prefix string) string {
 	out[n] = '_'
 	encoding.Encode(out[n+1:], b[:])
 	return string(out)
+}
+
+// Deriver makes ids from other ids, e.g. an engine endpoint id "chan:<channel id>" from a channel
+// id. A valid id always gives a valid id: prefix + id while that fits in MaxLen, else hashed +
+// the hex SHA-256 of the id (64 characters). The same id always gives the same result, so ids
+// derived for idempotency stay idempotent; and because neither prefix starts with the other, a
+// plain form never equals a hashed one, so two ids never give one derived id, however they are
+// chosen.
+type Deriver struct{ prefix, hashed string }
+
+// NewDeriver returns the Deriver with those prefixes. It panics when they could collide (one
+// starts with the other), are not valid ids, or leave no room for the hash: call it once, for a
+// package variable, so that any test finds a wrong pair.
+func NewDeriver(prefix, hashed string) Deriver {
+	if strings.HasPrefix(hashed, prefix) || strings.HasPrefix(prefix, hashed) ||
+		!Valid(prefix) || !Valid(hashed) || len(hashed)+hex.EncodedLen(sha256.Size) > MaxLen {
+		panic("ids: NewDeriver(" + prefix + ", " + hashed + "): the prefixes may collide or leave no room")
+	}
+	return Deriver{prefix: prefix, hashed: hashed}
+}
+
+// ID returns the id derived from id.
+func (d Deriver) ID(id string) string {
+	if len(d.prefix)+len(id) <= MaxLen {
+		return d.prefix + id
+	}
+	h := sha256.Sum256([]byte(id))
+	return d.hashed + hex.EncodeToString(h[:])
+}
+
+// Source returns the id that id was derived from, when it is a plain form (prefix + id); a
+// hashed form cannot be reversed, and ok is false for it and for any other id.
+func (d Deriver) Source(id string) (string, bool) {
+	src, ok := strings.CutPrefix(id, d.prefix)
+	return src, ok && src != ""
 }

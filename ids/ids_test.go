@@ -67,3 +67,59 @@ func TestRuleNamesMaxLen(t *testing.T) {
 		t.Errorf("ids.Rule %q does not say %d", ids.Rule, ids.MaxLen)
 	}
 }
+
+// TestDeriver: a derived id is valid for every valid id, even the longest, the same every time,
+// and two ids never give one derived id, also when one is chosen to look like the other's hashed
+// form.
+func TestDeriver(t *testing.T) {
+	t.Parallel()
+	d := ids.NewDeriver("chan:", "chanh:")
+	longest := strings.Repeat("x", ids.MaxLen)
+	hashed := d.ID(longest)
+	cases := []struct{ id, want string }{
+		{"c1", "chan:c1"},
+		{strings.Repeat("y", ids.MaxLen-5), "chan:" + strings.Repeat("y", ids.MaxLen-5)},
+		{longest, hashed},
+	}
+	for _, c := range cases {
+		if got := d.ID(c.id); got != c.want || !ids.Valid(got) {
+			t.Errorf("ID(%.20s... %d chars) = %q, want %q (valid)", c.id, len(c.id), got, c.want)
+		}
+	}
+	if !strings.HasPrefix(hashed, "chanh:") || len(hashed) != len("chanh:")+64 {
+		t.Fatalf("hashed form %q", hashed)
+	}
+	seen := map[string]string{}
+	for _, id := range []string{longest, longest[1:], longest[:ids.MaxLen-4], longest[:ids.MaxLen-5],
+		strings.TrimPrefix(hashed, "chan:"), "h:" + strings.TrimPrefix(hashed, "chanh:")} {
+		got := d.ID(id)
+		if other, dup := seen[got]; dup {
+			t.Fatalf("%q and %q both derive %q", other, id, got)
+		}
+		seen[got] = id
+	}
+	if src, ok := d.Source("chan:c1"); !ok || src != "c1" {
+		t.Errorf("Source(chan:c1) = %q, %v", src, ok)
+	}
+	for _, id := range []string{hashed, "chan:", "sub:c1"} {
+		if src, ok := d.Source(id); ok {
+			t.Errorf("Source(%q) = %q, want none", id, src)
+		}
+	}
+}
+
+// TestNewDeriverRefusesCollidingPrefixes: prefixes where one starts with the other could derive
+// one id from two.
+func TestNewDeriverRefusesCollidingPrefixes(t *testing.T) {
+	t.Parallel()
+	for _, p := range [][2]string{{"chan:", "chan:h"}, {"chan:h", "chan:"}, {"a b", "c"}, {"p", strings.Repeat("h", ids.MaxLen-63)}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("NewDeriver(%q, %q) did not panic", p[0], p[1])
+				}
+			}()
+			ids.NewDeriver(p[0], p[1])
+		}()
+	}
+}

@@ -4,10 +4,11 @@
 // A backend POSTs /channel/message with {"channel_id", "session_id", "message", "response_url"}.
 // The relay records the message in its session and enqueues {"session_id", "message",
 // "response_url"} for the channel's endpoint_url through the delivery engine (endpoint
-// "chan:<channel id>", one ordered line per session), answering 202 once the delivery is durable.
-// The channel server calls back response_url with {"session_id", "response_data"}: POST
-// /webhook-response stores the response in the session and, when a sessions server is configured,
-// enqueues {"session_id", "channel_id", "response_data", "received_at"} for it through the engine
+// "chan:<channel id>", or a hash of a channel id too long for that; one ordered line per
+// session), answering 202 once the delivery is durable. The channel server calls back
+// response_url with {"session_id", "response_data"}: POST /webhook-response stores the response
+// in the session and, when a sessions server is configured, enqueues {"session_id",
+// "channel_id", "response_data", "received_at"} for it through the engine
 // (endpoint "sessions", one ordered line per session, so a sessions server that is down gets every
 // response later, in the order herald received them). GET /sessions/{id} shows the session: its
 // messages with their delivery status, its responses with their forward's status.

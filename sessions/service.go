@@ -22,6 +22,7 @@ import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/webhooksig"
 )
@@ -42,8 +43,12 @@ type Channels interface {
 // SessionsEndpointID is the engine endpoint id of the sessions server.
 const SessionsEndpointID = "sessions"
 
-// ChannelEndpointID is the engine endpoint id of a channel's server.
-func ChannelEndpointID(channelID string) string { return "chan:" + channelID }
+// channelEndpoints derives the engine endpoint ids of channel servers.
+var channelEndpoints = ids.NewDeriver("chan:", "chanh:")
+
+// ChannelEndpointID is the engine endpoint id of a channel's server: "chan:<channel id>", or for
+// channel ids too long for that, "chanh:<hex SHA-256 of the channel id>" (see ids.Deriver).
+func ChannelEndpointID(channelID string) string { return channelEndpoints.ID(channelID) }
 
 // Defaults of Config.
 const (

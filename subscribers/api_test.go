@@ -2,6 +2,7 @@ package subscribers_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -22,6 +23,7 @@ import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx/redistest"
@@ -82,6 +84,10 @@ type api struct {
 type apiOptions struct {
 	policy     egress.Policy
 	noVerifier bool
+	// backoff are the verifier's waits between tries (default: none, one try); verifyTimeout
+	// bounds one try (default 2 s).
+	backoff       []time.Duration
+	verifyTimeout time.Duration
 }
 
 func setupAPI(t *testing.T, o apiOptions) *api {
@@ -121,8 +127,12 @@ func setupAPI(t *testing.T, o apiOptions) *api {
 			}
 		}
 	}
-	v := verifier.New(verifier.Config{Store: a.store, Policy: o.policy, Version: "test", Timeout: 2 * time.Second,
-		Backoff: []time.Duration{}, PollInterval: 20 * time.Millisecond, Log: log, OnVerified: onVerified})
+	backoff := o.backoff
+	if backoff == nil {
+		backoff = []time.Duration{}
+	}
+	v := verifier.New(verifier.Config{Store: a.store, Policy: o.policy, Version: "test", Timeout: cmp.Or(o.verifyTimeout, 2*time.Second),
+		Backoff: backoff, PollInterval: 20 * time.Millisecond, Log: log, OnVerified: onVerified})
 	if !o.noVerifier {
 		if err := v.Start(ctx); err != nil {
 			t.Fatal(err)
@@ -502,6 +512,68 @@ func TestAPIGoneDisablesAndPatchReenables(t *testing.T) {
 	a.waitStatus(id, "verified")
 	if targets, n := fanned(); len(targets) != 1 || targets[0].ID != id || n != 1 {
 		t.Fatalf("re-enabled subscriber is not fanned out to: targets %v, counted %d", targets, n)
+	}
+}
+
+// TestAPIShowsAFailedHandshakeTryAtOnce: the reason a handshake try failed shows in
+// last_verification_error as soon as that try has failed, while the subscriber is still pending
+// and its handshake is retried; the retry that succeeds clears it.
+func TestAPIShowsAFailedHandshakeTryAtOnce(t *testing.T) {
+	t.Parallel()
+	a := setupAPI(t, apiOptions{policy: loopback, backoff: []time.Duration{10 * time.Millisecond}, verifyTimeout: time.Minute})
+	var tries atomic.Int64
+	retried, release := make(chan struct{}), make(chan struct{})
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var h struct{ Challenge string }
+		_ = json.NewDecoder(r.Body).Decode(&h)
+		if tries.Add(1) == 1 {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		close(retried) // a third try would panic: the second one passes
+		select {
+		case <-release:
+			_ = json.NewEncoder(w).Encode(h.Challenge)
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(rc.Close)
+	var once sync.Once
+	answer := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(answer) // before rc.Close, which waits for the held try
+
+	id := a.mustDo(201, "POST", "/subscribers", map[string]any{"url": rc.URL, "token": "tok"})["id"].(string)
+	testutil.Receive(t, retried, 10*time.Second, "the handshake to be retried")
+	// The retry is held at the receiver: the first try's reason must show already.
+	out := a.mustDo(200, "GET", "/subscribers/"+id, nil)
+	if out["status"] != "pending" || out["verified"] != false || out["last_verification_error"] != "answered 403" {
+		t.Fatalf("while the handshake is retried: %v, want pending with last_verification_error \"answered 403\"", out)
+	}
+	answer()
+	if out = a.waitStatus(id, "verified"); out["last_verification_error"] != "" {
+		t.Fatalf("verified, but still showing the failed try: %v", out)
+	}
+}
+
+// TestLongestSubscriberIDReachesTheEngine: a subscriber with the longest valid id (only the Go
+// API lets a caller choose one) gets an engine endpoint when verified, its deliveries are sent,
+// and their outcomes reach it: a 410 disables it.
+func TestLongestSubscriberIDReachesTheEngine(t *testing.T) {
+	t.Parallel()
+	a := setupAPI(t, apiOptions{policy: loopback})
+	rc := newReceiver(t, "tok")
+	rc.notifyCode.Store(http.StatusGone)
+	id := "sub_" + strings.Repeat("l", ids.MaxLen-4)
+	if _, err := a.store.Create(context.Background(), &subscribers.Subscriber{ID: id, URL: rc.URL, Token: "tok", Secret: webhooksig.NewSecret()}); err != nil {
+		t.Fatal(err)
+	}
+	a.waitStatus(id, "verified")
+	req := notifier.Request{EndpointID: subscribers.EndpointID(id), SubscriberID: id, Body: []byte(`{}`)}
+	if _, err := a.engine.Enqueue(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if out := a.waitStatus(id, "disabled"); out["disabled_reason"] != "endpoint answered 410 Gone" {
+		t.Fatalf("disabled: %v", out)
 	}
 }
 

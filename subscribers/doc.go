@@ -7,7 +7,8 @@
 //
 // A subscriber is created pending, and its url_verification handshake is queued in the same
 // write. The verifier package runs the handshake and reports with Store.FinishVerification:
-// verified, or failed with a reason. A change of URL or token, POST /subscribers/{id}/verify, and
+// verified, or failed with a reason; a failed try that will be retried shows its reason at once
+// (Store.NoteFailedTry) while the subscriber stays pending. A change of URL or token, POST /subscribers/{id}/verify, and
 // any update of a disabled subscriber send it back to pending (verified: false) with a new
 // handshake request; each request has a generation number, and a result applies only to the
 // latest request for the same URL, so a slow handshake of an old URL never marks a new one
@@ -20,8 +21,9 @@
 // and Health's own goroutine (Start, Stop) writes them in batches, one HDEL for the successes and
 // one script for the failures, so a fan-out does not cost a command per delivery.
 //
-// Each subscriber is also an endpoint of the delivery engine, "sub:<id>" (EndpointID). The API
-// registers it with PutEndpoint before it stores a change, and removes it on delete.
+// Each subscriber is also an endpoint of the delivery engine, "sub:<id>" (EndpointID; a hash for
+// an id too long for that). The API registers it with PutEndpoint before it stores a change, and
+// removes it on delete.
 //
 // # Storage
 //

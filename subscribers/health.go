@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -111,8 +110,8 @@ func NewHealth(store *Store, disableAfter time.Duration, log *slog.Logger) *Heal
 // that are not subscribers, and deferrals (no try was made), are ignored. Outcomes observed before
 // Start are kept and written once it runs; those observed after Stop are not written.
 func (h *Health) Observe(o notifier.Outcome) {
-	id, ok := strings.CutPrefix(o.EndpointID, EndpointPrefix)
-	if !ok || id == "" {
+	id, ok := SubscriberOf(o)
+	if !ok {
 		return
 	}
 	var ob observed

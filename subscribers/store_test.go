@@ -195,6 +195,21 @@ func TestVerificationResultAppliesOnlyToItsURL(t *testing.T) {
 		if err != nil || len(tasks) != 1 || tasks[0].URL != "https://new.example.com/hook" {
 			t.Fatalf("claim after change = %+v, %v", tasks, err)
 		}
+		// A failed try of the old URL shows nothing; one of the new URL shows at once, and its
+		// handshake stays queued for the retry.
+		if applied, err := b.store.NoteFailedTry(ctx, old, "answered 500"); err != nil || applied {
+			t.Fatalf("old URL's failed try applied=%v err=%v; it must be dropped", applied, err)
+		}
+		if applied, err := b.store.NoteFailedTry(ctx, tasks[0], "answered 502"); err != nil || !applied {
+			t.Fatalf("note: %v %v", applied, err)
+		}
+		got, _ = b.store.Get(ctx, sub.ID)
+		if got.Verified || got.Status != StatusPending || got.LastVerificationError != "answered 502" {
+			t.Fatalf("after a failed try: %+v", got)
+		}
+		if n, _ := b.store.PendingVerifications(ctx); n != 1 {
+			t.Fatalf("queue holds %d while the handshake is retried, want 1", n)
+		}
 		if applied, err := b.store.FinishVerification(ctx, tasks[0], "answered 403"); err != nil || !applied {
 			t.Fatalf("finish: %v %v", applied, err)
 		}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/ids"
+	"github.com/heraldhq/herald/notifier"
 )
 
 // Subscriber is a webhook endpoint that wants notifications about channels, as the API shows it
@@ -63,11 +65,22 @@ const (
 // EventTypes lists the event types, in the order the API names them.
 var EventTypes = []string{TypeUpdateNotification, TypeRepublishRequest, TypeUnpublishRequest}
 
-// EndpointPrefix starts the delivery engine's endpoint id of every subscriber.
-const EndpointPrefix = "sub:"
+// endpoints derives the delivery engine's endpoint ids of subscribers.
+var endpoints = ids.NewDeriver("sub:", "subh:")
 
-// EndpointID is the delivery engine's endpoint id for a subscriber: "sub:<id>".
-func EndpointID(subscriberID string) string { return EndpointPrefix + subscriberID }
+// EndpointID is the delivery engine's endpoint id for a subscriber: "sub:<id>", or for an id too
+// long for that (only a caller-chosen one can be), "subh:<hex SHA-256 of the id>" (see
+// ids.Deriver).
+func EndpointID(subscriberID string) string { return endpoints.ID(subscriberID) }
+
+// SubscriberOf returns the subscriber an engine outcome is about; ok is false for outcomes of
+// other endpoints (channel servers, the sessions server).
+func SubscriberOf(o notifier.Outcome) (id string, ok bool) {
+	if o.SubscriberID != "" && EndpointID(o.SubscriberID) == o.EndpointID {
+		return o.SubscriberID, true
+	}
+	return endpoints.Source(o.EndpointID)
+}
 
 var (
 	// ErrNotFound: no subscriber has that id.

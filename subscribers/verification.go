@@ -99,7 +99,7 @@ func (s *Store) ClaimVerifications(ctx context.Context, max int, lease time.Dura
 func (s *Store) FinishVerification(ctx context.Context, t VerifyTask, reason string) (bool, error) {
 	applied := false
 	_, err := s.modify(ctx, t.ID, func(r *record) (effects, error) {
-		applied = r.VerifyGen == t.Gen && r.URL == t.URL && r.Token == t.Token && r.Status == StatusPending
+		applied = t.current(r)
 		if !applied {
 			return effects{}, errNoChange
 		}
@@ -114,6 +114,33 @@ func (s *Store) FinishVerification(ctx context.Context, t VerifyTask, reason str
 		return false, nil
 	}
 	return applied, err
+}
+
+// NoteFailedTry records why a handshake try failed while the handshake goes on (it will be tried
+// again): the subscriber stays pending and shows the reason in last_verification_error at once,
+// rather than only once every try has failed. Like FinishVerification it applies only while the
+// task is the subscriber's latest handshake request and the subscriber is pending; it reports
+// whether it applied.
+func (s *Store) NoteFailedTry(ctx context.Context, t VerifyTask, reason string) (bool, error) {
+	applied := false
+	_, err := s.modify(ctx, t.ID, func(r *record) (effects, error) {
+		applied = t.current(r) && reason != ""
+		if !applied || r.LastVerificationError == reason {
+			return effects{}, errNoChange
+		}
+		r.LastVerificationError = reason
+		return effects{}, nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return applied, err
+}
+
+// current reports whether t is still r's handshake to run: r is pending, and t was claimed for
+// its latest handshake request, for its URL and token.
+func (t VerifyTask) current(r *record) bool {
+	return r.VerifyGen == t.Gen && r.URL == t.URL && r.Token == t.Token && r.Status == StatusPending
 }
 
 // ReleaseVerification makes a claimed handshake due again at once, for a verifier that stops

@@ -10,6 +10,8 @@
 // tried up to three times (at once, after 2 s, after 5 s; configurable) with a 10 s timeout per
 // try, through egress.NewClient so the operator's target rules hold at dial time. The result is
 // recorded with subscribers.Store.FinishVerification, which drops it if the subscriber's URL or
-// handshake request changed meanwhile. A failure's reason is written for a person ("answered
-// 403", "timed out after 10s", "connection refused", "target refused: ...") and carries no secret.
+// handshake request changed meanwhile. A failed try that will be retried shows its reason at once
+// (subscribers.Store.NoteFailedTry): the subscriber stays pending, with last_verification_error
+// set. A failure's reason is written for a person ("answered 403", "timed out after 10s",
+// "connection refused", "target refused: ...") and carries no secret.
 package verifier

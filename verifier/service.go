@@ -221,6 +221,7 @@ func (s *Service) run(t subscribers.VerifyTask, log *slog.Logger) (string, error
 		if try >= len(s.cfg.Backoff) || strings.HasPrefix(reason, egress.ErrRefused.Error()) {
 			return reason, nil // a refused target stays refused: no retry
 		}
+		s.noteFailedTry(t, reason, log)
 		timer := time.NewTimer(s.cfg.Backoff[try])
 		select {
 		case <-timer.C:
@@ -228,5 +229,15 @@ func (s *Service) run(t subscribers.VerifyTask, log *slog.Logger) (string, error
 			timer.Stop()
 			return "", ErrCanceled
 		}
+	}
+}
+
+// noteFailedTry shows the reason of a failed try on the subscriber while its handshake is retried.
+// A failure to write it is only logged: the final result is recorded all the same.
+func (s *Service) noteFailedTry(t subscribers.VerifyTask, reason string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.life.Context()), 5*time.Second)
+	defer cancel()
+	if _, err := s.cfg.Store.NoteFailedTry(ctx, t, reason); err != nil {
+		log.Warn("verifier: could not show a failed handshake try on the subscriber", "err", err)
 	}
 }
