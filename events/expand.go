@@ -28,14 +28,15 @@ import (
 
 // DeliveryID is the id of the delivery of event eventID to subscriber subscriberID:
 // "<event id>.<subscriber id>", or, when that would pass the 128-character id limit,
-// "<event id>.h<32 hex digits of the subscriber id's SHA-256>".
+// "<event id>:<32 hex digits of the subscriber id's SHA-256>" (a separator of its own, so the
+// hashed form of one subscriber can never be the plain form of another).
 func DeliveryID(eventID, subscriberID string) string {
 	id := eventID + "." + subscriberID
 	if len(id) <= ids.MaxLen {
 		return id
 	}
 	h := sha256.Sum256([]byte(subscriberID))
-	return eventID + ".h" + hex.EncodeToString(h[:16])
+	return eventID + ":" + hex.EncodeToString(h[:16])
 }
 
 // work is one worker: expand due events until there are none, then wait for a wake-up or the poll
