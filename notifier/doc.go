@@ -7,13 +7,24 @@
 // Due deliveries sit in a Redis Stream read through one consumer group by every process; retries
 // and deferred tries wait in a sorted set by due time and are pumped back into the stream when
 // due; each delivery has a record (a hash, holding its attempts too). Every state change is one Lua
-// script (scripts.go), all keys share one Cluster slot (keys.go). Processes renew a heartbeat key;
+// script (scripts.go) on the keys of one shard (keys.go). Processes renew a heartbeat key;
 // when one dies its pending stream entries are claimed by the others within a few heartbeats.
 // When Redis loses the group (a restart without persistence) the fetcher recreates it. A try
 // answered while Redis is unreachable (down, or loading its data after a restart) is recorded
 // as soon as Redis answers again, so it is neither made twice nor holds its in-flight lease.
 // Finished entries are only acknowledged; the reaper trims the stream every heartbeat up to the
 // oldest entry still in flight or unread (trimScript).
+//
+// # Shards
+//
+// The queue is Config.QueueShards shards (shard.go), each a full set of the keys above under a
+// hash tag of its own, so that on a Redis Cluster the queue's work spreads over the masters. A
+// delivery's shard follows from its endpoint: the endpoint, its leases, waiters, rate slot and
+// ordering lines share the slot with its deliveries, and no script spans two slots. Each shard
+// has its own fetcher, retry pump and batcher in every process; the workers, breakers and rate
+// credit are the process's. List merges the shards' pages; Get and Retry look in every shard.
+// The shard count may change on a running fleet: every process works the shards of every count
+// in use, and Enqueue looks in an endpoint's former shard before its new one (shard.go).
 //
 // # Cost per delivery
 //
@@ -73,7 +84,8 @@
 //
 // Deliveries with the same Request.OrderingKey (or to an Ordered endpoint) form a line: only its
 // head is live; when it finishes (delivered or dead-lettered) the next goes. A failing head holds
-// back only its own line.
+// back only its own line. A line lives in its endpoint's shard: with several shards an ordering
+// key orders the deliveries of each endpoint (the contract promises no order across endpoints).
 package notifier
 
 // # Decisions where the contract is silent
