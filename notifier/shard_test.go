@@ -127,10 +127,10 @@ func TestShardedQueueDeliversOnce(t *testing.T) {
 // does over one; filters work across shards too.
 func TestListMergesShards(t *testing.T) {
 	t.Parallel()
-	clock := &stepClock{at: time.UnixMilli(1_800_000_000_000)}
+	clock := testutil.NewClock(time.UnixMilli(1_800_000_000_000))
 	e, _ := setup(t, func(c *Config) {
 		c.QueueShards = 5
-		c.Now = clock.now
+		c.Now = clock.Now
 	})
 	rc := newIDCounter(t)
 	var all []string
@@ -145,7 +145,7 @@ func TestListMergesShards(t *testing.T) {
 				EventID: fmt.Sprintf("evt-%d", round%2), Body: []byte(`{}`)})
 		}
 		all = append(all, enqueue(t, e, reqs...)...)
-		clock.step(time.Millisecond)
+		clock.Add(time.Millisecond)
 	}
 	want := slices.Clone(all)
 	slices.Reverse(want) // later rounds first; within a round, ids descending
@@ -184,24 +184,6 @@ func listAll(t *testing.T, e *Engine, q ListQuery) []string {
 	}
 	t.Fatal("List never ended")
 	return nil
-}
-
-// stepClock is a clock tests move by hand.
-type stepClock struct {
-	mu sync.Mutex
-	at time.Time
-}
-
-func (c *stepClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.at
-}
-
-func (c *stepClock) step(d time.Duration) {
-	c.mu.Lock()
-	c.at = c.at.Add(d)
-	c.mu.Unlock()
 }
 
 // Changing the shard count on a running fleet: an engine with one shard holds deliveries in

@@ -50,22 +50,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = testutil.Clock
 
 // api is a subscriber API wired as the daemon wires it: real Redis, the real delivery engine, the
 // verifier service and the health listener, served over loopback.
@@ -95,7 +80,7 @@ func setupAPI(t *testing.T, o apiOptions) *api {
 	rdb, prefix := redistest.Shared(t)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a := &api{t: t, rdb: rdb, clock: &clock{t: time.Now()}, logs: logs}
+	a := &api{t: t, rdb: rdb, clock: testutil.NewClock(time.Now()), logs: logs}
 	eng, err := notifier.New(rdb, notifier.Config{
 		Prefix: prefix, Version: "test", RequestTimeout: 2 * time.Second,
 		RetrySchedule: []time.Duration{20 * time.Millisecond}, AllowHTTP: o.policy.AllowHTTP, AllowPrivate: o.policy.AllowPrivate,

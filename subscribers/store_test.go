@@ -14,30 +14,16 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/redisx"
 	"github.com/heraldhq/herald/redisx/redistest"
 	"github.com/heraldhq/herald/webhooksig"
 )
 
 // clock is a settable clock for tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = testutil.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return testutil.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 type bundle struct {
 	store  *Store

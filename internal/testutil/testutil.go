@@ -1,11 +1,13 @@
 // Package testutil holds the helpers herald's tests wait with. Tests wait on signals, not sleeps:
 // a value on a channel (Receive), or a condition polled until it holds (Eventually). The one
-// place a bounded wait is the point is a check that nothing more happens (Never).
+// place a bounded wait is the point is a check that nothing more happens (Never). Clock is a
+// clock tests set by hand.
 //
 // It imports no herald package, so every package's tests can use it.
 package testutil
 
 import (
+	"sync"
 	"testing"
 	"time"
 )
@@ -62,4 +64,28 @@ func Never(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		<-tick.C
 	}
+}
+
+// Clock is a clock a test sets by hand; safe for concurrent use. Pass its Now where a config
+// takes a clock.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock showing t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the time the clock shows.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }
