@@ -19,6 +19,12 @@
 #   PPROF=1 scripts/bench-path.sh      also profiles herald during 200x100 (needs --pprof-addr;
 #                                      -pprof-shape picks another shape, 100x100 with -quick)
 #
+#   CLUSTER=3 scripts/bench-path.sh    on a Redis Cluster of 3 masters (scripts/cluster.sh, free
+#                                      ports) instead: herald runs with --redis-addrs and
+#                                      --queue-shards ${SHARDS:-3}; Redis figures are summed over the
+#                                      masters, each master's share of the CPU is printed, and the
+#                                      by-caller pass is skipped
+#
 # PPROF_SECONDS (5) is the profile's length, PPROF_OUT (/tmp/herald-bench-path.pprof) its file.
 # Everything listens on loopback and is stopped on exit.
 set -euo pipefail
@@ -31,7 +37,18 @@ bench_workdir
 go build -o "$work/herald" ./cmd/herald
 go build -o "$work/benchpath" ./scripts/benchpath
 
-start_redis "$work"
+if [[ -n "${CLUSTER:-}" ]]; then
+	start_cluster "$work" "$CLUSTER"
+	shards=${SHARDS:-$CLUSTER}
+	redis_flags=(--redis-addrs "$CLUSTER_ADDRS" --queue-shards "$shards")
+	bench_redis=(-redis "$CLUSTER_ADDRS" -queue-shards "$shards")
+	redis_where="a Cluster of $CLUSTER masters on ports $CLUSTER_PORTS, $shards queue shards"
+else
+	start_redis "$work"
+	redis_flags=(--redis-url "$REDIS_URL")
+	bench_redis=(-redis "127.0.0.1:$REDIS_PORT")
+	redis_where="port $REDIS_PORT"
+fi
 
 "$work/benchpath" receive -addr 127.0.0.1:0 >"$work/receiver.out" &
 pids+=($!)
@@ -47,17 +64,17 @@ if [[ "${PPROF:-}" == 1 ]]; then
 	profile=(-pprof "http://127.0.0.1:$pprof_port" -pprof-out "${PPROF_OUT:-/tmp/herald-bench-path.pprof}" -pprof-seconds "${PPROF_SECONDS:-5}")
 	rm -f "${PPROF_OUT:-/tmp/herald-bench-path.pprof}"
 fi
-"$work/herald" serve --redis-url "$REDIS_URL" --addr "127.0.0.1:$herald_port" \
+"$work/herald" serve "${redis_flags[@]}" --addr "127.0.0.1:$herald_port" \
 	--api-rate-limit 0 --allow-http --allow-private-targets >"$work/herald.log" 2>&1 &
 herald_pid=$!
 pids+=("$herald_pid")
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$herald_port/readyz" >/dev/null && break; sleep 0.05; done
 curl -sf "http://127.0.0.1:$herald_port/readyz" >/dev/null || { echo "herald did not become ready:" >&2; tail -20 "$work/herald.log" >&2; exit 1; }
-echo "herald $("$work/herald" version | cut -d' ' -f2) pid $herald_pid on 127.0.0.1:$herald_port, Redis $(redis-server --version | grep -o 'v=[^ ]*') on port $REDIS_PORT, receiver $receiver"
+echo "herald $("$work/herald" version | cut -d' ' -f2) pid $herald_pid on 127.0.0.1:$herald_port, Redis $(redis-server --version | grep -o 'v=[^ ]*') on $redis_where, receiver $receiver"
 
 status=0
 "$work/benchpath" run -herald "http://127.0.0.1:$herald_port" -herald-pid "$herald_pid" -receiver "$receiver" \
-	-redis "127.0.0.1:$REDIS_PORT" "${profile[@]}" "$@" || status=$?
+	"${bench_redis[@]}" "${profile[@]}" "$@" || status=$?
 if ! kill -0 "$herald_pid" 2>/dev/null; then
 	echo "herald exited during the bench; its log ends with:" >&2
 	tail -20 "$work/herald.log" >&2

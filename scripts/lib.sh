@@ -4,9 +4,13 @@
 # files in DIR (pinned to the CPUs in $REDIS_CPUS when set, e.g. REDIS_CPUS=1), waits until it answers, and sets REDIS_PORT, REDIS_PID and REDIS_URL. stop_redis
 # stops it; call it from the script's EXIT trap. free_port prints a free loopback TCP port.
 #
+# start_cluster DIR MASTERS starts a Redis Cluster of MASTERS masters without replicas with
+# scripts/cluster.sh (its nodes' files under DIR) on free consecutive ports, and sets
+# CLUSTER_ADDRS (comma-separated) and CLUSTER_PORTS; stop_cluster stops it (bench_cleanup does).
+#
 # bench_workdir makes the scratch directory $work and the list pids (add the PID of every
 # background process the script starts), and sets traps that on exit stop those processes and
-# Redis and remove $work (an interrupt exits with 130, which runs the same cleanup).
+# Redis (or the cluster) and remove $work (an interrupt exits with 130, which runs the same cleanup).
 
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -34,6 +38,35 @@ stop_redis() {
 	fi
 }
 
+start_cluster() {
+	local dir=$1 masters=$2 base p out try
+	CLUSTER_TMP=$dir
+	# Ports and bus ports (+10000) below the usual ephemeral range (32768-), so an outgoing
+	# connection cannot hold one; a start that fails anyway (a port taken meanwhile) is retried.
+	for try in 1 2 3; do
+		base=$((10000 + RANDOM % 12000))
+		for ((p = base; p < base + masters; p++)); do
+			if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.0.1/$((p + 10000))") 2>/dev/null; then
+				continue 2
+			fi
+		done
+		if out=$(TMPDIR="$dir" "$(dirname "${BASH_SOURCE[0]}")/cluster.sh" start "$masters" 0 "$base"); then
+			CLUSTER_ADDRS=$(tail -1 <<<"$out")
+			CLUSTER_PORTS="$base-$((base + masters - 1))"
+			return 0
+		fi
+		echo "(try $try of 3 to start the cluster failed)" >&2
+	done
+	return 1
+}
+
+stop_cluster() {
+	if [[ -n "${CLUSTER_TMP:-}" ]]; then
+		TMPDIR="$CLUSTER_TMP" "$(dirname "${BASH_SOURCE[0]}")/cluster.sh" stop >/dev/null || true
+		CLUSTER_TMP=
+	fi
+}
+
 bench_workdir() {
 	work="$(mktemp -d)"
 	pids=()
@@ -44,5 +77,6 @@ bench_workdir() {
 bench_cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 	stop_redis
+	stop_cluster
 	rm -rf "$work"
 }

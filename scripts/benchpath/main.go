@@ -7,6 +7,11 @@
 //	benchpath receive [-addr 127.0.0.1:0]      the receiver: prints its URL, answers 200
 //	benchpath run -herald URL -herald-pid PID -receiver URL -redis HOST:PORT [flags]
 //
+// With -redis A:1,B:2,C:3 (a Redis Cluster; -queue-shards as herald's) the backlog is the sum of
+// the shards' counters (notifier.BacklogKeys), Redis's CPU and commandstats are summed over the
+// masters (each read and reset directly), each master's share of the CPU is printed, and the
+// by-caller pass is skipped.
+//
 // Each shape (events × subscribers) gets a channel and subscribers of its own (the subscribers'
 // channel_ids filter names only that channel, so earlier shapes' subscribers never match), a raw
 // ceiling measured just before it (plain Go POSTs of a same-sized body to the same receiver), and
@@ -41,6 +46,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/scripts/benchkit"
 )
 
@@ -264,9 +270,13 @@ func parseShapes(list string, steady shape) ([]shape, error) {
 type bench struct {
 	herald, recv string
 	heraldPID    int
-	rdb          *redis.Client
-	api          *http.Client // set-up calls
-	notify       *http.Client // the notify calls: 8 keep-alive connections
+	rdb          *redis.Client         // the one Redis; nil on a Redis Cluster
+	nodes        []*redis.Client       // whose statistics are read: the one Redis, or each master of the Cluster
+	nodeAddrs    []string              // their addresses
+	kv           redis.UniversalClient // reads the backlog counters: rdb, or a Cluster client
+	shards       int                   // herald's --queue-shards
+	api          *http.Client          // set-up calls
+	notify       *http.Client          // the notify calls: 8 keep-alive connections
 	ceilingN     int
 	stamp        string
 	seq          int // channels made so far: each shape's channel id is new
@@ -290,7 +300,8 @@ func run(args []string) error {
 	fs.StringVar(&b.herald, "herald", "", "herald's base URL")
 	fs.IntVar(&b.heraldPID, "herald-pid", 0, "herald's process id (its CPU time is read from /proc)")
 	fs.StringVar(&b.recv, "receiver", "", "the receiver's base URL (benchpath receive)")
-	redisAddr := fs.String("redis", "", "the Redis herald uses, host:port (statistics are read and reset there)")
+	redisAddr := fs.String("redis", "", "the Redis herald uses, host:port (statistics are read and reset there); several, comma-separated: a Redis Cluster (statistics summed over its masters)")
+	fs.IntVar(&b.shards, "queue-shards", 1, "herald's --queue-shards: the backlog is the sum of the shards' counters")
 	quick := fs.Bool("quick", false, "smaller shapes and a shorter steady phase (a smoke run of about a minute)")
 	shapesFlag := fs.String("shapes", "", "shapes to run, comma-separated: EVENTSxSUBSCRIBERS or steady "+
 		"(default 2000x10,200x100,10000x2,1x10000,steady; with -quick 500x10,100x100,2000x2,1x2000,steady)")
@@ -339,12 +350,42 @@ func run(args []string) error {
 		b.pprofURL = ""
 	}
 
-	b.rdb = redis.NewClient(&redis.Options{Addr: *redisAddr, PoolSize: 4})
-	defer b.rdb.Close()
+	ctx := context.Background()
+	if addrs := strings.Split(*redisAddr, ","); len(addrs) == 1 {
+		b.rdb = redis.NewClient(&redis.Options{Addr: *redisAddr, PoolSize: 4})
+		defer b.rdb.Close()
+		b.nodes, b.nodeAddrs, b.kv = []*redis.Client{b.rdb}, addrs, b.rdb
+	} else {
+		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: 4})
+		defer cc.Close()
+		b.kv = cc
+		// Each master directly: its CPU and commandstats are read, and reset, one by one.
+		var mu sync.Mutex
+		err := cc.ForEachMaster(ctx, func(_ context.Context, m *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			b.nodeAddrs = append(b.nodeAddrs, m.Options().Addr)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("the Cluster's masters: %w", err)
+		}
+		slices.Sort(b.nodeAddrs)
+		for _, a := range b.nodeAddrs {
+			c := redis.NewClient(&redis.Options{Addr: a, PoolSize: 2})
+			defer c.Close()
+			b.nodes = append(b.nodes, c)
+		}
+		fmt.Printf("Redis Cluster: %d masters (%s), %d queue shards; Redis figures are summed over the masters", len(b.nodes), strings.Join(b.nodeAddrs, ", "), b.shards)
+		if *topLevel {
+			fmt.Print("; the by-caller pass (SLOWLOG) is skipped on a Cluster")
+			*topLevel = false
+		}
+		fmt.Println()
+	}
 	b.api = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}, Timeout: 30 * time.Second}
 	b.notify = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: notifyConns, MaxConnsPerHost: notifyConns}, Timeout: 30 * time.Second}
 	b.stamp = strconv.FormatInt(time.Now().Unix()%1e6, 10)
-	ctx := context.Background()
 
 	// Warm up: herald's connections to the receiver and the API's, the notify connections, and
 	// Redis's scripts, so the first shape does not pay for them.
@@ -412,6 +453,7 @@ type result struct {
 	ceilCPU                   float64
 	bodyBytes, ceilBodyBytes  int
 	subsMismatch              int64
+	masterShares              string // on a Redis Cluster: each master's share of the Redis CPU
 }
 
 // exact reports whether every delivery of the shape arrived exactly once.
@@ -739,14 +781,24 @@ func (b *bench) waitArrivals(ch string, want int64, timeout time.Duration) (recv
 // deliveries, notifier/keys.go) is 0, so every try has been recorded and no copy of a delivery is
 // still to come. It returns the backlog left when drainTimeout passes first (0: drained).
 func (b *bench) waitDrained(ctx context.Context) (int64, error) {
-	key := b.prefix + ":{" + b.prefix + "}:backlog"
+	keys := notifier.BacklogKeys(b.prefix, b.shards)
 	deadline := time.Now().Add(b.drainTimeout)
 	for {
-		// GETRANGE, not GET: herald never sends it, so the shape's statistics can leave it out.
-		v, err := b.rdb.GetRange(ctx, key, 0, -1).Result()
 		var n int64
-		if err == nil && v != "" {
-			n, err = strconv.ParseInt(v, 10, 64)
+		var err error
+		for _, key := range keys {
+			// GETRANGE, not GET: herald never sends it, so the shape's statistics can leave it out.
+			var v string
+			if v, err = b.kv.GetRange(ctx, key, 0, -1).Result(); err != nil {
+				break
+			}
+			if v != "" {
+				var c int64
+				if c, err = strconv.ParseInt(v, 10, 64); err != nil {
+					break
+				}
+				n += max(c, 0)
+			}
 		}
 		if err != nil || n <= 0 || time.Now().After(deadline) {
 			return max(n, 0), err
@@ -755,10 +807,35 @@ func (b *bench) waitDrained(ctx context.Context) (int64, error) {
 	}
 }
 
-func (b *bench) redisSnapshot(ctx context.Context) (float64, map[string]benchkit.CmdStat, error) {
-	cpu := benchkit.RedisCPU(ctx, b.rdb)
-	st, err := benchkit.CommandStats(ctx, b.rdb)
-	return cpu, st, err
+// redisSnapshot reads the CPU time of each of b.nodes and their commandstats, summed.
+func (b *bench) redisSnapshot(ctx context.Context) ([]float64, map[string]benchkit.CmdStat, error) {
+	cpus := make([]float64, len(b.nodes))
+	sum := map[string]benchkit.CmdStat{}
+	for i, c := range b.nodes {
+		cpus[i] = benchkit.RedisCPU(ctx, c)
+		st, err := benchkit.CommandStats(ctx, c)
+		if err != nil {
+			return nil, nil, err
+		}
+		for name, x := range st {
+			y := sum[name]
+			sum[name] = benchkit.CmdStat{Calls: x.Calls + y.Calls, Usec: x.Usec + y.Usec}
+		}
+	}
+	return cpus, sum, nil
+}
+
+// shares formats each master's share of the Redis CPU used between cpu0 and cpu1.
+func shares(cpu0, cpu1 []float64) string {
+	var total float64
+	for i := range cpu1 {
+		total += cpu1[i] - cpu0[i]
+	}
+	parts := make([]string, len(cpu1))
+	for i := range cpu1 {
+		parts[i] = fmt.Sprintf("%.0f%%", 100*(cpu1[i]-cpu0[i])/max(total, 1e-9))
+	}
+	return strings.Join(parts, " / ")
 }
 
 // shape runs one shape and prints its figures (one line for the warm-up). The shape ends when
@@ -780,8 +857,10 @@ func (b *bench) shape(ctx context.Context, sh shape, warmup bool) (result, error
 		}
 	}
 	// Statistics start here: Redis's command counts from zero, CPU times as differences.
-	if err := b.rdb.ConfigResetStat(ctx).Err(); err != nil {
-		return res, err
+	for _, c := range b.nodes {
+		if err := c.ConfigResetStat(ctx).Err(); err != nil {
+			return res, err
+		}
 	}
 	rcpu0, cmd0, err := b.redisSnapshot(ctx)
 	if err != nil {
@@ -866,7 +945,12 @@ func (b *bench) shape(ctx context.Context, sh shape, warmup bool) (result, error
 		res.bodyBytes = int(rs.Bytes / rs.Count)
 	}
 	res.heraldUS = (hcpu1 - hcpu0) * 1e6 / n
-	res.redisUS = (rcpu1 - rcpu0) * 1e6 / n
+	for i := range rcpu1 {
+		res.redisUS += (rcpu1[i] - rcpu0[i]) * 1e6 / n
+	}
+	if len(b.nodes) > 1 {
+		res.masterShares = shares(rcpu0, rcpu1)
+	}
 	res.recvUS = (rs.CPU - recv0.CPU) * 1e6 / n
 	type row struct {
 		name string
@@ -940,6 +1024,9 @@ func (b *bench) shape(ctx context.Context, sh shape, warmup bool) (result, error
 	fmt.Printf("  exactly once (counted once herald's queue was empty): %d expected, %d arrived, %d distinct webhook-ids, %d missing, %d duplicates, %d stray; 202s with another subscriber count: %d; body %d bytes\n",
 		want, rs.Count, rs.Unique, res.missing, res.dups, res.stray, res.subsMismatch, res.bodyBytes)
 	fmt.Printf("  CPU per delivery: herald %.1f µs, Redis %.1f µs (process: the Redis figure to trust), receiver %.1f µs\n", res.heraldUS, res.redisUS, res.recvUS)
+	if res.masterShares != "" {
+		fmt.Printf("  Redis CPU per master: %s (%s)\n", res.masterShares, strings.Join(b.nodeAddrs, " / "))
+	}
 	fmt.Printf("  Redis calls per delivery (INFO commandstats): %.2f script calls herald sent, %.2f other commands, sent by herald or run inside its scripts (Redis counts them alike; the by-caller pass at the end splits them)\n",
 		res.scriptCalls, res.otherCalls)
 	slices.SortFunc(rows, func(x, y row) int { return int(y.Calls - x.Calls) })
@@ -1116,6 +1203,11 @@ func printSummary(rs []result) {
 		}
 		fmt.Printf("%-9s %9.0f %6s %7.2fms %7.2fms %7.1fµs %7.1fµs %8.2f %8.2f %8d %9d\n", r.shape.name, r.perSec, ratio,
 			ms(r.p50), ms(r.p99), r.heraldUS, r.redisUS, r.scriptCalls, r.otherCalls, r.missing, r.dups+r.lateDups)
+	}
+	for _, r := range rs {
+		if r.masterShares != "" {
+			fmt.Printf("%-9s Redis CPU per master: %s\n", r.shape.name, r.masterShares)
+		}
 	}
 	fmt.Println("herald, redis: CPU time of the process. scripts: script calls herald sent; cmds: other commands, sent by herald or run")
 	fmt.Println("inside its scripts (Redis counts both alike; the by-caller pass splits them). e2e of a shape sent as fast as possible is")
