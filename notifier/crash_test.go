@@ -157,8 +157,12 @@ func TestRedisRestart(t *testing.T) {
 	}
 	testutil.Eventually(t, 10*time.Second, "ready after the restart", func() bool { return e.Ready(ctx) == nil })
 
-	// Everything was lost with the data; new work flows.
-	putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL})
+	// Everything was lost with the data; new work flows. (go-redis's pool may still answer its
+	// last dial error for a moment after another call got through: a caller retries, as an API
+	// client retries a 503.)
+	testutil.Eventually(t, 5*time.Second, "the endpoint put after the restart", func() bool {
+		return e.PutEndpoint(ctx, Endpoint{ID: "ep", URL: rc.URL}) == nil
+	})
 	ids = enqueue(t, e, Request{EndpointID: "ep", Body: []byte(`{}`)}, Request{EndpointID: "ep", Body: []byte(`{}`)})
 	for _, id := range ids {
 		waitStatus(t, e, id, StatusDelivered, 10*time.Second)
