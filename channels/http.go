@@ -55,23 +55,13 @@ func rawString(field string, r json.RawMessage) (string, error) {
 	return s, nil
 }
 
-// rawTags decodes channel_tags without repeats (as normalize keeps them), refusing the list as
-// soon as it holds more different tags than a channel may have: the rest is not even decoded.
+// rawTags decodes channel_tags as they came; normalize drops repeats, validate counts them.
 func rawTags(r json.RawMessage) ([]string, error) {
-	tags := []string{}
-	seen := map[string]struct{}{}
-	err := httpx.DecodeList(r, func(t string) error {
-		if _, dup := seen[t]; dup {
-			return nil
-		}
-		seen[t] = struct{}{}
-		tags = append(tags, t)
-		return checkTagCount(len(tags))
-	})
-	if errors.Is(err, httpx.ErrNotList) {
+	var l []string
+	if err := json.Unmarshal(r, &l); err != nil {
 		return nil, invalid(fieldChannelTags, "channel_tags must be a list of strings")
 	}
-	return tags, err
+	return l, nil
 }
 
 func rawObject(field string, r json.RawMessage) (map[string]any, error) {

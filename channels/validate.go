@@ -153,8 +153,8 @@ func validate(c *Channel, checkURL func(string) error) error {
 	if err := checkText(fieldChannelDesc, c.ChannelDescription, MaxDescriptionLen); err != nil {
 		return err
 	}
-	if err := checkTagCount(len(c.ChannelTags)); err != nil {
-		return err
+	if len(c.ChannelTags) > MaxTags {
+		return invalid(fieldChannelTags, "channel_tags may hold at most %d different tags", MaxTags)
 	}
 	for i, t := range c.ChannelTags {
 		n := utf8.RuneCountInString(t)
@@ -186,14 +186,6 @@ func validate(c *Channel, checkURL func(string) error) error {
 	}
 	if err := checkURL(u); err != nil {
 		return invalid(fieldEndpointURL, "channel_metadata.endpoint_url is not allowed: %s", err.Error())
-	}
-	return nil
-}
-
-// checkTagCount refuses n different tags when a channel may not have that many.
-func checkTagCount(n int) error {
-	if n > MaxTags {
-		return invalid(fieldChannelTags, "channel_tags may hold at most %d different tags", MaxTags)
 	}
 	return nil
 }

@@ -77,33 +77,6 @@ func Unmarshal(b []byte, v any) error {
 	return nil
 }
 
-// ErrNotList is returned by DecodeList for a value that is not a JSON list of the element type.
-var ErrNotList = errors.New("httpx: not a JSON list of the expected type")
-
-// DecodeList decodes raw, a JSON list, one element at a time, and calls each with every element
-// in order. An error from each stops the decoding and is returned as it is, so a caller checks a
-// limit on the list while it is read, before work that grows with the list. A value that is not a
-// list, or an element that is not a T, is ErrNotList.
-func DecodeList[T any](raw []byte, each func(v T) error) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-		return ErrNotList
-	}
-	for dec.More() {
-		var v T
-		if err := dec.Decode(&v); err != nil {
-			return ErrNotList
-		}
-		if err := each(v); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return ErrNotList
-	}
-	return nil
-}
-
 // JSONError turns an encoding/json error into a 400 that names the problem and the field.
 func JSONError(err error) *Error {
 	var se *json.SyntaxError
