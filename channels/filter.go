@@ -120,10 +120,25 @@ func (n condNode) match(c *Channel) bool {
 	return n.matchValue(c)
 }
 
-// matchValue is the general path of match: compare the values the field reaches.
+// matchValue is the general path of match: compare the values the field reaches. A list of
+// query values ($in, $nin, $all) is compared with the reached values walked once.
 func (n condNode) matchValue(c *Channel) bool {
 	eq := func(q any) bool {
 		return n.field.reaches(c, func(v any, present bool) bool { return eqMatch(v, present, q) })
+	}
+	if len(n.vals) > 1 {
+		type reached struct {
+			v       any
+			present bool
+		}
+		var got []reached
+		n.field.reaches(c, func(v any, present bool) bool {
+			got = append(got, reached{v, present})
+			return false
+		})
+		eq = func(q any) bool {
+			return slices.ContainsFunc(got, func(r reached) bool { return eqMatch(r.v, r.present, q) })
+		}
 	}
 	switch n.op {
 	case opEq:
