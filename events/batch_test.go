@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/subscribers"
 )
 
@@ -135,5 +137,28 @@ func TestLargeEventsHandedBackAtOnce(t *testing.T) {
 		if n := len(b.deliveries(t, id)); n != 3 {
 			t.Errorf("event %s has %d deliveries, want 3", id, n)
 		}
+	}
+}
+
+// A delivery id is "<event>.<subscriber>" while that fits the id limit, else the event id and a
+// hash of the subscriber's, after a separator of its own: always a valid id, and never the plain
+// id of another subscriber.
+func TestDeliveryIDAlwaysValidAndDistinct(t *testing.T) {
+	const evt = "evt_01hzy3k2v7q8w9e0r1t2y3u4i5"
+	long := "sub_" + strings.Repeat("x", ids.MaxLen-4)
+	hashed := DeliveryID(evt, long)
+	if !ids.Valid(hashed) || hashed == evt+"."+long {
+		t.Fatalf("long subscriber id: %q", hashed)
+	}
+	if DeliveryID(evt, long) != hashed || DeliveryID(evt, long+"y") == hashed {
+		t.Fatal("the hashed form is not a function of the subscriber id")
+	}
+	// a subscriber whose id looks like the hashed form's tail gets its plain form, another id
+	tail := hashed[len(evt)+1:]
+	if other := DeliveryID(evt, tail); other == hashed {
+		t.Fatalf("subscriber %q shares the delivery id %q", tail, hashed)
+	}
+	if got := DeliveryID(evt, "sub_1"); got != evt+".sub_1" {
+		t.Fatalf("short ids: %q", got)
 	}
 }
