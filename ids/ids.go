@@ -81,10 +81,3 @@ func (d Deriver) ID(id string) string {
 	h := sha256.Sum256([]byte(id))
 	return d.hashed + hex.EncodeToString(h[:])
 }
-
-// Source returns the id that id was derived from, when it is a plain form (prefix + id); a
-// hashed form cannot be reversed, and ok is false for it and for any other id.
-func (d Deriver) Source(id string) (string, bool) {
-	src, ok := strings.CutPrefix(id, d.prefix)
-	return src, ok && src != ""
-}

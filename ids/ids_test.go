@@ -98,14 +98,6 @@ func TestDeriver(t *testing.T) {
 		}
 		seen[got] = id
 	}
-	if src, ok := d.Source("chan:c1"); !ok || src != "c1" {
-		t.Errorf("Source(chan:c1) = %q, %v", src, ok)
-	}
-	for _, id := range []string{hashed, "chan:", "sub:c1"} {
-		if src, ok := d.Source(id); ok {
-			t.Errorf("Source(%q) = %q, want none", id, src)
-		}
-	}
 }
 
 // TestNewDeriverRefusesCollidingPrefixes: prefixes where one starts with the other could derive

@@ -389,7 +389,7 @@ func TestAPIPatch(t *testing.T) {
 		t.Fatalf("handshakes: first %d, second %d", first.handshakes.Load(), second.handshakes.Load())
 	}
 	// The engine sends to the new URL.
-	if _, err := a.engine.Enqueue(context.Background(), notifier.Request{EndpointID: subscribers.EndpointID(id), Body: []byte(`{}`)}); err != nil {
+	if _, err := a.engine.Enqueue(context.Background(), notifier.Request{EndpointID: subscribers.EndpointID(id), SubscriberID: id, Body: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
 	second.waitDelivery(t, 1)
@@ -398,7 +398,7 @@ func TestAPIPatch(t *testing.T) {
 	third := newReceiver(t, "another-token") // answers the handshake 403
 	a.mustDo(200, "PATCH", "/subscribers/"+id, map[string]any{"url": third.URL})
 	a.waitStatus(id, "failed")
-	if _, err := a.engine.Enqueue(context.Background(), notifier.Request{EndpointID: subscribers.EndpointID(id), Body: []byte(`{}`)}); err != nil {
+	if _, err := a.engine.Enqueue(context.Background(), notifier.Request{EndpointID: subscribers.EndpointID(id), SubscriberID: id, Body: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
 	second.waitDelivery(t, 2)
@@ -448,7 +448,7 @@ func TestAPIVerifyAndDelete(t *testing.T) {
 	if list := a.mustDo(200, "GET", "/subscribers", nil); len(list["subscribers"].([]any)) != 0 {
 		t.Fatalf("list after delete: %v", list)
 	}
-	_, err := a.engine.Enqueue(context.Background(), notifier.Request{EndpointID: subscribers.EndpointID(id), Body: []byte(`{}`)})
+	_, err := a.engine.Enqueue(context.Background(), notifier.Request{EndpointID: subscribers.EndpointID(id), SubscriberID: id, Body: []byte(`{}`)})
 	if !errors.Is(err, notifier.ErrUnknownEndpoint) {
 		t.Fatalf("the engine still knows the deleted subscriber's endpoint: %v", err)
 	}
@@ -461,7 +461,7 @@ func TestAPIGoneDisablesAndPatchReenables(t *testing.T) {
 	rc.notifyCode.Store(http.StatusGone)
 	id := a.mustDo(201, "POST", "/subscribers", map[string]any{"url": rc.URL, "token": "tok"})["id"].(string)
 	a.waitStatus(id, "verified")
-	if _, err := a.engine.Enqueue(context.Background(), notifier.Request{EndpointID: subscribers.EndpointID(id), Body: []byte(`{}`)}); err != nil {
+	if _, err := a.engine.Enqueue(context.Background(), notifier.Request{EndpointID: subscribers.EndpointID(id), SubscriberID: id, Body: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
 	out := a.waitStatus(id, "disabled")
@@ -571,7 +571,7 @@ func TestAPIDisableAfterEveryDeliveryFailed(t *testing.T) {
 	a.waitStatus(id, "verified")
 	ep := subscribers.EndpointID(id)
 	ctx := context.Background()
-	if _, err := a.engine.Enqueue(ctx, notifier.Request{EndpointID: ep, Body: []byte(`{}`)}); err != nil {
+	if _, err := a.engine.Enqueue(ctx, notifier.Request{EndpointID: ep, SubscriberID: id, Body: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 15*time.Second, "the first try and its one retry", func() bool { return a.tryCount(ep) >= 2 })
@@ -584,7 +584,7 @@ func TestAPIDisableAfterEveryDeliveryFailed(t *testing.T) {
 		return a.mustDo(200, "GET", "/subscribers/"+id, nil)["status"] != "verified"
 	})
 	a.clock.Add(24*time.Hour + time.Minute)
-	if _, err := a.engine.Enqueue(ctx, notifier.Request{EndpointID: ep, Body: []byte(`{}`)}); err != nil {
+	if _, err := a.engine.Enqueue(ctx, notifier.Request{EndpointID: ep, SubscriberID: id, Body: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
 	out := a.waitStatus(id, "disabled")

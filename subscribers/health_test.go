@@ -52,7 +52,7 @@ func TestHealthGoneDisablesAtOnce(t *testing.T) {
 		h := NewHealth(b.store, time.Hour, nil)
 		sub := mustCreate(t, b.store, newSub("https://example.com/"))
 		settle(t, b.store, nil)
-		h.Observe(notifier.Outcome{EndpointID: EndpointID(sub.ID), StatusCode: 410, Reason: "http_4xx"})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(sub.ID), SubscriberID: sub.ID, StatusCode: 410, Reason: "http_4xx"})
 		h.mustFlush(t)
 		got, _ := b.store.Get(ctx, sub.ID)
 		if got.Status != StatusDisabled || got.DisabledReason != ReasonGone || !got.Verified {
@@ -64,8 +64,8 @@ func TestHealthGoneDisablesAtOnce(t *testing.T) {
 		// Outcomes of other endpoints and of deleted subscribers leave nothing behind.
 		h.Observe(notifier.Outcome{EndpointID: "chan:x", StatusCode: 410})
 		h.Observe(notifier.Outcome{EndpointID: "sessions", StatusCode: 500})
-		h.Observe(notifier.Outcome{EndpointID: EndpointID("sub_gone"), StatusCode: 500, Tried: true})
-		h.Observe(notifier.Outcome{EndpointID: EndpointID("sub_gone2"), StatusCode: 410})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID("sub_gone"), SubscriberID: "sub_gone", StatusCode: 500, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID("sub_gone2"), SubscriberID: "sub_gone2", StatusCode: 410})
 		h.mustFlush(t)
 		if n := b.rdb.HLen(ctx, b.store.k.failing()).Val(); n != 0 {
 			t.Fatalf("failing records: %d", n)
@@ -89,12 +89,14 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 			return got.Status
 		}
 		observe := func(o notifier.Outcome) { h.Observe(o); h.mustFlush(t) }
-		fail := func() { observe(notifier.Outcome{EndpointID: ep, StatusCode: 503, Reason: "http_5xx", Tried: true}) }
+		fail := func() {
+			observe(notifier.Outcome{EndpointID: ep, SubscriberID: sub.ID, StatusCode: 503, Reason: "http_5xx", Tried: true})
+		}
 
 		// Waits for the breaker or the rate limit, and deliveries given up without a try, are not
 		// failures of the endpoint.
 		for _, r := range []string{notifier.ReasonBreakerOpen, notifier.ReasonRateLimited, notifier.ReasonMaxInFlight, notifier.ReasonMaxAge} {
-			observe(notifier.Outcome{EndpointID: ep, Reason: r})
+			observe(notifier.Outcome{EndpointID: ep, SubscriberID: sub.ID, Reason: r})
 		}
 		b.clock.Add(25 * time.Hour)
 		fail()
@@ -104,7 +106,7 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 			t.Fatalf("disabled too early: %s", s)
 		}
 		// A success starts the count again.
-		observe(notifier.Outcome{EndpointID: ep, Delivered: true, StatusCode: 200})
+		observe(notifier.Outcome{EndpointID: ep, SubscriberID: sub.ID, Delivered: true, StatusCode: 200})
 		b.clock.Add(2 * time.Hour)
 		fail()
 		b.clock.Add(23*time.Hour + 59*time.Minute)
@@ -113,7 +115,7 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 			t.Fatalf("disabled although a delivery succeeded %s ago: %s", 24*time.Hour, s)
 		}
 		b.clock.Add(time.Minute)
-		observe(notifier.Outcome{EndpointID: ep, Reason: "timeout", Tried: true})
+		observe(notifier.Outcome{EndpointID: ep, SubscriberID: sub.ID, Reason: "timeout", Tried: true})
 		got, _ := b.store.Get(ctx, sub.ID)
 		if got.Status != StatusDisabled || !strings.Contains(got.DisabledReason, "every delivery failed for 24h0m0s") ||
 			!strings.Contains(got.DisabledReason, "failed: timeout") {
@@ -147,7 +149,7 @@ func TestHealthObserveNeverWaitsForRedis(t *testing.T) {
 		if err := h.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
-		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), StatusCode: 500, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), SubscriberID: ids[0], StatusCode: 500, Tried: true})
 		testutil.Receive(t, g.entered, 10*time.Second, "Health writing ids[0]'s failure") // now blocked in Redis
 
 		observed := make(chan struct{})
@@ -200,10 +202,10 @@ func TestHealthConcurrentObservers(t *testing.T) {
 			wg.Go(func() {
 				ep := EndpointID(id)
 				for range rounds {
-					h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Reason: "http_5xx", Tried: true})
-					h.Observe(notifier.Outcome{EndpointID: ep, Delivered: true, StatusCode: 200})
+					h.Observe(notifier.Outcome{EndpointID: ep, SubscriberID: id, StatusCode: 500, Reason: "http_5xx", Tried: true})
+					h.Observe(notifier.Outcome{EndpointID: ep, SubscriberID: id, Delivered: true, StatusCode: 200})
 				}
-				h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Reason: "http_5xx", Tried: true})
+				h.Observe(notifier.Outcome{EndpointID: ep, SubscriberID: id, StatusCode: 500, Reason: "http_5xx", Tried: true})
 			})
 		}
 		wg.Wait()
@@ -237,10 +239,10 @@ func createSubs(t *testing.T, b *bundle, n int) []string {
 // subscriber but the first, then a 410 and a success for the first and a success for the last.
 func observeSequence(h *Health, c *clock, ids []string) {
 	fail := func(id string) {
-		h.Observe(notifier.Outcome{EndpointID: EndpointID(id), StatusCode: 500, Reason: "http_5xx", Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(id), SubscriberID: id, StatusCode: 500, Reason: "http_5xx", Tried: true})
 	}
 	succeed := func(id string) {
-		h.Observe(notifier.Outcome{EndpointID: EndpointID(id), Delivered: true, StatusCode: 200})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(id), SubscriberID: id, Delivered: true, StatusCode: 200})
 	}
 	for _, step := range []func(string){fail, succeed, fail, fail} {
 		for _, id := range ids[1:] {
@@ -248,7 +250,7 @@ func observeSequence(h *Health, c *clock, ids []string) {
 		}
 		c.Add(time.Minute)
 	}
-	h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), StatusCode: 410, Tried: true})
+	h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), SubscriberID: ids[0], StatusCode: 410, Tried: true})
 	succeed(ids[0]) // a success after a 410 does not undo it
 	succeed(ids[len(ids)-1])
 }
@@ -346,9 +348,9 @@ func TestHealthStopWritesWhatWasHandedOver(t *testing.T) {
 		if err := h.Start(ctx); !errors.Is(err, lifecycle.ErrStarted) {
 			t.Fatalf("second Start: %v, want ErrStarted", err)
 		}
-		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), StatusCode: 500, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), SubscriberID: ids[0], StatusCode: 500, Tried: true})
 		testutil.Receive(t, g.entered, 10*time.Second, "Health writing ids[0]'s failure")
-		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[1]), StatusCode: 500, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[1]), SubscriberID: ids[1], StatusCode: 500, Tried: true})
 		// The goroutine is held in Redis: take its wake-up, so that only Stop makes it write ids[1].
 		testutil.Receive(t, h.wake, time.Second, "Observe's wake-up")
 		close(g.release)
@@ -378,7 +380,7 @@ func TestHealthStopDeadline(t *testing.T) {
 		g := newGate(b.store.k.failing()) // never released
 		b.rdb.AddHook(g)
 		h := startHealth(t, b, 24*time.Hour)
-		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), StatusCode: 500, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), SubscriberID: ids[0], StatusCode: 500, Tried: true})
 		testutil.Receive(t, g.entered, 10*time.Second, "Health writing the failure")
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
@@ -397,11 +399,11 @@ func TestHealthSuccessStartsANewFailureRecord(t *testing.T) {
 		h := NewHealth(b.store, 24*time.Hour, nil)
 		id := createSubs(t, b, 1)[0]
 		ep := EndpointID(id)
-		h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: ep, SubscriberID: id, StatusCode: 500, Tried: true})
 		h.mustFlush(t)
 		b.clock.Add(25 * time.Hour)
-		h.Observe(notifier.Outcome{EndpointID: ep, Delivered: true, StatusCode: 200})
-		h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: ep, SubscriberID: id, Delivered: true, StatusCode: 200})
+		h.Observe(notifier.Outcome{EndpointID: ep, SubscriberID: id, StatusCode: 500, Tried: true})
 		h.mustFlush(t)
 		if got, _ := b.store.Get(ctx, id); got.Status != StatusVerified {
 			t.Fatalf("disabled by a failure that came right after a success: %s %q", got.Status, got.DisabledReason)
@@ -421,8 +423,8 @@ func TestHealthGoneAfterFailuresDisables(t *testing.T) {
 		h := NewHealth(b.store, 24*time.Hour, nil)
 		id := createSubs(t, b, 1)[0]
 		ep := EndpointID(id)
-		h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 500, Tried: true})
-		h.Observe(notifier.Outcome{EndpointID: ep, StatusCode: 410, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: ep, SubscriberID: id, StatusCode: 500, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: ep, SubscriberID: id, StatusCode: 410, Tried: true})
 		h.mustFlush(t)
 		if got, _ := b.store.Get(context.Background(), id); got.Status != StatusDisabled || got.DisabledReason != ReasonGone {
 			t.Fatalf("a 410 after failures did not disable: %s %q", got.Status, got.DisabledReason)
@@ -444,7 +446,7 @@ func TestHealthRetriesTransientErrors(t *testing.T) {
 		})
 		b.rdb.AddHook(f)
 		h := startHealth(t, b, 24*time.Hour)
-		h.Observe(notifier.Outcome{EndpointID: EndpointID(id), StatusCode: 500, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(id), SubscriberID: id, StatusCode: 500, Tried: true})
 		want := strconv.FormatInt(b.clock.Now().UnixMilli(), 10)
 		testutil.Eventually(t, 10*time.Second, "the failure written after a transient error", func() bool {
 			return b.rdb.HGet(ctx, b.store.k.failing(), id).Val() == want
@@ -476,7 +478,7 @@ func TestHealthPermanentErrorsDoNotStall(t *testing.T) {
 		var logs bytes.Buffer
 		h := NewHealth(b.store, 24*time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
 		for _, id := range ids[:2] {
-			h.Observe(notifier.Outcome{EndpointID: EndpointID(id), StatusCode: 410, Tried: true})
+			h.Observe(notifier.Outcome{EndpointID: EndpointID(id), SubscriberID: id, StatusCode: 410, Tried: true})
 		}
 		h.mustFlush(t)
 		if got, _ := b.store.Get(ctx, ids[0]); got.Status != StatusVerified {
@@ -495,9 +497,9 @@ func TestHealthPermanentErrorsDoNotStall(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = h.Stop(context.Background()) })
-		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[2]), StatusCode: 500, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[2]), SubscriberID: ids[2], StatusCode: 500, Tried: true})
 		testutil.Eventually(t, 10*time.Second, "ids[2]'s failure script to fail", func() bool { return script.failed.Load() > 0 })
-		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[3]), StatusCode: 500, Tried: true})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[3]), SubscriberID: ids[3], StatusCode: 500, Tried: true})
 		testutil.Eventually(t, 10*time.Second, "the failure after a dropped batch written", func() bool {
 			return b.rdb.HExists(ctx, b.store.k.failing(), ids[3]).Val()
 		})

@@ -73,13 +73,11 @@ var endpoints = ids.NewDeriver("sub:", "subh:")
 // ids.Deriver).
 func EndpointID(subscriberID string) string { return endpoints.ID(subscriberID) }
 
-// SubscriberOf returns the subscriber an engine outcome is about; ok is false for outcomes of
-// other endpoints (channel servers, the sessions server).
+// SubscriberOf returns the subscriber an engine outcome is about: the delivery's SubscriberID
+// (every delivery to a subscriber carries it), when the outcome is of that subscriber's endpoint;
+// ok is false for outcomes of other endpoints (channel servers, the sessions server).
 func SubscriberOf(o notifier.Outcome) (id string, ok bool) {
-	if o.SubscriberID != "" && EndpointID(o.SubscriberID) == o.EndpointID {
-		return o.SubscriberID, true
-	}
-	return endpoints.Source(o.EndpointID)
+	return o.SubscriberID, o.SubscriberID != "" && EndpointID(o.SubscriberID) == o.EndpointID
 }
 
 var (
