@@ -146,7 +146,9 @@ func TestQueueSurvivesMasterFailover(t *testing.T) {
 		accepted = append(accepted, enqueueRound(round)...)
 	}
 	victim.Kill()
-	if _, err := cl.WaitServed(ctx, victimSlot); err != nil {
+	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := cl.WaitServed(waitCtx, victimSlot); err != nil {
 		t.Fatal(err)
 	}
 	var afterFailover []string

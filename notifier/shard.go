@@ -46,7 +46,6 @@ type layout struct {
 // its own, and 256 sections of 64 slots fit the 16,384 slots.
 const (
 	maxQueueShards = 256
-	clusterSlots   = 16384
 	tagWindow      = 32 // slots around a section's middle a shard's tag may hash to
 )
 
@@ -59,8 +58,8 @@ func shardTag(prefix string, i, n int) string {
 	if i == 0 {
 		return prefix
 	}
-	section := (redisx.Slot(prefix)*n/clusterSlots + i) % n
-	from := (2*section+1)*clusterSlots/(2*n) - tagWindow/2
+	section := (redisx.Slot(prefix)*n/redisx.SlotCount + i) % n
+	from := (2*section+1)*redisx.SlotCount/(2*n) - tagWindow/2
 	for x := 1; ; x++ {
 		tag := prefix + "." + strconv.Itoa(x)
 		if s := redisx.Slot(tag); s >= from && s < from+tagWindow {

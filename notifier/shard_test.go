@@ -27,7 +27,7 @@ func TestShardTagsTakeOneSectionEach(t *testing.T) {
 				if i == 0 && tag != prefix {
 					t.Fatalf("%s: shard 0 of %d has tag %q, want the prefix", prefix, n, tag)
 				}
-				sec := redisx.Slot(tag) * n / clusterSlots
+				sec := redisx.Slot(tag) * n / redisx.SlotCount
 				if sections[sec] {
 					t.Fatalf("%s: shard %d of %d (%q) shares section %d", prefix, i, n, tag, sec)
 				}

@@ -233,9 +233,10 @@ func (s *Service) run(t subscribers.VerifyTask, log *slog.Logger) (string, error
 }
 
 // noteFailedTry shows the reason of a failed try on the subscriber while its handshake is retried.
-// A failure to write it is only logged: the final result is recorded all the same.
+// A failure to write it is only logged: the final result is recorded all the same. Stop does not
+// wait for it: it only shows the reason early.
 func (s *Service) noteFailedTry(t subscribers.VerifyTask, reason string, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.life.Context()), 5*time.Second)
+	ctx, cancel := context.WithTimeout(s.life.Context(), 5*time.Second)
 	defer cancel()
 	if _, err := s.cfg.Store.NoteFailedTry(ctx, t, reason); err != nil {
 		log.Warn("verifier: could not show a failed handshake try on the subscriber", "err", err)
