@@ -27,8 +27,8 @@ const (
 type AuthConfig struct {
 	Keys []string // the API keys; with none every request passes (loopback only: CheckListenAuth)
 	Open []string // paths that need no key
-	// Failures wrong keys one client may send per Window; past them its wrong keys get 429 with
-	// Retry-After until the window ends. Valid keys always pass. 0: the defaults above.
+	// Failures wrong keys one client may send per Window; past them its requests get 429 with
+	// Retry-After until the window ends, whatever key they carry. 0: the defaults above.
 	Failures int
 	Window   time.Duration
 }
@@ -36,7 +36,8 @@ type AuthConfig struct {
 // Auth checks Authorization: Bearer <key> (the scheme in any case, RFC 7235) against the keys on
 // every request whose path is not open. A missing or wrong key gets 401 with WWW-Authenticate.
 // Wrong keys are throttled per client (its IP address; an IPv6 /64): past cfg.Failures in a
-// window they get 429 with Retry-After. The count lives in this process's memory, bounded (see
+// window, its requests get 429 with Retry-After before their key is even compared, so a guesser
+// learns nothing until the window ends. The count lives in this process's memory, bounded (see
 // authFailures), so it needs no store; behind a proxy every client shares the proxy's address.
 func Auth(cfg AuthConfig) mux.MiddlewareFunc {
 	hashed := make([][32]byte, len(cfg.Keys))
@@ -51,6 +52,11 @@ func Auth(cfg AuthConfig) mux.MiddlewareFunc {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if slices.Contains(cfg.Open, r.URL.Path) {
 				next.ServeHTTP(w, r)
+				return
+			}
+			client := clientAddr(r)
+			if wait := failures.wait(client, time.Now()); wait > 0 {
+				tooManyWrongKeys(w, r, wait)
 				return
 			}
 			tok, ok := bearerToken(r)
@@ -69,15 +75,19 @@ func Auth(cfg AuthConfig) mux.MiddlewareFunc {
 				next.ServeHTTP(w, r)
 				return
 			}
-			if wait := failures.fail(clientAddr(r), time.Now()); wait > 0 {
-				WriteError(w, r, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, RetryAfter: ceilSeconds(wait),
-					Message: "too many wrong API keys from this address; try again later"})
+			if wait := failures.fail(client, time.Now()); wait > 0 {
+				tooManyWrongKeys(w, r, wait)
 				return
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
 			WriteError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "API key is not valid"})
 		})
 	}
+}
+
+func tooManyWrongKeys(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	WriteError(w, r, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, RetryAfter: ceilSeconds(wait),
+		Message: "too many wrong API keys from this address; try again later"})
 }
 
 // bearerToken returns the credentials of an "Authorization: Bearer <token>" header. The scheme
@@ -114,7 +124,9 @@ func ceilSeconds(d time.Duration) int { return max(1, int((d+time.Second-1)/time
 
 // authFailures counts the wrong keys of each client in fixed windows. It holds at most max
 // clients: past that, the clients not yet counted in the window share one count, so a flood
-// from many addresses neither grows the table nor goes unthrottled (valid keys still pass).
+// from many addresses neither grows the table nor goes unthrottled. A client with a count of its
+// own is refused whatever key it sends once past the limit (wait); the shared count throttles
+// only wrong keys (fail), so valid clients among a flood of addresses keep working.
 type authFailures struct {
 	limit  int
 	window time.Duration
@@ -130,6 +142,17 @@ const overflowClient = "overflow"
 
 func newAuthFailures(limit int, window time.Duration, max int) *authFailures {
 	return &authFailures{limit: limit, window: window, max: max, counts: map[string]int{}}
+}
+
+// wait returns how long client, past its limit, must wait before it may send a key again; zero
+// while it is within its limit, or has no count of its own in this window.
+func (f *authFailures) wait(client string, now time.Time) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if now.Sub(f.start) >= f.window || f.counts[client] < f.limit {
+		return 0
+	}
+	return f.start.Add(f.window).Sub(now)
 }
 
 // fail counts a wrong key from client at now. It returns zero while the client is within its

@@ -212,15 +212,18 @@ func TestAuthThrottlesWrongKeys(t *testing.T) {
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("throttled: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	if c := get("Bearer " + key).StatusCode; c != 204 {
-		t.Fatalf("the valid key from the throttled client: %d, want 204", c)
-	}
-	if c := get("").StatusCode; c != 401 {
-		t.Fatalf("no key from the throttled client: %d, want 401", c)
+	// A throttled client learns nothing of any key until the window ends.
+	for _, auth := range []string{"Bearer " + key, ""} {
+		if c := get(auth).StatusCode; c != 429 {
+			t.Fatalf("%q from the throttled client: %d, want 429", auth, c)
+		}
 	}
 	testutil.Eventually(t, 5*time.Second, "the window to end", func() bool {
-		return get("Bearer wrong-key").StatusCode == 401
+		return get("Bearer "+key).StatusCode == 204
 	})
+	if c := get("Bearer wrong-key").StatusCode; c != 401 {
+		t.Fatalf("a wrong key in the next window: %d, want 401", c)
+	}
 }
 
 func TestCheckListenAuth(t *testing.T) {
