@@ -72,8 +72,7 @@ func (s *Service) handleNotify(w http.ResponseWriter, r *http.Request) error {
 		return &httpx.Error{Status: http.StatusConflict, Code: CodeIdempotencyConflict, Field: "Idempotency-Key", Err: err,
 			Message: "this Idempotency-Key was already used with a different request to this channel; use a new key"}
 	case errors.As(err, &be):
-		secs := int((be.RetryAfter.Milliseconds() + 999) / 1000)
-		return httpx.Unavailable(max(secs, 1), "the delivery backlog is full; retry later")
+		return httpx.Unavailable(httpx.RetryAfterSeconds(be.RetryAfter), "the delivery backlog is full; retry later")
 	default:
 		return err
 	}

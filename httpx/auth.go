@@ -86,7 +86,7 @@ func Auth(cfg AuthConfig) mux.MiddlewareFunc {
 }
 
 func tooManyWrongKeys(w http.ResponseWriter, r *http.Request, wait time.Duration) {
-	WriteError(w, r, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, RetryAfter: ceilSeconds(wait),
+	WriteError(w, r, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, RetryAfter: RetryAfterSeconds(wait),
 		Message: "too many wrong API keys from this address; try again later"})
 }
 
@@ -101,8 +101,9 @@ func bearerToken(r *http.Request) (string, bool) {
 	return tok, tok != ""
 }
 
-// clientAddr is the address a client's wrong keys are counted under: its IP, or the /64 of an
-// IPv6 address (one host commonly holds a whole /64). X-Forwarded-For is not trusted.
+// clientAddr is the address a client is counted under (its wrong keys; its requests when it sends
+// no key): its IP, or the /64 of an IPv6 address (one host commonly holds a whole /64).
+// X-Forwarded-For is not trusted.
 func clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -120,7 +121,8 @@ func clientAddr(r *http.Request) string {
 	return ip.String()
 }
 
-func ceilSeconds(d time.Duration) int { return max(1, int((d+time.Second-1)/time.Second)) }
+// RetryAfterSeconds is a wait as the whole seconds of a Retry-After header: rounded up, at least 1.
+func RetryAfterSeconds(d time.Duration) int { return max(1, int((d+time.Second-1)/time.Second)) }
 
 // authFailures counts the wrong keys of each client in fixed windows. It holds at most max
 // clients: past that, the clients not yet counted in the window share one count, so a flood

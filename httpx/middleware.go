@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -162,11 +161,7 @@ func RateLimit(l *redis_rate.Limiter, keyPrefix string, limit redis_rate.Limit, 
 			h.Set("X-RateLimit-Remaining", strconv.Itoa(res.Remaining))
 			h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(res.ResetAfter).Unix(), 10))
 			if res.Allowed == 0 {
-				secs := int(res.RetryAfter.Seconds() + 0.999)
-				if secs < 1 {
-					secs = 1
-				}
-				WriteError(w, r, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, RetryAfter: secs,
+				WriteError(w, r, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, RetryAfter: RetryAfterSeconds(res.RetryAfter),
 					Message: fmt.Sprintf("rate limit of %d requests per %s exceeded", limit.Rate, limit.Period)})
 				return
 			}
@@ -181,11 +176,7 @@ func callerKey(r *http.Request) string {
 		h := sha256.Sum256([]byte(tok))
 		return "key:" + hex.EncodeToString(h[:8])
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return "ip:" + host
+	return "ip:" + clientAddr(r)
 }
 
 // StrictQuery answers 400 to a request whose query string cannot be parsed (a stray '%' or ';'),
