@@ -101,7 +101,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.API.Use(httpx.Auth(httpx.AuthConfig{Keys: cfg.APIKeys, Open: openPaths}))
 	a.API.Use(httpx.RateLimit(a.Limiter, cfg.RedisPrefix, redis_rate.PerSecond(cfg.APIRateLimit), unlimitedPaths...))
 	a.API.Handle("/metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
-	a.ready.checks = storeChecks(a.RDB, cfg.RedisPrefix)
 
 	for _, m := range mounts {
 		if err := m(a); err != nil {

@@ -4,19 +4,17 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/httpx"
 	"github.com/heraldhq/herald/redisx"
 )
 
-// readyBudget is how long /readyz's checks may take together before it answers 503.
+// readyBudget is how long /readyz's checks may take together before it answers 503 (the Redis
+// client honours the deadline: redisx.Open).
 const readyBudget = 2 * time.Second
 
-// errNoAnswer is a readiness run that did not finish within readyBudget.
+// errNoAnswer is a readiness check that did not finish within readyBudget.
 var errNoAnswer = readinessError("redis did not answer within " + readyBudget.String())
 
 type readinessError string
@@ -24,66 +22,26 @@ type readinessError string
 func (r readinessError) Error() string           { return string(r) }
 func (r readinessError) ReadinessReason() string { return string(r) }
 
-// readiness runs the checks /readyz answers with: Redis answers, Redis takes writes, and each
-// component's own check (the delivery queue's consumer group). One run at a time: a probe that
-// comes while a run is under way waits for that run, so a hung Redis holds one goroutine, not one
-// per probe. A probe waits readyBudget at most, however long the client takes to give up on
-// Redis.
+// readiness is the checks /readyz answers with: each component's own (the delivery engine's
+// proves that every queue shard's master takes writes and has its consumer group).
 type readiness struct {
 	checks []func(context.Context) error
-
-	mu  sync.Mutex
-	run *readyRun // the run under way, nil when none
 }
 
-type readyRun struct {
-	done chan struct{} // closed when err is set
-	err  error
-}
-
-// storeChecks are the checks on Redis itself: it answers, and it takes writes.
-func storeChecks(rdb redis.UniversalClient, prefix string) []func(context.Context) error {
-	key := readyKey(prefix)
-	return []func(context.Context) error{
-		func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		func(ctx context.Context) error { return rdb.Set(ctx, key, "1", time.Minute).Err() },
-	}
-}
-
-// check returns the first error of the checks (of the run under way, or of a new one), or
-// errNoAnswer when they have not finished within readyBudget or before ctx ends.
+// check returns the first error of the checks, errNoAnswer when they have not finished within
+// readyBudget.
 func (r *readiness) check(ctx context.Context) error {
-	r.mu.Lock()
-	run := r.run
-	if run == nil {
-		run = &readyRun{done: make(chan struct{})}
-		r.run = run
-		go r.runChecks(run)
-	}
-	r.mu.Unlock()
-	timer := time.NewTimer(readyBudget)
-	defer timer.Stop()
-	select {
-	case <-run.done:
-		return run.err
-	case <-timer.C:
-	case <-ctx.Done():
-	}
-	return errNoAnswer
-}
-
-func (r *readiness) runChecks(run *readyRun) {
-	ctx, cancel := context.WithTimeout(context.Background(), readyBudget)
+	ctx, cancel := context.WithTimeout(ctx, readyBudget)
 	defer cancel()
 	for _, c := range r.checks {
-		if run.err = c(ctx); run.err != nil {
-			break
+		if err := c(ctx); err != nil {
+			if ctx.Err() != nil {
+				return errNoAnswer
+			}
+			return err
 		}
 	}
-	r.mu.Lock()
-	r.run = nil
-	r.mu.Unlock()
-	close(run.done)
+	return nil
 }
 
 // readyzBody is the answer of /readyz. Warnings are risks that do not make herald unready: unsafe

@@ -238,17 +238,23 @@ func (e *Engine) Stop(ctx context.Context) error {
 	return err
 }
 
-// Ready reports whether the engine can work: Redis answers and every shard's consumer group
-// exists (after Redis lost its data the fetcher recreates it; until then the engine is not ready).
+// Ready reports whether the engine can work: every shard's master takes writes (a full Redis
+// still answers reads) and has the shard's consumer group (after Redis lost its data the fetcher
+// recreates it; until then the engine is not ready). One round trip for every shard.
 func (e *Engine) Ready(ctx context.Context) error {
 	shards := e.workedShards()
 	pipe := e.rdb.Pipeline()
+	writes := make([]*redis.StatusCmd, len(shards))
 	infos := make([]*redis.XInfoGroupsCmd, len(shards))
 	for i, sh := range shards {
+		writes[i] = pipe.Set(ctx, sh.k.ready(), e.cfg.Consumer, time.Minute)
 		infos[i] = pipe.XInfoGroups(ctx, sh.k.stream())
 	}
 	_, _ = pipe.Exec(ctx) // each command keeps its own error
-	for _, info := range infos {
+	for i, info := range infos {
+		if err := writes[i].Err(); err != nil {
+			return err
+		}
 		groups, err := info.Result()
 		if err != nil && !groupMissing(err) {
 			return err

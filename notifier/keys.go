@@ -17,6 +17,7 @@ import "strings"
 //	P:{T}:delayed           ZSET    delivery id -> due time (unix ms): retries and deferred tries
 //	P:{T}:backlog           STRING  count of pending deliveries (enqueued, not yet delivered/failed)
 //	P:{T}:epgen             STRING  the endpoints' generation, bumped by every change to an endpoint
+//	P:{T}:readyz            STRING  written by every Ready, expiring after a minute: the shard's master takes writes
 //	P:{P}:layout            STRING  the record layout version (migrate.go; shard 0 only)
 //	P:{P}:shardcounts       HASH    shard count -> last time (ms) an engine ran with it (shard.go; shard 0 only)
 //	P:{T}:d:<id>            HASH    the delivery record with its attempts (fields: recordField)
@@ -50,6 +51,7 @@ const (
 	sfxEpgen       = "epgen"
 	sfxLayout      = "layout"
 	sfxShardCounts = "shardcounts"
+	sfxReady       = "readyz"
 	sfxWaiting     = "waiting"
 	sfxFailedIndex = "ix:st:failed"
 	sfxAllIndex    = "ix:all"
@@ -98,6 +100,7 @@ func (k keys) backlog() string                  { return k.p + sfxBacklog }
 func (k keys) endpointGen() string              { return k.p + sfxEpgen }
 func (k keys) layout() string                   { return k.p + sfxLayout }
 func (k keys) shardCounts() string              { return k.p + sfxShardCounts }
+func (k keys) ready() string                    { return k.p + sfxReady }
 func (k keys) record(id string) string          { return k.p + sfxRecord + id }
 func (k keys) endpoint(id string) string        { return k.p + sfxEndpoint + id }
 func (k keys) inflight(ep string) string        { return k.p + sfxInflight + ep }

@@ -50,6 +50,7 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 		if opts.PoolSize > 0 {
 			o.PoolSize = opts.PoolSize
 		}
+		o.ContextTimeoutEnabled = true
 		c.Client = redis.NewClient(o)
 		c.Addr = o.Addr
 	case len(opts.Addrs) > 0:
@@ -59,7 +60,11 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 			Username:   opts.Username,
 			Password:   opts.Password,
 			PoolSize:   opts.PoolSize,
+			// Every client honours the deadline of a call's context (go-redis does not by
+			// default): a readiness check, a scrape or a request bounds its wait for a hung Redis.
+			ContextTimeoutEnabled: true,
 		}
+		c.Addr = strings.Join(opts.Addrs, ",")
 		if opts.MasterName != "" {
 			c.Client = redis.NewUniversalClient(uo)
 			break
@@ -71,7 +76,6 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 		// long (redis/go-redis#3979). Reload often enough to follow a failover within seconds.
 		co.ClusterStateReloadInterval = ClusterStateReload
 		c.Client = redis.NewClusterClient(co)
-		c.Addr = strings.Join(opts.Addrs, ",")
 	default:
 		m := miniredis.NewMiniRedis()
 		if err := m.Start(); err != nil {
@@ -80,7 +84,7 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 		c.mini = m
 		c.Embedded = true
 		c.Addr = "embedded:" + m.Addr()
-		c.Client = redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: opts.PoolSize})
+		c.Client = redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: opts.PoolSize, ContextTimeoutEnabled: true})
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
