@@ -1,7 +1,6 @@
 package httpx
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,8 +101,6 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 //	the store cannot serve now          503 unavailable with Retry-After 1 (redisx.IsTransient:
 //	                                    unreachable, connection dropped or reset, timed out, full,
 //	                                    read-only, loading...)
-//	context.Canceled                    503 unavailable with Retry-After 1: the work was stopped,
-//	                                    not refused, and may be tried again
 //	anything else                       500 internal, its text never shown
 //
 // Bad input never reaches the last line: handlers answer it with an *Error.
@@ -112,7 +109,7 @@ func ErrorFor(err error) *Error {
 	switch {
 	case errors.As(err, &e):
 		return e
-	case redisx.IsTransient(err), errors.Is(err, context.Canceled):
+	case redisx.IsTransient(err):
 		return Unavailable(1, "the store is unavailable, try again shortly")
 	default:
 		return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}

@@ -46,7 +46,6 @@ func TestErrorFor(t *testing.T) {
 		{"connection reset", reset, 503},
 		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, 503},
 		{"deadline", context.DeadlineExceeded, 503},
-		{"cancelled", fmt.Errorf("channels: create: %w", context.Canceled), 503},
 		{"pool timeout", redis.ErrPoolTimeout, 503},
 		{"client closed", redis.ErrClosed, 503},
 		{"OOM", reply("OOM command not allowed when used memory > 'maxmemory'."), 503},
