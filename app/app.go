@@ -54,8 +54,9 @@ type App struct {
 	components // set by the mount functions, see mounts.go
 }
 
-// openPaths are the routes that need no API key (contract: Conventions / Auth).
-var openPaths = []string{"/webhook-response", "/healthz", "/readyz"}
+// openPaths are the API's routes that need no API key (contract: Conventions / Auth). /healthz
+// and /readyz need none either: they are routed beside the API, before its middleware.
+var openPaths = []string{"/webhook-response"}
 
 // unlimitedPaths are the routes the API rate limiter leaves alone: the open ones, and /metrics,
 // which must answer while Redis (where the limiter counts) is down, to show why.
@@ -66,7 +67,6 @@ const writeTimeout = 60 * time.Second
 
 // New opens Redis and builds every component. Close it with Close if Serve is never called.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
-	guessed := publicURLDerived(cfg)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -76,7 +76,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if guessed {
+	if cfg.publicURLGuessed {
 		log.Warn("no --public-url, and --addr listens on every interface: the response_url herald makes uses a "+
 			"guessed host; set --public-url (HERALD_PUBLIC_URL) to the URL channel servers reach herald at",
 			"addr", cfg.Addr, "public_url", cfg.PublicURL)

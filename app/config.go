@@ -26,7 +26,9 @@ type Config struct {
 	APIKeys     []string
 	AllowNoAuth bool
 	PublicURL   string
-	SessionsURL string
+	// publicURLGuessed says Validate made PublicURL up from a wildcard Addr (New warns).
+	publicURLGuessed bool
+	SessionsURL      string
 
 	VerificationToken string
 	SigningSecret     string
@@ -154,7 +156,7 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.PublicURL == "" {
-		c.PublicURL, _ = defaultPublicURL(c.Addr, os.Hostname)
+		c.PublicURL, c.publicURLGuessed = defaultPublicURL(c.Addr, os.Hostname)
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	return nil

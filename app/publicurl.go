@@ -7,7 +7,7 @@ import "net"
 // no host another machine could call back: http://<hostname>:8100 then, from hostname (the
 // machine's, or a container's, which other containers on its network resolve), or
 // http://127.0.0.1:8100 when there is none. derived says the URL is such a guess, which New
-// warns about.
+// warns about (Config.publicURLGuessed).
 func defaultPublicURL(addr string, hostname func() (string, error)) (url string, derived bool) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || !wildcardHost(host) {
@@ -27,10 +27,4 @@ func wildcardHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsUnspecified()
-}
-
-// publicURLDerived reports whether cfg's public URL will be a guess (see defaultPublicURL).
-func publicURLDerived(cfg Config) bool {
-	host, _, err := net.SplitHostPort(cfg.Addr)
-	return cfg.PublicURL == "" && err == nil && wildcardHost(host)
 }
