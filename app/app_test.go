@@ -268,7 +268,7 @@ func TestDefaultsFromComponents(t *testing.T) {
 	if cfg.RedisPrefix != n.Prefix || cfg.RequestTimeout != n.RequestTimeout || !slices.Equal(cfg.RetrySchedule, n.RetrySchedule) ||
 		cfg.MaxDeliveryAge != n.MaxDeliveryAge || cfg.RateLimitPerMinute != n.RateLimitPerMinute ||
 		cfg.MaxInFlight != n.MaxInFlight || cfg.MaxConnsPerHost != n.MaxConnsPerHost || cfg.MaxBacklog != n.MaxBacklog ||
-		cfg.Workers != n.Workers || cfg.DeliveryRetention != n.Retention || cfg.Version != n.Version {
+		cfg.Workers != n.Workers || cfg.QueueShards != n.QueueShards || cfg.DeliveryRetention != n.Retention || cfg.Version != n.Version {
 		t.Errorf("app.Default() = %+v\nnotifier.DefaultConfig() = %+v", cfg, n)
 	}
 	cfg.RetrySchedule = []time.Duration{-1, -2, -3}

@@ -10,15 +10,20 @@ import (
 	"github.com/heraldhq/herald/redisx/redistest"
 )
 
-// TestOnRedisCluster runs the walkthrough against a real three-node Redis Cluster: every Lua script
-// must keep its keys on one slot (a CROSSSLOT error would fail a request here).
+// TestOnRedisCluster runs the walkthrough against a real three-node Redis Cluster, the delivery
+// queue in three shards: every Lua script must keep its keys on one slot (a CROSSSLOT error would
+// fail a request here).
 func TestOnRedisCluster(t *testing.T) {
 	t.Parallel()
 	addrs := redistest.StartCluster(t)
-	base, _ := start(t, func(c *app.Config) {
+	base, a := start(t, func(c *app.Config) {
 		c.Redis.URL = ""
 		c.Redis.Addrs = addrs
+		c.QueueShards = 3 // the queue on every master
 	})
+	if n := a.Engine.QueueShards(); n != 3 {
+		t.Fatalf("the engine runs %d queue shards, want 3", n)
+	}
 	// Every master's settings are read: redistest's nodes persist nothing.
 	if ws := readyzWarnings(t, base); len(ws) != 1 || !strings.Contains(ws[0], "no persistence") {
 		t.Errorf("readyz warnings on the cluster: %q, want the missing persistence", ws)

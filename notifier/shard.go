@@ -180,3 +180,6 @@ func BacklogKeys(prefix string, shards int) []string {
 	}
 	return out
 }
+
+// QueueShards returns the shard count this engine enqueues with (Config.QueueShards).
+func (e *Engine) QueueShards() int { return e.own.n }

@@ -17,6 +17,7 @@ func TestFlagsEnvAndPrecedence(t *testing.T) {
 	t.Setenv("HERALD_RETRY_SCHEDULE", "1s,2s")
 	t.Setenv("HERALD_REDIS_URL", "redis://127.0.0.1:6379/0")
 	t.Setenv("SESSIONS_SERVER", "http://sessions.example/in")
+	t.Setenv("HERALD_QUEUE_SHARDS", "6")
 	cfg, err := parseServe([]string{"--addr", "127.0.0.1:9100"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +30,9 @@ func TestFlagsEnvAndPrecedence(t *testing.T) {
 	}
 	if len(cfg.RetrySchedule) != 2 || cfg.RetrySchedule[1] != 2*time.Second {
 		t.Errorf("RetrySchedule from env: %v", cfg.RetrySchedule)
+	}
+	if cfg.QueueShards != 6 {
+		t.Errorf("QueueShards from env: %d", cfg.QueueShards)
 	}
 	if cfg.SessionsURL != "http://sessions.example/in" {
 		t.Errorf("SESSIONS_SERVER not read: %q", cfg.SessionsURL)
@@ -60,7 +64,7 @@ func TestFlagsDefaultsFromEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := notifier.DefaultConfig()
-	if cfg.Workers != n.Workers || cfg.RequestTimeout != n.RequestTimeout || !slices.Equal(cfg.RetrySchedule, n.RetrySchedule) {
+	if cfg.Workers != n.Workers || cfg.QueueShards != n.QueueShards || cfg.RequestTimeout != n.RequestTimeout || !slices.Equal(cfg.RetrySchedule, n.RetrySchedule) {
 		t.Fatalf("flag defaults %+v differ from the engine's", cfg)
 	}
 }
