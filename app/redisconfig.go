@@ -167,12 +167,19 @@ func (c *redisCheck) read(ctx context.Context) (map[string]string, error) {
 	return unsafe, err
 }
 
-// settingsOf reads maxmemory-policy, appendonly and save (one at a time: Redis 6 takes one
-// pattern per CONFIG GET).
+// settingsOf reads maxmemory-policy, appendonly and save in one round trip (a CONFIG GET each:
+// Redis 6 takes one pattern per CONFIG GET).
 func settingsOf(ctx context.Context, node redis.Cmdable) (map[string]string, error) {
+	names := []string{settingEviction, settingPersistence, "save"}
+	pipe := node.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(names))
+	for i, s := range names {
+		cmds[i] = pipe.ConfigGet(ctx, s)
+	}
+	_, _ = pipe.Exec(ctx) // each command keeps its own error
 	got := map[string]string{}
-	for _, s := range []string{settingEviction, settingPersistence, "save"} {
-		v, err := node.ConfigGet(ctx, s).Result()
+	for i, s := range names {
+		v, err := cmds[i].Result()
 		if err != nil {
 			return nil, err
 		}
