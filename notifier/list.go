@@ -124,8 +124,8 @@ func (a listed) before(b listed) bool { return a.score > b.score || a.score == b
 
 // mergePages merges the pages of walks over several shards into one. A walk that stopped short of
 // a full page without reaching its index's end (the scan bound) has not looked past its last
-// entry: the merged page must not go past the latest such entry either, and the next page
-// starts there.
+// entry: the merged page must not go past the latest such entry either (it may hold that entry
+// itself), and the next page starts after it.
 func mergePages(walks []*listWalk, limit int) ([]*Delivery, string) {
 	var all []listed
 	var bound *listed
@@ -147,7 +147,7 @@ func mergePages(walks []*listWalk, limit int) ([]*Delivery, string) {
 	})
 	var out []listed
 	for _, l := range all {
-		if len(out) == limit || bound != nil && !l.before(*bound) {
+		if len(out) == limit || bound != nil && bound.before(l) {
 			break
 		}
 		out = append(out, l)

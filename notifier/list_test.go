@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -63,4 +64,31 @@ func deadLetters(t *testing.T, e *Engine) []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// mergePages stops where a shard's walk stopped looking (its scan bound), keeping the entry at the
+// bound itself when it matched, and the next page starts after it: nothing is skipped.
+func TestMergePagesStopsAtTheScanBound(t *testing.T) {
+	d := func(id string) *Delivery { return &Delivery{ID: id} }
+	capped := &listWalk{q: ListQuery{Limit: 3}, out: []*Delivery{d("a-1"), d("a-2")}, outScores: []int64{90, 40},
+		lastScore: 40, lastID: "a-2"} // looked at everything down to a-2, which matched
+	full := &listWalk{q: ListQuery{Limit: 3}, out: []*Delivery{d("b-1"), d("b-2"), d("b-3")}, outScores: []int64{80, 50, 30},
+		lastScore: 30, lastID: "b-3"}
+	page, next := mergePages([]*listWalk{capped, full}, 3)
+	var got []string
+	for _, p := range page {
+		got = append(got, p.ID)
+	}
+	if fmt.Sprint(got) != "[a-1 b-1 b-2]" || next != encodeCursor(50, "b-2") {
+		t.Fatalf("page %v next %q", got, next)
+	}
+	page, next = mergePages([]*listWalk{capped, full}, 5)
+	got = got[:0]
+	for _, p := range page {
+		got = append(got, p.ID)
+	}
+	// b-3 lies past the bound a-2: it waits for the next page, which starts after a-2
+	if fmt.Sprint(got) != "[a-1 b-1 b-2 a-2]" || next != encodeCursor(40, "a-2") {
+		t.Fatalf("page %v next %q", got, next)
+	}
 }
