@@ -55,6 +55,7 @@ type Engine struct {
 	own     layout
 	topoMu  sync.RWMutex
 	others  []layout
+	layouts map[int]layout // the other counts' layouts met so far, by count
 	shards  []*shard
 	byTag   map[string]*shard
 	limiter *redis_rate.Limiter
@@ -88,6 +89,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 		rdb:      rdb,
 		cfg:      cfg,
 		byTag:    map[string]*shard{},
+		layouts:  map[int]layout{},
 		policy:   egress.Policy{AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivate},
 		ua:       "herald/" + cfg.Version,
 		retry:    newRetryPolicy(cfg),
@@ -151,7 +153,8 @@ func (e *Engine) Start(ctx context.Context) error {
 		if err := e.migrate(ctx); err != nil {
 			return fmt.Errorf("notifier: migrate records: %w", err)
 		}
-		if _, err := e.refreshTopology(ctx); err != nil {
+		topo, err := e.refreshTopology(ctx)
+		if err != nil {
 			return fmt.Errorf("notifier: record the shard count: %w", err)
 		}
 		for _, sh := range e.workedShards() {
@@ -163,6 +166,9 @@ func (e *Engine) Start(ctx context.Context) error {
 			return fmt.Errorf("notifier: heartbeat: %w", err)
 		}
 		e.startGoroutines()
+		if topo.newCount {
+			e.awaitNewCountSeen(ctx)
+		}
 		e.cfg.Logger.Info("delivery engine started", "consumer", e.cfg.Consumer, "workers", e.cfg.Workers,
 			"queue_shards", e.own.n, "shards_worked", len(e.workedShards()))
 		return nil
@@ -184,6 +190,17 @@ func (e *Engine) startGoroutines() {
 	}
 	e.loops.Add(1)
 	go e.reaperLoop()
+}
+
+// awaitNewCountSeen waits, when this engine brings a shard count new to a running fleet, until
+// the other processes have learnt it (they read the counts every heartbeat; three leave a margin)
+// before it enqueues, copies or deletes anything: from then on every process looks for a delivery,
+// its ordering line and its endpoint under both counts. Only the first process of a new count
+// waits, once.
+func (e *Engine) awaitNewCountSeen(ctx context.Context) {
+	e.cfg.Logger.Info("new queue shard count: waiting for the other processes to learn it", "queue_shards", e.own.n,
+		"wait", 3*e.cfg.Heartbeat)
+	sleepCtx(ctx, 3*e.cfg.Heartbeat)
 }
 
 // startShard starts a shard's batcher, fetcher and pump. Start calls it, and the reaper for a
@@ -303,11 +320,6 @@ func (e *Engine) PutEndpoint(ctx context.Context, ep Endpoint) error {
 	}
 	if ep.RateLimitPerMinute < 0 || ep.MaxInFlight < 0 {
 		return fmt.Errorf("notifier: endpoint %s: rate limit and max in flight must not be negative", ep.ID)
-	}
-	// Learn the shard counts in use now, not as of the last heartbeat: an engine that has just
-	// started with another count may already have copied the endpoint to its new home.
-	if _, err := e.refreshTopology(ctx); err != nil {
-		return fmt.Errorf("notifier: put endpoint %s: %w", ep.ID, err)
 	}
 	args := endpointArgs{ep: ep, now: e.nowMS(), overlapMS: secretOverlap.Milliseconds()}
 	for _, sh := range e.endpointHomes(ep.ID) {

@@ -172,14 +172,14 @@ func (e *Engine) housekeep(ctx context.Context) {
 // learnShards records this process's shard count and starts the shards of counts other
 // processes use that it does not work yet.
 func (e *Engine) learnShards(ctx context.Context) {
-	added, err := e.refreshTopology(ctx)
+	topo, err := e.refreshTopology(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.redisFailed("shard counts", err)
 		}
 		return
 	}
-	for _, sh := range added {
+	for _, sh := range topo.added {
 		if err := e.ensureGroup(ctx, sh); err != nil && ctx.Err() == nil {
 			e.redisFailed("create consumer group", err)
 		}

@@ -24,7 +24,11 @@ import (
 // count is recorded, Enqueue looks for each delivery in its homes under the other counts first:
 // a delivery id already there is not enqueued again, and a delivery whose ordering line is live
 // there joins it there, so nothing is duplicated and a line keeps its order (route). An endpoint
-// missing from its new home is copied from an old one (copyEndpoint).
+// missing from its new home is copied from an old one (copyEndpoint); PutEndpoint writes it to
+// its home under every count in use, DeleteEndpoint deletes it from every shard. Every process
+// reads the counts every heartbeat; the first process of a new count waits three heartbeats
+// before it starts (awaitNewCountSeen), so that every process knows both counts before anything
+// is enqueued, copied or deleted under the new one.
 
 // shard is one set of the queue's keys and what an engine keeps per set: the batcher of its
 // finish and rate calls, its endpoint cache (its generation key is the shard's), the pump's wake.
@@ -87,7 +91,8 @@ func (e *Engine) newShard(tag string) *shard {
 }
 
 // layoutOf returns the layout of n shards, building the shards this engine does not know yet;
-// the new ones are returned too (the caller starts them). Called with topoMu held.
+// the new ones are returned too (the caller starts them). Called with topoMu held, or before
+// the engine is shared.
 func (e *Engine) layoutOf(n int) (layout, []*shard) {
 	l := layout{n: n, shards: make([]*shard, n)}
 	var added []*shard
@@ -142,33 +147,51 @@ func (e *Engine) endpointHomes(ep string) []*shard {
 	return append([]*shard{e.home(ep)}, e.formerHomes(ep)...)
 }
 
+// topology is what refreshTopology learnt: the shards it added to those this engine works (the
+// caller starts them), and whether this engine's count is new to the fleet, that is, other
+// counts are in use and this one was not (see Start).
+type topology struct {
+	added    []*shard
+	newCount bool
+}
+
 // refreshTopology records this engine's shard count as in use now and learns the counts other
-// engines use (those recorded within the horizon). It returns the shards it did not work yet; the
-// caller starts them.
-func (e *Engine) refreshTopology(ctx context.Context) ([]*shard, error) {
+// engines use (those recorded within the horizon).
+func (e *Engine) refreshTopology(ctx context.Context) (topology, error) {
 	key := e.base().k.shardCounts()
 	now := e.nowMS()
 	pipe := e.rdb.Pipeline()
+	counts := pipe.HGetAll(ctx, key) // as they were before this engine's count is recorded
 	pipe.HSet(ctx, key, strconv.Itoa(e.own.n), now)
-	counts := pipe.HGetAll(ctx, key)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, err
+		return topology{}, err
 	}
 	e.topoMu.Lock()
 	defer e.topoMu.Unlock()
-	var added []*shard
+	var t topology
+	known := false
 	e.others = e.others[:0]
 	for s, seen := range counts.Val() {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxQueueShards || n == e.own.n || now-atoi64(seen) > e.horizonMS() {
+		if err != nil || n < 1 || n > maxQueueShards || now-atoi64(seen) > e.horizonMS() {
 			continue
 		}
-		l, more := e.layoutOf(n)
+		if n == e.own.n {
+			known = true
+			continue
+		}
+		l, ok := e.layouts[n]
+		if !ok {
+			var more []*shard
+			l, more = e.layoutOf(n)
+			e.layouts[n] = l
+			t.added = append(t.added, more...)
+		}
 		e.others = append(e.others, l)
-		added = append(added, more...)
 	}
 	slices.SortFunc(e.others, func(a, b layout) int { return a.n - b.n })
-	return added, nil
+	t.newCount = !known && len(e.others) > 0
+	return t, nil
 }
 
 // BacklogKeys returns the keys of the backlog counters of the queue's shards with prefix and
