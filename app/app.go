@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -80,6 +81,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		log.Warn("no --public-url, and --addr listens on every interface: the response_url herald makes uses a "+
 			"guessed host; set --public-url (HERALD_PUBLIC_URL) to the URL channel servers reach herald at",
 			"addr", cfg.Addr, "public_url", cfg.PublicURL)
+	}
+	if cfg.Redis.PoolSize == 0 {
+		// go-redis's default, and one connection per queue shard for its fetcher to wait on the
+		// shard's stream, for this process's count and another during a change of count
+		// (notifier.Config.QueueShards). Connections are opened as they are needed.
+		cfg.Redis.PoolSize = 10*runtime.GOMAXPROCS(0) + 2*cfg.QueueShards
 	}
 	conn, err := redisx.Open(ctx, cfg.Redis)
 	if err != nil {

@@ -53,7 +53,9 @@ type Config struct {
 	// under its own hash tag (default 1; at most 256). On a Redis Cluster each shard lives on one
 	// slot, so the queue's work spreads over the masters: give it a multiple of the number of
 	// masters. A delivery's shard follows from its endpoint. Every process works every shard; a
-	// change of the count is safe on a running fleet (see shard.go).
+	// change of the count is safe on a running fleet (see shard.go). While a shard is idle its
+	// fetcher waits on the shard's stream holding one connection of the Redis client's pool:
+	// give the pool room for one per shard worked beyond what the rest needs (app does).
 	QueueShards int
 	// Workers bounds the tries this process runs at once (default 64). A try holds a worker for up
 	// to the request timeout: keep it above (endpoints that may hang at once) x max in flight.

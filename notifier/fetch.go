@@ -33,23 +33,15 @@ func toEntries(sh *shard, msgs []redis.XMessage) []entry {
 }
 
 // fetchLoop reads due deliveries from a shard's stream as workers free up and hands each batch to
-// a dispatcher. It never holds more entries than free workers, so memory stays bounded whatever
-// the backlog. Every shard has one, and they share the workers: a fetcher takes the free worker
-// slots before it reads (never waiting for more than one, so fetchers cannot hold each other up)
-// and gives back what it did not fill. While its shard has nothing due it waits on the stream
-// holding a single slot, so an idle shard keeps no worker from a busy one.
+// a dispatcher. It never holds more entries than free workers (and one), so memory stays bounded
+// whatever the backlog. Every shard has one, and they share the workers (fetch).
 func (e *Engine) fetchLoop(sh *shard) {
 	defer e.loops.Done()
 	ctx := e.soft
 	backoff := newBackoff(50*time.Millisecond, 2*time.Second)
 	idle := false
 	for ctx.Err() == nil {
-		held := e.takeSlots(ctx, idle)
-		if held == 0 {
-			return
-		}
-		es, err := e.read(ctx, sh, held, idle)
-		e.releaseSlots(held - len(es))
+		es, err := e.fetch(ctx, sh, idle)
 		if err != nil {
 			if e.readFailed(ctx, sh, err) {
 				sleepCtx(ctx, backoff.next())
@@ -64,6 +56,32 @@ func (e *Engine) fetchLoop(sh *shard) {
 			return
 		}
 	}
+}
+
+// fetch reads due entries of a shard and returns them with a worker slot held for each. A busy
+// shard takes the free slots first (waiting for one at most, so fetchers never hold each other
+// up), reads that many at most without waiting, and gives back the slots it did not fill. An idle
+// shard waits on its stream for one entry holding no slot, then waits for a slot for it: a
+// fetcher waiting on an idle stream keeps no worker from a busy shard. Stopping, an entry read
+// but not given a slot stays pending here, and another process takes it over.
+func (e *Engine) fetch(ctx context.Context, sh *shard, idle bool) ([]entry, error) {
+	if idle {
+		es, err := e.read(ctx, sh, 1, true)
+		if err != nil || len(es) == 0 {
+			return nil, err
+		}
+		if e.takeSlots(ctx, true) == 0 {
+			return nil, ctx.Err()
+		}
+		return es, nil
+	}
+	held := e.takeSlots(ctx, false)
+	if held == 0 {
+		return nil, ctx.Err()
+	}
+	es, err := e.read(ctx, sh, held, false)
+	e.releaseSlots(held - len(es))
+	return es, err
 }
 
 // maxFetch bounds the entries one read takes.
@@ -82,10 +100,9 @@ func (e *Engine) takeSlots(ctx context.Context, one bool) int {
 		select {
 		case e.slots <- struct{}{}:
 			n++
-			continue
 		default:
+			return n
 		}
-		break
 	}
 	return n
 }

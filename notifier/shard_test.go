@@ -278,3 +278,21 @@ func TestChangingShardCountLosesAndDuplicatesNothing(t *testing.T) {
 		t.Errorf("ordered endpoint got %v, want %v", ordered, wantOrder)
 	}
 }
+
+// Idle shards keep no worker from a busy one: with more shards than workers, a burst to one
+// endpoint (one shard) is delivered at once.
+func TestIdleShardsHoldNoWorkers(t *testing.T) {
+	t.Parallel()
+	e, _ := setup(t, func(c *Config) {
+		c.QueueShards = 16
+		c.Workers = 8
+	})
+	rc := newIDCounter(t)
+	putEndpoint(t, e, Endpoint{ID: "busy", URL: rc.URL, RateLimitPerMinute: 1_000_000, MaxInFlight: 8})
+	var reqs []Request
+	for i := range 200 {
+		reqs = append(reqs, Request{ID: fmt.Sprintf("b-%03d", i), EndpointID: "busy", Body: []byte(`{}`)})
+	}
+	ids := enqueue(t, e, reqs...)
+	testutil.Eventually(t, 10*time.Second, "the burst to the busy shard", func() bool { return rc.missing(ids) == 0 })
+}
