@@ -13,6 +13,7 @@ import (
 	"github.com/heraldhq/herald/redisx"
 	"github.com/heraldhq/herald/redisx/redistest"
 	"github.com/heraldhq/herald/webhooksig"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The n shards of a prefix take one section of the slots each (as redis-cli --cluster create
@@ -295,4 +296,50 @@ func TestIdleShardsHoldNoWorkers(t *testing.T) {
 	}
 	ids := enqueue(t, e, reqs...)
 	testutil.Eventually(t, 10*time.Second, "the burst to the busy shard", func() bool { return rc.missing(ids) == 0 })
+}
+
+// The queue's gauges and readiness cover every shard: the backlog is the sum of the shards', and a
+// shard whose consumer group is gone makes the engine unready.
+func TestGaugesAndReadinessCoverEveryShard(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.Shared(t)
+	reg := prometheus.NewRegistry()
+	cfg := testConfig(prefix)
+	cfg.QueueShards, cfg.Registerer = 4, reg
+	e, err := New(rdb, cfg) // not started: what is enqueued stays queued
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var reqs []Request
+	for i := range 16 {
+		ep := fmt.Sprintf("ep-%02d", i)
+		putEndpoint(t, e, Endpoint{ID: ep, URL: "http://127.0.0.1:1/hook"})
+		reqs = append(reqs, Request{EndpointID: ep, Body: []byte(`{}`)}, Request{EndpointID: ep, Body: []byte(`{}`)})
+	}
+	enqueue(t, e, reqs...)
+	used := 0
+	for _, sh := range e.workedShards() {
+		if n, _ := rdb.Get(ctx, sh.k.backlog()).Int(); n > 0 {
+			used++
+		}
+	}
+	if got := gauge(t, reg, "herald_delivery_queue_depth", "backlog"); got != 32 || used < 2 {
+		t.Fatalf("backlog gauge %v over %d shards, want 32 over several", got, used)
+	}
+	for _, sh := range e.workedShards() {
+		if err := e.ensureGroup(ctx, sh); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Ready(ctx); err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+	last := e.workedShards()[3]
+	if err := rdb.XGroupDestroy(ctx, last.k.stream(), group).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Ready(ctx); err == nil {
+		t.Fatal("ready with shard 3's consumer group gone")
+	}
 }
