@@ -134,10 +134,14 @@ type shardBatch struct {
 // ordering line (it joins the line there, keeping the order accepted).
 func (e *Engine) route(ctx context.Context, reqs []Request, accepted []string) ([]shardBatch, error) {
 	dest := make([]*shard, len(reqs))
+	others := e.otherLayouts() // once per call: none at all but while the shard count changes
 	var probes []*formerProbe
 	for i := range reqs {
 		dest[i] = e.home(reqs[i].EndpointID)
-		if former := e.formerHomes(reqs[i].EndpointID); len(former) > 0 {
+		if len(others) == 0 {
+			continue
+		}
+		if former := dest[i].formerIn(reqs[i].EndpointID, others); len(former) > 0 {
 			probes = append(probes, &formerProbe{i: i, shards: former})
 		}
 	}

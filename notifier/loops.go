@@ -160,8 +160,9 @@ func (e *Engine) housekeep(ctx context.Context) {
 		return
 	}
 	e.learnShards(ctx)
+	alive := map[string]bool{} // consumers' heartbeats, read once per beat for every shard
 	for _, sh := range e.workedShards() {
-		e.reap(ctx, sh)
+		e.reap(ctx, sh, alive)
 		e.wakeWaiters(ctx, sh)
 		if err := trimScript.Run(ctx, e.rdb, []string{sh.k.stream()}, sh.k.p).Err(); err != nil && ctx.Err() == nil && !groupMissing(err) {
 			e.redisFailed("trim the queue", err)
@@ -188,7 +189,7 @@ func (e *Engine) learnShards(ctx context.Context) {
 	}
 }
 
-func (e *Engine) reap(ctx context.Context, sh *shard) {
+func (e *Engine) reap(ctx context.Context, sh *shard, alive map[string]bool) {
 	consumers, err := e.rdb.XInfoConsumers(ctx, sh.k.stream(), group).Result()
 	if err != nil {
 		if groupMissing(err) {
@@ -205,8 +206,7 @@ func (e *Engine) reap(ctx context.Context, sh *shard) {
 			}
 			continue
 		}
-		alive, err := e.rdb.Exists(ctx, e.base().k.heartbeat(c.Name)).Result()
-		if err != nil || alive == 1 {
+		if live, err := e.consumerAlive(ctx, c.Name, alive); err != nil || live {
 			continue
 		}
 		if c.Pending == 0 {
@@ -218,6 +218,19 @@ func (e *Engine) reap(ctx context.Context, sh *shard) {
 		e.cfg.Logger.Warn("taking over the deliveries of a dead process", "consumer", c.Name, "pending", c.Pending)
 		e.claim(ctx, sh, c.Name, 0)
 	}
+}
+
+// consumerAlive reports whether consumer's heartbeat is there, asking Redis once per beat (memo).
+func (e *Engine) consumerAlive(ctx context.Context, consumer string, memo map[string]bool) (bool, error) {
+	if live, ok := memo[consumer]; ok {
+		return live, nil
+	}
+	n, err := e.rdb.Exists(ctx, e.base().k.heartbeat(consumer)).Result()
+	if err != nil {
+		return false, err
+	}
+	memo[consumer] = n == 1
+	return n == 1, nil
 }
 
 // claim takes consumer's pending entries idle for at least minIdle and starts them here, as far

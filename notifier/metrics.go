@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 )
 
 // metrics are the engine's Prometheus metrics (names in configs/alerts.yml follow them).
@@ -119,8 +120,15 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		q.backlog, q.ready, q.delayed, q.oldest = 0, 0, 0, 0
-		for _, sh := range q.e.workedShards() {
-			q.readShard(ctx, sh)
+		shards := q.e.workedShards()
+		pipe := q.e.rdb.Pipeline()
+		depths := make([]shardDepth, len(shards))
+		for i, sh := range shards {
+			depths[i] = queueShardDepth(ctx, pipe, sh)
+		}
+		_, _ = pipe.Exec(ctx) // one round trip for every shard; each command keeps its own error
+		for i, d := range depths {
+			q.add(ctx, shards[i], d)
 		}
 		q.at = time.Now()
 	}
@@ -130,17 +138,24 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(queueOldestDesc, prometheus.GaugeValue, q.oldest)
 }
 
-// readShard adds a shard's depths to the collector's, and its oldest due delivery's age when it is
-// the oldest so far.
-func (q *queueCollector) readShard(ctx context.Context, sh *shard) {
-	k := sh.k
-	pipe := q.e.rdb.Pipeline()
-	bl := pipe.Get(ctx, k.backlog())
-	zc := pipe.ZCard(ctx, k.delayed())
-	groups := pipe.XInfoGroups(ctx, k.stream())
-	pend := pipe.XPending(ctx, k.stream(), group)
-	_, _ = pipe.Exec(ctx)
-	n, _ := bl.Int64()
+// shardDepth is the commands that read one shard's depths.
+type shardDepth struct {
+	bl     *redis.StringCmd
+	zc     *redis.IntCmd
+	groups *redis.XInfoGroupsCmd
+	pend   *redis.XPendingCmd
+}
+
+func queueShardDepth(ctx context.Context, pipe redis.Pipeliner, sh *shard) shardDepth {
+	return shardDepth{bl: pipe.Get(ctx, sh.k.backlog()), zc: pipe.ZCard(ctx, sh.k.delayed()),
+		groups: pipe.XInfoGroups(ctx, sh.k.stream()), pend: pipe.XPending(ctx, sh.k.stream(), group)}
+}
+
+// add adds a shard's depths to the collector's, and its oldest due delivery's age when it is the
+// oldest so far.
+func (q *queueCollector) add(ctx context.Context, sh *shard, d shardDepth) {
+	k, zc, groups, pend := sh.k, d.zc, d.groups, d.pend
+	n, _ := d.bl.Int64()
 	q.backlog += float64(n)
 	q.delayed += float64(zc.Val())
 	// The stream keeps acknowledged entries until it is trimmed: what is ready is what the group

@@ -126,16 +126,20 @@ func (e *Engine) workedShards() []*shard {
 
 // formerHomes returns endpoint ep's homes under the other shard counts in use, other than its home
 // now: where its deliveries and ordering lines may still be.
-func (e *Engine) formerHomes(ep string) []*shard {
+func (e *Engine) formerHomes(ep string) []*shard { return e.home(ep).formerIn(ep, e.otherLayouts()) }
+
+// otherLayouts returns the layouts of the other shard counts in use, as they are now.
+func (e *Engine) otherLayouts() []layout {
 	e.topoMu.RLock()
 	defer e.topoMu.RUnlock()
-	if len(e.others) == 0 {
-		return nil
-	}
-	now := e.home(ep)
+	return slices.Clone(e.others)
+}
+
+// formerIn returns endpoint ep's homes in layouts other than home, its home now.
+func (home *shard) formerIn(ep string, layouts []layout) []*shard {
 	var out []*shard
-	for _, l := range e.others {
-		if sh := l.shards[homeIndex(ep, l.n)]; sh != now && !slices.Contains(out, sh) {
+	for _, l := range layouts {
+		if sh := l.shards[homeIndex(ep, l.n)]; sh != home && !slices.Contains(out, sh) {
 			out = append(out, sh)
 		}
 	}
