@@ -41,8 +41,8 @@ type Config struct {
 	// AllowHTTP and AllowPrivate relax the target rules (see package egress).
 	AllowHTTP    bool
 	AllowPrivate bool
-	// MaxBacklog bounds the pending deliveries; past it Enqueue returns ErrBacklogFull
-	// (default 1,000,000).
+	// MaxBacklog bounds the pending deliveries of each queue shard (each lives on one Redis node);
+	// past it Enqueue returns ErrBacklogFull (default 1,000,000).
 	MaxBacklog int64
 	// MaxConnsPerHost bounds this process's connections to one host:port (default 128): many
 	// endpoints on one host share them, rather than opening a connection per try at once, which

@@ -41,7 +41,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (app.Config, error) {
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", cfg.MaxInFlight, "default concurrent requests per endpoint")
 	fs.BoolVar(&cfg.AllowHTTP, "allow-http", false, "allow http:// targets (default true in the try-out)")
 	fs.BoolVar(&cfg.AllowPrivate, "allow-private-targets", false, "allow loopback, private and link-local targets (default true in the try-out)")
-	fs.Int64Var(&cfg.MaxBacklog, "max-backlog", cfg.MaxBacklog, "deliveries waiting in Redis past which new work is refused with 503")
+	fs.Int64Var(&cfg.MaxBacklog, "max-backlog", cfg.MaxBacklog, "deliveries waiting in Redis (in each queue shard) past which new work is refused with 503")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "concurrent outgoing requests of this process")
 	fs.IntVar(&cfg.QueueShards, "queue-shards", cfg.QueueShards, "shards of the delivery queue, each on its own Redis Cluster slot: a multiple of the Cluster's masters (1 on a single Redis)")
 	fs.IntVar(&cfg.MaxConnsPerHost, "max-conns-per-host", cfg.MaxConnsPerHost, "connections this process opens to one host:port at most; endpoints on one host share them")
