@@ -208,11 +208,11 @@ func checkView(ctx context.Context, cl *redis.Client, ids []string, masterOf []i
 }
 
 // Client returns a cluster client on c, closed when the test ends. It has go-redis's default
-// options, as herald's own client has, and so shares its blind spot: when a master is killed, a
-// client made before keeps sending that master's slots' commands to the dead address until it
-// reloads the cluster's layout, which go-redis does then only every ClusterStateReloadInterval
-// (60 s by default; redis/go-redis#3979). Call its ReloadState after WaitServed, or make a new
-// client, to see the new master at once.
+// options, unlike herald's (redisx.Open reloads the slot map every few seconds): when a master is
+// killed, a client made before keeps sending that master's slots' commands to the dead address
+// until it reloads the cluster's layout, which go-redis does then only every
+// ClusterStateReloadInterval (60 s by default; redis/go-redis#3979). Call its ReloadState after
+// WaitServed, or make a new client, to see the new master at once.
 func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 	cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
 	t.Cleanup(func() { cl.Close() })
