@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,9 +79,7 @@ func TestFullRedis(t *testing.T) {
 			wantUnavailable(t, r.method+" "+r.path, resp, m)
 		}
 	}
-	if errs := rec.messages(slog.LevelError); len(errs) > 0 {
-		t.Errorf("a full Redis was logged as errors: %q", errs)
-	}
+	wantLoggedAsWarnings(t, rec, "a full Redis")
 
 	if err := rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
 		t.Fatal(err)
@@ -158,9 +157,7 @@ func TestRedisDiesMidRequest(t *testing.T) {
 			}
 			p.Drop(reset)
 			wg.Wait()
-			if errs := rec.messages(slog.LevelError); len(errs) > 0 {
-				t.Errorf("Redis going away was logged as errors: %q", errs)
-			}
+			wantLoggedAsWarnings(t, rec, "Redis going away")
 		})
 	}
 }
@@ -250,5 +247,17 @@ func TestHalfClosedClient(t *testing.T) {
 	}
 	if errs := rec.messages(slog.LevelError); len(errs) > 0 {
 		t.Errorf("half-closed clients were logged as errors: %q", errs)
+	}
+}
+
+// wantLoggedAsWarnings checks that the store's failures, what, reached the daemon's log as
+// warnings ("request failed") and none as an error.
+func wantLoggedAsWarnings(t *testing.T, rec logRecorder, what string) {
+	t.Helper()
+	if errs := rec.messages(slog.LevelError); len(errs) > 0 {
+		t.Errorf("%s was logged as errors: %q", what, errs)
+	}
+	if !slices.Contains(rec.messages(slog.LevelWarn), "request failed") {
+		t.Errorf("%s was not logged (want a warning \"request failed\")", what)
 	}
 }
