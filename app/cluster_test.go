@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/heraldhq/herald/app"
 	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/redisx/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 // TestOnRedisCluster runs the walkthrough against a real three-node Redis Cluster, the delivery
@@ -16,6 +18,15 @@ import (
 func TestOnRedisCluster(t *testing.T) {
 	t.Parallel()
 	addrs := redistest.StartCluster(t)
+	// One master persists but evicts; the others persist nothing: only reading every master
+	// finds both risks.
+	first := redis.NewClient(&redis.Options{Addr: addrs[0]})
+	defer first.Close()
+	for _, kv := range [][2]string{{"appendonly", "yes"}, {"maxmemory-policy", "allkeys-lru"}} {
+		if err := first.ConfigSet(context.Background(), kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	base, a := start(t, func(c *app.Config) {
 		c.Redis.URL = ""
 		c.Redis.Addrs = addrs
@@ -24,9 +35,9 @@ func TestOnRedisCluster(t *testing.T) {
 	if n := a.Engine.QueueShards(); n != 3 {
 		t.Fatalf("the engine runs %d queue shards, want 3", n)
 	}
-	// Every master's settings are read: redistest's nodes persist nothing.
-	if ws := readyzWarnings(t, base); len(ws) != 1 || !strings.Contains(ws[0], "no persistence") {
-		t.Errorf("readyz warnings on the cluster: %q, want the missing persistence", ws)
+	ws := strings.Join(readyzWarnings(t, base), "\n")
+	if !strings.Contains(ws, "no persistence") || !strings.Contains(ws, "allkeys-lru") {
+		t.Errorf("readyz warnings on the cluster: %q, want the missing persistence and the eviction", ws)
 	}
 	rc := newReceiver(t)
 	mustStatus := func(want int, method, path, body string) map[string]any {
