@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/subscribers"
 )
 
 // mountNotifier builds the delivery engine every outgoing request goes through (contract:
@@ -14,6 +15,8 @@ func mountNotifier(a *App) error {
 	cfg := a.Cfg.notifierConfig()
 	cfg.Registerer = a.Registry
 	cfg.Logger = a.Log.With("component", "notifier")
+	// a subscriber's deliveries all go to its endpoint: the engine indexes them once, there
+	cfg.SubscriberEndpoint = subscribers.EndpointID
 	e, err := notifier.New(a.RDB, cfg)
 	if err != nil {
 		return fmt.Errorf("delivery engine: %w", err)

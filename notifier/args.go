@@ -5,12 +5,14 @@ package notifier
 // the key prefix; the scripts read their items with eachItem(first, SIZE, n, f), SIZE being the
 // *ItemLen constant beside each item type.
 
-// enqueueArgs are enqueueScript's: ARGV[2..5], then the items.
+// enqueueArgs are enqueueScript's: ARGV[2..6], then the items.
 type enqueueArgs struct {
 	now        int64
 	maxBacklog int64
 	horizon    int64
-	items      []enqueueItem
+	// bySubscriber writes the per-subscriber index (Engine.indexesSubscribers)
+	bySubscriber bool
+	items        []enqueueItem
 }
 
 // enqueueItem is one delivery to accept.
@@ -26,8 +28,8 @@ type enqueueItem struct {
 const enqueueItemLen = 7
 
 func (a enqueueArgs) argv(prefix string) []any {
-	out := make([]any, 0, 5+enqueueItemLen*len(a.items))
-	out = append(out, prefix, a.now, a.maxBacklog, a.horizon, len(a.items))
+	out := make([]any, 0, 6+enqueueItemLen*len(a.items))
+	out = append(out, prefix, a.now, a.maxBacklog, a.horizon, len(a.items), luaBool(a.bySubscriber))
 	for _, it := range a.items {
 		out = append(out, it.id, it.endpoint, it.body, it.event, it.subscriber, it.kind, it.orderingKey)
 	}
@@ -109,11 +111,15 @@ type deferArgs struct {
 }
 
 func (a deferArgs) argv(prefix string) []any {
-	rel := "0"
-	if a.releaseLease {
-		rel = "1"
+	return []any{prefix, a.id, a.entry, a.now, a.due, luaBool(a.releaseLease), a.intervalMS}
+}
+
+// luaBool is a flag as the scripts read it: ARGV[i] == '1'.
+func luaBool(b bool) string {
+	if b {
+		return "1"
 	}
-	return []any{prefix, a.id, a.entry, a.now, a.due, rel, a.intervalMS}
+	return "0"
 }
 
 // endpointArgs are putEndpointScript's.
@@ -124,9 +130,5 @@ type endpointArgs struct {
 }
 
 func (a endpointArgs) argv(prefix string) []any {
-	ord := "0"
-	if a.ep.Ordered {
-		ord = "1"
-	}
-	return []any{prefix, a.ep.ID, a.ep.URL, a.ep.Secret, a.ep.RateLimitPerMinute, a.ep.MaxInFlight, ord, a.now, a.overlapMS}
+	return []any{prefix, a.ep.ID, a.ep.URL, a.ep.Secret, a.ep.RateLimitPerMinute, a.ep.MaxInFlight, luaBool(a.ep.Ordered), a.now, a.overlapMS}
 }

@@ -72,6 +72,13 @@ type Config struct {
 	// key is gone for 3 heartbeats is dead: its in-flight work is claimed by the others.
 	Heartbeat time.Duration
 
+	// SubscriberEndpoint, when set, is the endpoint every delivery of a subscriber goes to (herald
+	// derives it from the subscriber's id). Enqueue then refuses a request whose EndpointID is not
+	// SubscriberEndpoint(SubscriberID), and indexes a subscriber's deliveries once, under their
+	// endpoint: List by subscriber walks that endpoint's index. When nil, each delivery with a
+	// SubscriberID is indexed under the subscriber as well, one more index write per delivery.
+	SubscriberEndpoint func(subscriberID string) string
+
 	// OnOutcome, when set, is called after every try, deferral and dead-lettering (keep it quick;
 	// Outcome.Tried tells a try from the others). More listeners can be
 	// added with Engine.OnOutcome.

@@ -27,7 +27,7 @@ const enqueueChunk = 256
 // chunks: on an error some earlier chunks may be stored, and calling again with the same ids
 // completes the batch without duplicates.
 func (e *Engine) Enqueue(ctx context.Context, reqs ...Request) ([]string, error) {
-	accepted, err := checkRequests(reqs)
+	accepted, err := checkRequests(reqs, e.cfg.SubscriberEndpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -50,8 +50,8 @@ func (e *Engine) Enqueue(ctx context.Context, reqs ...Request) ([]string, error)
 }
 
 // checkRequests checks every request before anything is written and returns their ids (made
-// where a request has none).
-func checkRequests(reqs []Request) ([]string, error) {
+// where a request has none). subEndpoint is Config.SubscriberEndpoint.
+func checkRequests(reqs []Request, subEndpoint func(string) string) ([]string, error) {
 	accepted := make([]string, len(reqs))
 	for i := range reqs {
 		r := &reqs[i]
@@ -69,6 +69,9 @@ func checkRequests(reqs []Request) ([]string, error) {
 				return nil, fmt.Errorf("notifier: request %d: %s %q is not a valid id", i, f.name, f.v)
 			}
 		}
+		if r.SubscriberID != "" && subEndpoint != nil && subEndpoint(r.SubscriberID) != r.EndpointID {
+			return nil, fmt.Errorf("notifier: request %d: endpoint %q is not subscriber %q's", i, r.EndpointID, r.SubscriberID)
+		}
 		if len(r.OrderingKey) > 256 {
 			return nil, fmt.Errorf("notifier: request %d: ordering key longer than 256 bytes", i)
 		}
@@ -81,7 +84,8 @@ func checkRequests(reqs []Request) ([]string, error) {
 // sh. An endpoint missing from sh but found in another shard (the shard count changed) is
 // copied to sh and the chunk run again.
 func (e *Engine) enqueueChunk(ctx context.Context, sh *shard, now int64, reqs []Request, accepted []string, idx []int) error {
-	args := enqueueArgs{now: now, maxBacklog: e.cfg.MaxBacklog, horizon: e.horizonMS(), items: make([]enqueueItem, 0, len(idx))}
+	args := enqueueArgs{now: now, maxBacklog: e.cfg.MaxBacklog, horizon: e.horizonMS(), bySubscriber: e.indexesSubscribers(),
+		items: make([]enqueueItem, 0, len(idx))}
 	for _, i := range idx {
 		r := &reqs[i]
 		args.items = append(args.items, enqueueItem{id: accepted[i], endpoint: r.EndpointID, body: r.Body, event: r.EventID,
@@ -366,7 +370,8 @@ func (e *Engine) Retry(ctx context.Context, id string) error {
 	if sh == nil {
 		return ErrNotFound
 	}
-	res, err := retryScript.Run(ctx, e.rdb, []string{sh.k.stream()}, sh.k.p, id, e.nowMS(), e.cfg.MaxBacklog, e.horizonMS()).Int64()
+	res, err := retryScript.Run(ctx, e.rdb, []string{sh.k.stream()}, sh.k.p, id, e.nowMS(), e.cfg.MaxBacklog, e.horizonMS(),
+		luaBool(e.indexesSubscribers())).Int64()
 	if err != nil {
 		return fmt.Errorf("notifier: retry %s: %w", id, err)
 	}
@@ -380,3 +385,8 @@ func (e *Engine) Retry(ctx context.Context, id string) error {
 	}
 	return nil // the replay went into the stream (or its ordering line), not the delayed set
 }
+
+// indexesSubscribers reports whether deliveries are indexed under their subscriber as well as
+// their endpoint: only when the engine cannot tell a subscriber's endpoint
+// (Config.SubscriberEndpoint).
+func (e *Engine) indexesSubscribers() bool { return e.cfg.SubscriberEndpoint == nil }

@@ -33,7 +33,8 @@ import "strings"
 //	                                pruned of entries older than max age + retention now and then
 //	                                (index() in scripts.go) and of expired records by List
 //	P:{T}:ix:st:failed      ZSET    dead-lettered deliveries -> accepted time
-//	P:{T}:ix:sub:<id>       ZSET    deliveries of a subscriber -> accepted time
+//	P:{T}:ix:sub:<id>       ZSET    deliveries of a subscriber -> accepted time; not written when the engine
+//	                                knows a subscriber's endpoint (Config.SubscriberEndpoint): List walks ix:ep
 //	P:{T}:ix:evt:<id>       ZSET    deliveries of an event -> accepted time
 //	P:{T}:ix:ep:<id>        ZSET    deliveries to an endpoint -> accepted time
 //	rate:P:rl:<endpoint>    (redis_rate) the endpoint's GCRA state, shared by every process

@@ -34,7 +34,7 @@ func (e *Engine) List(ctx context.Context, q ListQuery) ([]*Delivery, string, er
 	shards := e.workedShards()
 	walks := make([]*listWalk, len(shards))
 	for i, sh := range shards {
-		walks[i] = &listWalk{e: e, sh: sh, q: q, idx: sh.indexFor(q), curScore: score, curID: id, out: make([]*Delivery, 0, q.Limit)}
+		walks[i] = &listWalk{e: e, sh: sh, q: q, idx: e.indexFor(sh, q), curScore: score, curID: id, out: make([]*Delivery, 0, q.Limit)}
 	}
 	if len(walks) == 1 {
 		if err := walks[0].run(ctx); err != nil {
@@ -55,11 +55,13 @@ func (e *Engine) List(ctx context.Context, q ListQuery) ([]*Delivery, string, er
 	return out, next, nil
 }
 
-// indexFor is the index List walks for q in a shard: the most selective one it names.
-func (sh *shard) indexFor(q ListQuery) string {
+// indexFor is the index List walks for q in shard sh: the most selective one it names.
+func (e *Engine) indexFor(sh *shard, q ListQuery) string {
 	switch {
 	case q.EventID != "":
 		return sh.k.ixEvent(q.EventID)
+	case q.SubscriberID != "" && !e.indexesSubscribers():
+		return sh.k.ixEndpoint(e.cfg.SubscriberEndpoint(q.SubscriberID)) // filtered by subscriber (matches)
 	case q.SubscriberID != "":
 		return sh.k.ixSubscriber(q.SubscriberID)
 	case q.EndpointID != "":

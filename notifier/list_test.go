@@ -92,3 +92,46 @@ func TestMergePagesStopsAtTheScanBound(t *testing.T) {
 		t.Fatalf("page %v next %q", got, next)
 	}
 }
+
+// With Config.SubscriberEndpoint, a subscriber's deliveries are indexed once, under their
+// endpoint (no per-subscriber index is written on the hot path), yet listing by subscriber finds
+// all of them, replays included, and only them; a request to another endpoint than the
+// subscriber's is refused before anything is written.
+func TestSubscriberDeliveriesListedThroughTheirEndpoint(t *testing.T) {
+	t.Parallel()
+	subEndpoint := func(sub string) string { return "sub:" + sub }
+	e, _ := setup(t, func(c *Config) { c.SubscriberEndpoint = subEndpoint })
+	ctx := context.Background()
+	rc := newReceiver(t, nil)
+	putEndpoint(t, e, Endpoint{ID: "sub:s1", URL: rc.URL})
+	putEndpoint(t, e, Endpoint{ID: "sub:s2", URL: rc.URL})
+	enqueue(t, e,
+		Request{ID: "a", EndpointID: "sub:s1", SubscriberID: "s1", EventID: "e1", Body: []byte(`{}`)},
+		Request{ID: "b", EndpointID: "sub:s2", SubscriberID: "s2", EventID: "e1", Body: []byte(`{}`)},
+		Request{ID: "c", EndpointID: "sub:s1", SubscriberID: "s1", EventID: "e2", Body: []byte(`{}`)})
+	waitStatus(t, e, "a", StatusDelivered, 5*time.Second)
+	if err := e.Retry(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range e.workedShards() {
+		if n := e.rdb.Exists(ctx, sh.k.ixSubscriber("s1"), sh.k.ixSubscriber("s2")).Val(); n != 0 {
+			t.Fatalf("%d per-subscriber indexes written in shard %s; want none", n, sh.tag)
+		}
+	}
+	ds, _, err := e.List(ctx, ListQuery{SubscriberID: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.ID)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"a", "c"}) {
+		t.Fatalf("deliveries of s1: %v, want a and c", got)
+	}
+	_, err = e.Enqueue(ctx, Request{ID: "d", EndpointID: "sub:s2", SubscriberID: "s1", Body: []byte(`{}`)})
+	if err == nil || e.rdb.Exists(ctx, e.home("sub:s2").k.record("d")).Val() != 0 {
+		t.Fatalf("a delivery of s1 to s2's endpoint: err %v; want it refused with nothing written", err)
+	}
+}

@@ -127,11 +127,12 @@ local function flushIndexes()
 end
 
 -- a delivery (re)accepted at now goes into the list indexes: all, its endpoint's, subscriber's
--- and event's ('' or false: none)
-local function indexAccepted(id, ep, sub, evt, now, horizon)
+-- and event's ('' or false: none). bySub false: the engine finds a subscriber's deliveries
+-- through its endpoint's index (Config.SubscriberEndpoint), so the subscriber's is not written
+local function indexAccepted(id, ep, sub, evt, now, horizon, bySub)
   index(ALL_INDEX_KEY, now, id, now, horizon)
   index(endpointIndexKey(ep), now, id, now, horizon, true)
-  if sub and sub ~= '' then index(subscriberIndexKey(sub), now, id, now, horizon, true) end
+  if bySub and sub and sub ~= '' then index(subscriberIndexKey(sub), now, id, now, horizon, true) end
   if evt and evt ~= '' then index(eventIndexKey(evt), now, id, now, horizon, true) end
 end
 
@@ -191,9 +192,10 @@ func script(body string) *redis.Script { return redis.NewScript(luaLib + body) }
 // Nothing is written unless everything is accepted.
 var enqueueScript = script(`
 local now, maxBacklog, horizon, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local bySub = ARGV[6] == '1'
 local fresh, seen, eps, newCount = {}, {}, {}, 0
 local unknown = nil
-eachItem(6, ENQUEUE_ITEM, n, function(i, id, ep)
+eachItem(7, ENQUEUE_ITEM, n, function(i, id, ep)
   if unknown then return end
   if seen[id] or redis.call('EXISTS', recordKey(id)) == 1 then
     fresh[i] = 0
@@ -213,7 +215,7 @@ if newCount > 0 and tonumber(redis.call('GET', BACKLOG_KEY) or '0') + newCount >
   return {-1}
 end
 local out = {1}
-eachItem(6, ENQUEUE_ITEM, n, function(i, id, ep, body, evt, sub, kind, okey)
+eachItem(7, ENQUEUE_ITEM, n, function(i, id, ep, body, evt, sub, kind, okey)
   out[i + 1] = fresh[i]
   if fresh[i] == 0 then return end
   local e = eps[ep]
@@ -224,7 +226,7 @@ eachItem(6, ENQUEUE_ITEM, n, function(i, id, ep, body, evt, sub, kind, okey)
   if joinLine(id, line) then entry = addEntry(id, ep) end
   redis.call('HSET', recordKey(id), F_ENDPOINT, ep, F_URL, e[1], F_BODY, body, F_EVENT, evt, F_SUBSCRIBER, sub,
     F_KIND, kind, F_LINE, line, F_STATUS, ST_PENDING, F_TRIES, 0, F_CREATED, now, F_ACCEPTED, now, F_NEXT, now, F_ENTRY, entry)
-  indexAccepted(id, ep, sub, evt, now, horizon)
+  indexAccepted(id, ep, sub, evt, now, horizon, bySub)
 end)
 if newCount > 0 then redis.call('INCRBY', BACKLOG_KEY, newCount) end
 flushIndexes()
@@ -428,10 +430,11 @@ return woken
 `)
 
 // retryScript replays a finished delivery with fresh tries.
-// ARGV[2] delivery id, ARGV[3] now ms, ARGV[4] max backlog, ARGV[5] horizon ms.
-// Returns 1, -1 backlog full, -2 unknown delivery, -3 still pending.
+// ARGV[2] delivery id, ARGV[3] now ms, ARGV[4] max backlog, ARGV[5] horizon ms, ARGV[6] '1' to
+// index it under its subscriber too (as enqueueScript). Returns 1, -1 backlog full, -2 unknown
+// delivery, -3 still pending.
 var retryScript = script(`
-local id, now, horizon = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
+local id, now, horizon, bySub = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5]), ARGV[6] == '1'
 local rk = recordKey(id)
 local r = redis.call('HMGET', rk, F_STATUS, F_LINE, F_ENDPOINT, F_SUBSCRIBER, F_EVENT)
 if not r[1] then return -2 end
@@ -440,7 +443,7 @@ if tonumber(redis.call('GET', BACKLOG_KEY) or '0') >= tonumber(ARGV[4]) then ret
 redis.call('PERSIST', rk)
 redis.call('HSET', rk, F_STATUS, ST_PENDING, F_TRIES, 0, F_DEAD_REASON, '', F_FINISHED, '', F_ACCEPTED, now, F_NEXT, now, F_ENTRY, '')
 setStatus(id, r[1], ST_PENDING, now, now, horizon)
-indexAccepted(id, r[3], r[4], r[5], now, horizon)
+indexAccepted(id, r[3], r[4], r[5], now, horizon, bySub)
 redis.call('INCR', BACKLOG_KEY)
 if joinLine(id, r[2]) then makeLive(id, now) end
 flushIndexes()
