@@ -67,6 +67,8 @@ func TransientReason(err error) string {
 		return "every redis connection stayed busy past the pool timeout"
 	case errors.Is(err, redis.ErrClosed):
 		return "the redis client is closed: herald is shutting down"
+	case errors.Is(err, ErrNotReplicated):
+		return "redis replicas did not acknowledge the write in time (--redis-wait-replicas)"
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return "redis closed the connection" // dropped mid-reply
 	}
