@@ -22,6 +22,9 @@ import (
 type Config struct {
 	Addr        string
 	Redis       redisx.Options
+	// Replication makes the work herald accepts (notify, relay, callbacks, replays) wait for
+	// replicas before its 202 (--redis-wait-replicas).
+	Replication redisx.Replication
 	RedisPrefix string
 	APIKeys     []string
 	AllowNoAuth bool
@@ -68,6 +71,7 @@ func Default() Config {
 	return Config{
 		Addr:               "127.0.0.1:8000",
 		RedisPrefix:        n.Prefix,
+		Replication:        redisx.Replication{Timeout: redisx.DefaultReplicationTimeout},
 		RequestTimeout:     n.RequestTimeout,
 		RetrySchedule:      n.RetrySchedule,
 		MaxDeliveryAge:     n.MaxDeliveryAge,
@@ -109,6 +113,7 @@ func (c *Config) notifierConfig() notifier.Config {
 	n.Workers = c.Workers
 	n.QueueShards = c.QueueShards
 	n.Retention = c.DeliveryRetention
+	n.Replication = c.Replication
 	return n
 }
 
@@ -125,6 +130,7 @@ var engineFlags = map[string]string{
 	"Workers":            "workers",
 	"QueueShards":        "queue-shards",
 	"Retention":          "delivery-retention",
+	"Replication":        "redis-wait-replicas",
 }
 
 // problems collects the errors of Validate, one per flag (the first found).
@@ -170,6 +176,9 @@ func (c *Config) checkRedis(p *problems) {
 	}
 	if c.Redis.URL != "" && !strings.HasPrefix(c.Redis.URL, "redis://") && !strings.HasPrefix(c.Redis.URL, "rediss://") && !strings.HasPrefix(c.Redis.URL, "unix://") {
 		p.bad("redis-url", "must start with redis://, rediss:// or unix://")
+	}
+	if c.Replication.Replicas > 0 && c.TryOut() {
+		p.bad("redis-wait-replicas", "needs a Redis with replicas (--redis-url or --redis-addrs); the embedded try-out store has none")
 	}
 	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{}: \t\n") {
 		p.bad("redis-prefix", "must be non-empty, without braces, colons or spaces")

@@ -15,6 +15,7 @@ func mountEvents(a *App) error {
 		Prefix:       a.Cfg.RedisPrefix,
 		Retention:    a.Cfg.DeliveryRetention,
 		MaxBodyBytes: a.Cfg.MaxBodyBytes,
+		Replication:  a.Cfg.Replication,
 		Logger:       a.Log,
 		Registerer:   a.Registry,
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/internal/lifecycle"
 	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/redisx"
 	"github.com/heraldhq/herald/subscribers"
 )
 
@@ -85,9 +86,12 @@ type Config struct {
 	FullBackoff time.Duration
 	// ErrorBackoff is how long expansion waits after a store error [2 s].
 	ErrorBackoff time.Duration
-	Logger       *slog.Logger
-	Now          func() time.Time      // the clock [time.Now]
-	Registerer   prometheus.Registerer // receives the service's metrics [none]
+	// Replication, when it asks for replicas, answers 202 only once that many replicas hold the
+	// event (redisx.Replication) [off].
+	Replication redisx.Replication
+	Logger      *slog.Logger
+	Now         func() time.Time      // the clock [time.Now]
+	Registerer  prometheus.Registerer // receives the service's metrics [none]
 
 	// Test hooks. beforeBatch runs before each expansion batch (tests slow expansion down with
 	// it); afterEnqueue runs after a batch is enqueued and before its cursor is saved (tests crash
@@ -348,7 +352,7 @@ func (s *Service) accept(ctx context.Context, ev *Event, reqHash, idemKeyName st
 		ev.ID, s.cfg.Now().UnixMilli(), s.cfg.Retention.Milliseconds(), s.cfg.IdempotencyTTL.Milliseconds(),
 		idemRecord{RequestHash: reqHash, Accepted: acc}.encode(), s.cfg.MaxPending,
 	}, ev.fields()...)
-	res, err := acceptScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	res, err := s.cfg.Replication.RunScript(ctx, s.rdb, acceptScript, keys, args...).StringSlice()
 	if err != nil {
 		return Accepted{}, false, err
 	}

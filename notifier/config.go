@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/ids"
+	"github.com/heraldhq/herald/redisx"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -71,6 +72,11 @@ type Config struct {
 	// Heartbeat is how often this process renews its liveness key (default 1s). A process whose
 	// key is gone for 3 heartbeats is dead: its in-flight work is claimed by the others.
 	Heartbeat time.Duration
+
+	// Replication, when it asks for replicas, makes Enqueue and Retry return only once that many
+	// replicas of the master that took the write hold it (Redis WAIT; see redisx.Replication):
+	// what they accept survives a failover. Off by default.
+	Replication redisx.Replication
 
 	// SubscriberEndpoint, when set, is the endpoint every delivery of a subscriber goes to (herald
 	// derives it from the subscriber's id). Enqueue then refuses a request whose EndpointID is not
@@ -253,6 +259,9 @@ func (c Config) validateCapacity(bad func(field, format string, args ...any)) {
 	}
 	if c.QueueShards < 1 || c.QueueShards > maxQueueShards {
 		bad("QueueShards", "must be between 1 and %d, got %d", maxQueueShards, c.QueueShards)
+	}
+	if err := c.Replication.Check(); err != nil {
+		bad("Replication", "%v", err)
 	}
 	if c.MaxConnsPerHost < 1 || c.MaxConnsPerHost > maxConnsPerHost {
 		bad("MaxConnsPerHost", "must be between 1 and %d, got %d", maxConnsPerHost, c.MaxConnsPerHost)

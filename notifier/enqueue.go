@@ -93,7 +93,7 @@ func (e *Engine) enqueueChunk(ctx context.Context, sh *shard, now int64, reqs []
 	}
 	copied := map[string]bool{}
 	for {
-		res, err := enqueueScript.Run(ctx, e.rdb, []string{sh.k.stream()}, args.argv(sh.k.p)...).Int64Slice()
+		res, err := e.cfg.Replication.RunScript(ctx, e.rdb, enqueueScript, []string{sh.k.stream()}, args.argv(sh.k.p)...).Int64Slice()
 		if err != nil {
 			return fmt.Errorf("notifier: enqueue: %w", err)
 		}
@@ -370,7 +370,7 @@ func (e *Engine) Retry(ctx context.Context, id string) error {
 	if sh == nil {
 		return ErrNotFound
 	}
-	res, err := retryScript.Run(ctx, e.rdb, []string{sh.k.stream()}, sh.k.p, id, e.nowMS(), e.cfg.MaxBacklog, e.horizonMS(),
+	res, err := e.cfg.Replication.RunScript(ctx, e.rdb, retryScript, []string{sh.k.stream()}, sh.k.p, id, e.nowMS(), e.cfg.MaxBacklog, e.horizonMS(),
 		luaBool(e.indexesSubscribers())).Int64()
 	if err != nil {
 		return fmt.Errorf("notifier: retry %s: %w", id, err)

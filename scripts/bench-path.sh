@@ -19,6 +19,8 @@
 #   PPROF=1 scripts/bench-path.sh      also profiles herald during 200x100 (needs --pprof-addr;
 #                                      -pprof-shape picks another shape, 100x100 with -quick)
 #
+#   REPLICA=1 scripts/bench-path.sh    gives the Redis a replica and runs herald with
+#                                      --redis-wait-replicas 1: the cost of waiting for it
 #   CLUSTER=3 scripts/bench-path.sh    on a Redis Cluster of 3 masters (scripts/cluster.sh, free
 #                                      ports) instead: herald runs with --redis-addrs and
 #                                      --queue-shards ${SHARDS:-3}; Redis figures are summed over the
@@ -48,6 +50,11 @@ else
 	redis_flags=(--redis-url "$REDIS_URL")
 	bench_redis=(-redis "127.0.0.1:$REDIS_PORT")
 	redis_where="port $REDIS_PORT"
+	if [[ "${REPLICA:-}" == 1 ]]; then
+		start_replica "$work"
+		redis_flags+=(--redis-wait-replicas 1)
+		redis_where+=" with a replica; herald waits for it (--redis-wait-replicas 1)"
+	fi
 fi
 
 "$work/benchpath" receive -addr 127.0.0.1:0 >"$work/receiver.out" &

@@ -30,12 +30,32 @@ start_redis() {
 	REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 }
 
+# start_replica DIR starts a replica of the Redis start_redis started (files in DIR/replica) and
+# waits until it is in sync; sets REPLICA_PID. stop_redis stops it too.
+start_replica() {
+	local dir=$1/replica port
+	mkdir -p "$dir"
+	port=$(free_port)
+	redis-cli -p "$REDIS_PORT" config set repl-diskless-sync-delay 0 >/dev/null
+	redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save "" --appendonly no \
+		--daemonize no --loglevel warning --logfile "$dir/redis.log" --replicaof 127.0.0.1 "$REDIS_PORT" &
+	REPLICA_PID=$!
+	for _ in $(seq 200); do
+		redis-cli -p "$port" info replication 2>/dev/null | grep -q 'master_link_status:up' && return 0
+		sleep 0.05
+	done
+	echo "the replica on port $port did not sync" >&2
+	return 1
+}
+
 stop_redis() {
-	if [[ -n "${REDIS_PID:-}" ]]; then
-		kill "$REDIS_PID" 2>/dev/null || true
-		wait "$REDIS_PID" 2>/dev/null || true
-		REDIS_PID=
-	fi
+	local pid
+	for pid in "${REPLICA_PID:-}" "${REDIS_PID:-}"; do
+		[[ -n "$pid" ]] || continue
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	REDIS_PID= REPLICA_PID=
 }
 
 start_cluster() {

@@ -27,6 +27,8 @@ func parseServe(args []string, stdout, stderr io.Writer) (app.Config, error) {
 	fs.StringVar(&cfg.Redis.MasterName, "redis-master", "", "Sentinel master name (with --redis-addrs)")
 	fs.StringVar(&cfg.Redis.Username, "redis-username", "", "Redis username for --redis-addrs")
 	fs.StringVar(&cfg.Redis.Password, "redis-password", "", "Redis password for --redis-addrs (prefer the HERALD_REDIS_PASSWORD variable)")
+	fs.IntVar(&cfg.Replication.Replicas, "redis-wait-replicas", cfg.Replication.Replicas, "answer 202 only once this many replicas hold the accepted work (Redis WAIT); 0: do not wait")
+	fs.DurationVar(&cfg.Replication.Timeout, "redis-wait-timeout", cfg.Replication.Timeout, "how long to wait for --redis-wait-replicas before answering 503")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", cfg.RedisPrefix, "prefix of every Redis key, to share one Redis between installations")
 	fs.StringSliceVar(&cfg.APIKeys, "api-key", nil, "API key clients send as 'Authorization: Bearer <key>'; repeatable. None: loopback only")
 	fs.BoolVar(&cfg.AllowNoAuth, "allow-no-auth", false, "allow listening on a non-loopback address without an API key")
