@@ -20,8 +20,8 @@ import (
 // With --redis-wait-replicas 1, a notify and a relayed message are answered 202 only once the
 // master's replica holds them (herald sends WAIT after each write that accepts work); while the
 // master has no replica to acknowledge, they are answered 503 with Retry-After, the daemon keeps
-// serving, and a retry succeeds once the replica is back. The relayed message accepted before
-// is delivered.
+// serving, and a retry succeeds once the replica is back. What the master took meanwhile stands
+// (it is delivered, its session kept): the 503 says only that it is not yet safe from a failover.
 func TestWaitForReplicasBeforeAccepting(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -61,9 +61,15 @@ func TestWaitForReplicasBeforeAccepting(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "the master to lose its replica", func() bool {
 		return strings.Contains(mc.Info(ctx, "replication").Val(), "connected_slaves:0")
 	})
-	for _, r := range accepting {
+	for _, r := range []request{accepting[0], {"POST", "/channel/message", `{"channel_id": "c1", "session_id": "s2", "message": "m"}`}} {
 		resp, m := do(t, r.method, base+r.path, "", r.body)
 		wantUnavailable(t, r.method+" "+r.path+" with no replica", resp, m)
+	}
+	// The message the master took but no replica acknowledged stands: it is sent, and the session
+	// it opened stays for the server's callback.
+	testutil.Eventually(t, 5*time.Second, "the unreplicated message to be sent all the same", func() bool { return got.Load() == 2 })
+	if resp, m := do(t, "GET", base+"/sessions/s2", "", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("the session of the unreplicated message: %d %v", resp.StatusCode, m)
 	}
 	if resp, _ := do(t, "GET", base+"/healthz", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("healthz: %d", resp.StatusCode)

@@ -17,6 +17,7 @@ import (
 	"github.com/heraldhq/herald/httpx"
 	"github.com/heraldhq/herald/ids"
 	"github.com/heraldhq/herald/notifier"
+	"github.com/heraldhq/herald/redisx"
 )
 
 // Errors of the relay. The HTTP handlers answer them with the statuses in parentheses.
@@ -215,8 +216,9 @@ func (s *Service) enqueueRelay(ctx context.Context, ep notifier.Endpoint, m Mess
 	if err == nil {
 		return id, nil
 	}
-	if sess.created {
-		// Leave nothing half-written: a session whose first message failed does not exist.
+	if sess.created && !errors.Is(err, redisx.ErrNotReplicated) {
+		// Leave nothing half-written: a session whose first message failed does not exist. (A
+		// message written but not yet replicated stands, and will be sent: its session stays.)
 		if derr := dropNewSession.Run(context.WithoutCancel(ctx), s.rdb, sess.keys, sess.nonce).Err(); derr != nil {
 			s.log.Warn("could not remove the session of a message that failed", "session_id", m.SessionID, "err", derr)
 		}
