@@ -20,8 +20,8 @@ import (
 // Config is everything `herald serve` can be told. Defaults come from Default(); cmd/herald
 // overlays the environment (HERALD_<NAME>) and then the flags; Validate checks the result once.
 type Config struct {
-	Addr        string
-	Redis       redisx.Options
+	Addr  string
+	Redis redisx.Options
 	// Replication makes the work herald accepts (notify, relay, callbacks, replays) wait for
 	// replicas before its 202 (--redis-wait-replicas).
 	Replication redisx.Replication
