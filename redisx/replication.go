@@ -76,7 +76,8 @@ func (r Replication) evalAndWait(ctx context.Context, node *redis.Client, s *red
 	pipe := node.Pipeline()
 	cmd := s.EvalSha(ctx, pipe, keys, args...)
 	acked := pipe.Do(ctx, "WAIT", r.Replicas, r.Timeout.Milliseconds()) // Pipeliner has no Wait
-	_, _ = pipe.Exec(ctx)                                               // each command keeps its own result or error
+	// each command keeps its own result or error
+	_, _ = pipe.Exec(ctx)
 	return cmd, acked
 }
 
