@@ -107,11 +107,12 @@ type deferArgs struct {
 	id, entry    string
 	now, due     int64
 	releaseLease bool
-	intervalMS   int64 // > 0: spread over the endpoint's rate slots this far apart
+	intervalMS   int64      // > 0: spread over the endpoint's rate slots this far apart
+	wait         WaitReason // what the delivery now waits for
 }
 
 func (a deferArgs) argv(prefix string) []any {
-	return []any{prefix, a.id, a.entry, a.now, a.due, luaBool(a.releaseLease), a.intervalMS}
+	return []any{prefix, a.id, a.entry, a.now, a.due, luaBool(a.releaseLease), a.intervalMS, string(a.wait)}
 }
 
 // luaBool is a flag as the scripts read it: ARGV[i] == '1'.

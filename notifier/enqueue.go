@@ -288,7 +288,7 @@ func (e *Engine) getMany(ctx context.Context, shards []*shard, wanted []string) 
 	for i, id := range wanted {
 		for _, rec := range recs[i] {
 			if h := rec.Val(); len(h) > 0 && h[string(fieldStatus)] != "" {
-				out[i] = toDelivery(id, h)
+				out[i] = toDelivery(id, h, len(e.cfg.RetrySchedule))
 				break
 			}
 		}
@@ -325,7 +325,8 @@ func msTime(s string) time.Time {
 	return time.UnixMilli(atoi64(s)).UTC()
 }
 
-func toDelivery(id string, rec map[string]string) *Delivery {
+// toDelivery is the API's view of a record; retries is the length of the retry schedule.
+func toDelivery(id string, rec map[string]string, retries int) *Delivery {
 	h := func(f recordField) string { return rec[string(f)] }
 	var atts []string
 	if a := h(fieldAttempts); a != "" {
@@ -347,6 +348,7 @@ func toDelivery(id string, rec map[string]string) *Delivery {
 		t := msTime(h(fieldNext))
 		d.NextAttemptAt = &t
 	}
+	d.Waiting = waitingOf(d.Status, h(fieldEntry), WaitReason(h(fieldWait)), h(fieldLine), int(atoi64(h(fieldTries))), retries)
 	for _, a := range atts {
 		var at Attempt
 		if json.Unmarshal([]byte(a), &at) == nil {
@@ -354,6 +356,31 @@ func toDelivery(id string, rec map[string]string) *Delivery {
 		}
 	}
 	return d
+}
+
+// waitingOf is the one rule for why a pending delivery waits, from its record: in the stream (an
+// entry) it is due or being tried; out of it, it waits for what the script that took it out wrote
+// (fieldWait); with nothing written it is behind the head of its ordering line, where Enqueue and
+// Retry put a delivery without a word (so the hot path writes nothing for it). tries is the tries
+// used, retries the schedule's length. Nil unless pending.
+func waitingOf(status Status, entry string, wait WaitReason, line string, tries, retries int) *Waiting {
+	if status != StatusPending {
+		return nil
+	}
+	w := &Waiting{Reason: wait}
+	switch {
+	case entry != "":
+		w.Reason = WaitDue
+	case wait != "":
+	case line != "":
+		w.Reason = WaitOrdered
+	default:
+		w.Reason = WaitDue // a record written before reasons were kept
+	}
+	if tries > 0 {
+		w.Retry, w.Of = tries, retries
+	}
+	return w
 }
 
 // Retry replays a delivered or failed delivery with fresh tries (its attempts so far are kept).

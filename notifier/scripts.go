@@ -42,14 +42,14 @@ local function addEntry(id, ep)
 end
 
 -- put delivery id into the stream and remember the entry in its record (ep: its endpoint, when
--- the caller knows it)
+-- the caller knows it); it no longer waits for anything
 local function makeLive(id, now, ep)
   local rk = recordKey(id)
   if not ep then
     ep = redis.call('HGET', rk, F_ENDPOINT)
     if not ep then return end
   end
-  redis.call('HSET', rk, F_ENTRY, addEntry(id, ep), F_NEXT, now)
+  redis.call('HSET', rk, F_ENTRY, addEntry(id, ep), F_NEXT, now, F_WAIT, '')
 end
 
 -- the endpoints' generation: a number bumped by every change to an endpoint, so that engines may
@@ -302,7 +302,7 @@ local function begin(id, entry, cachedMif)
   end
   if not takeLease(ep, e, entry) then
     ack(entry)
-    redis.call('HSET', rk, F_ENTRY, '')
+    redis.call('HSET', rk, F_ENTRY, '', F_WAIT, WAIT_IN_FLIGHT_FULL)
     redis.call('RPUSH', waitersKey(ep), id)
     redis.call('SADD', WAITING_KEY, ep)
     return {BEGIN_WAIT}
@@ -326,11 +326,12 @@ return out
 `)
 
 // deferScript puts a delivery back without using a try: breaker open, rate limited, shutdown
-// (deferArgs). With a rate slot interval the due time is pushed to the endpoint's next free slot,
-// so deferred deliveries spread at the rate. Returns the due time, or -1 for a stale entry.
+// (deferArgs); the record keeps why (a WaitReason). With a rate slot interval the due time is
+// pushed to the endpoint's next free slot, so deferred deliveries spread at the rate. Returns the
+// due time, or -1 for a stale entry.
 var deferScript = script(`
 local id, entry, now, due = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-local releaseLease, interval = ARGV[6] == '1', tonumber(ARGV[7])
+local releaseLease, interval, wait = ARGV[6] == '1', tonumber(ARGV[7]), ARGV[8]
 local rk = recordKey(id)
 local r = redis.call('HMGET', rk, F_STATUS, F_ENTRY, F_ENDPOINT)
 ack(entry)
@@ -343,7 +344,7 @@ if interval > 0 then
   redis.call('SET', sk, due + interval, 'PX', due + interval - now + 1000)
 end
 redis.call('ZADD', DELAYED_KEY, due, id)
-redis.call('HSET', rk, F_ENTRY, '', F_NEXT, due)
+redis.call('HSET', rk, F_ENTRY, '', F_NEXT, due, F_WAIT, wait)
 return due
 `)
 
@@ -373,7 +374,7 @@ local function finish(id, entry, now, outcome, due, reason, attempt, ep, tries, 
   release(ep, entry, now)
   if outcome == FINISH_RETRY then
     redis.call('ZADD', DELAYED_KEY, due, id)
-    redis.call('HSET', rk, F_ENTRY, '', F_NEXT, due, F_TRIES, tries, F_ATTEMPTS, attempts)
+    redis.call('HSET', rk, F_ENTRY, '', F_NEXT, due, F_TRIES, tries, F_ATTEMPTS, attempts, F_WAIT, WAIT_RETRY)
   elseif outcome == FINISH_DELIVERED then
     finalize(id, ST_DELIVERED, '', now, retention, horizon, line, accepted, tries, attempts)
   else
@@ -441,7 +442,8 @@ if not r[1] then return -2 end
 if r[1] == ST_PENDING then return -3 end
 if tonumber(redis.call('GET', BACKLOG_KEY) or '0') >= tonumber(ARGV[4]) then return -1 end
 redis.call('PERSIST', rk)
-redis.call('HSET', rk, F_STATUS, ST_PENDING, F_TRIES, 0, F_DEAD_REASON, '', F_FINISHED, '', F_ACCEPTED, now, F_NEXT, now, F_ENTRY, '')
+redis.call('HSET', rk, F_STATUS, ST_PENDING, F_TRIES, 0, F_DEAD_REASON, '', F_FINISHED, '', F_ACCEPTED, now, F_NEXT, now, F_ENTRY, '',
+  F_WAIT, '')
 setStatus(id, r[1], ST_PENDING, now, now, horizon)
 indexAccepted(id, r[3], r[4], r[5], now, horizon, bySub)
 redis.call('INCR', BACKLOG_KEY)

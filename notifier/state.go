@@ -47,6 +47,11 @@ const (
 	fieldFinished   recordField = "finished_at" // ms ("" while pending)
 	fieldEntry      recordField = "entry"       // its stream entry id while in the stream, else ""
 	fieldAttempts   recordField = "attempts"    // one attempt JSON a line, oldest first, the last maxAttemptsKept
+	// fieldWait is why a pending delivery out of the stream waits (a WaitReason), written by the
+	// script that takes it out; "" in the stream and behind the head of its ordering line (see
+	// waitingOf). It means nothing once the delivery is finished, and finishing does not clear it:
+	// the delivered path writes nothing more for it.
+	fieldWait recordField = "wait"
 )
 
 // The fields of a stream entry (short: the stream holds one entry per due delivery).
@@ -86,6 +91,8 @@ var luaNameTable = []struct {
 	{"FINISH_DELIVERED", string(finishDelivered)},
 	{"FINISH_RETRY", string(finishRetry)},
 	{"FINISH_DEAD", string(finishDead)},
+	{"WAIT_RETRY", string(WaitRetry)},
+	{"WAIT_IN_FLIGHT_FULL", string(WaitInFlightFull)},
 	{"REASON_MAX_AGE", ReasonMaxAge},
 	{"REASON_ENDPOINT_GONE", ReasonEndpointGone},
 	{"LINE_OF_KEY", lineOfKey},
@@ -106,6 +113,7 @@ var luaNameTable = []struct {
 	{"F_FINISHED", string(fieldFinished)},
 	{"F_ENTRY", string(fieldEntry)},
 	{"F_ATTEMPTS", string(fieldAttempts)},
+	{"F_WAIT", string(fieldWait)},
 	{"EP_URL", string(epFieldURL)},
 	{"EP_SECRET", string(epFieldSecret)},
 	{"EP_PREV_SECRET", string(epFieldPrevSecret)},

@@ -211,13 +211,18 @@ func (e *Engine) countFinish(sh *shard, d decision, v verdict, ageMS int64) {
 }
 
 // deferTry puts the entry back without using a try, due after delay. interval > 0 spreads
-// rate-limited deliveries over the endpoint's future slots. A reason reports the deferral.
+// rate-limited deliveries over the endpoint's future slots. A reason reports the deferral, and is
+// what the delivery shows it waits for (its WaitReason); without one it is simply due again.
 func (e *Engine) deferTry(en entry, delay time.Duration, release bool, interval time.Duration, reason string) {
+	wait := WaitDue
+	if reason != "" {
+		wait = WaitReason(reason)
+	}
 	var due int64
 	err := e.untilRedisAnswers("defer a try", func(ctx context.Context) (err error) {
 		now := e.nowMS()
 		args := deferArgs{id: en.id, entry: en.sid, now: now, due: now + delay.Milliseconds(),
-			releaseLease: release, intervalMS: interval.Milliseconds()}
+			releaseLease: release, intervalMS: interval.Milliseconds(), wait: wait}
 		due, err = deferScript.Run(ctx, e.rdb, []string{en.sh.k.stream()}, args.argv(en.sh.k.p)...).Int64()
 		return err
 	})

@@ -77,7 +77,43 @@ type Delivery struct {
 	NextAttemptAt *time.Time `json:"next_attempt_at"`
 	CreatedAt     time.Time  `json:"created_at"`
 	DeadReason    string     `json:"dead_reason,omitempty"`
+	// Waiting says why a pending delivery is not being tried yet; null once it is finished.
+	Waiting *Waiting `json:"waiting"`
 }
+
+// Waiting is why a pending delivery waits, and which try comes next.
+type Waiting struct {
+	Reason WaitReason `json:"reason"`
+	// Retry and Of: the next try is retry Retry of the Of retries of the schedule (the first
+	// try's failure makes the next retry 1). Both are left out before a try has failed.
+	Retry int `json:"retry,omitempty"`
+	Of    int `json:"of,omitempty"`
+}
+
+// WaitReason says what a pending delivery waits for. Next_attempt_at is when it goes next: the
+// due time of a retry or a deferral; for in_flight_full and ordered it is already past, and the
+// delivery goes as soon as a slot frees or the delivery ahead of it finishes.
+type WaitReason string
+
+const (
+	// WaitDue: nothing holds it back; it is being tried, or will be as soon as a worker is free
+	// (from next_attempt_at on).
+	WaitDue WaitReason = "due"
+	// WaitRetry: its last try failed; the next is due at next_attempt_at (the retry schedule).
+	WaitRetry WaitReason = "retry"
+	// WaitBreakerOpen: the endpoint's circuit breaker was open in the process that picked the
+	// delivery up; it comes back when the breaker lets a probe through. No try is used.
+	WaitBreakerOpen WaitReason = ReasonBreakerOpen
+	// WaitRateLimited: the endpoint's rate limit is spent; it comes back at its next free slot.
+	// No try is used.
+	WaitRateLimited WaitReason = ReasonRateLimited
+	// WaitInFlightFull: every in-flight slot of the endpoint (max_in_flight, shared by every
+	// process) is taken; it goes when one is released.
+	WaitInFlightFull WaitReason = "in_flight_full"
+	// WaitOrdered: it is behind the head of its ordering line; it goes when the delivery ahead of
+	// it is delivered or dead-lettered.
+	WaitOrdered WaitReason = "ordered"
+)
 
 // Outcome is reported after every try, so owners of endpoints (subscribers) can track health.
 // It is also reported, with StatusCode 0 and Delivered false, when a delivery is deferred without
