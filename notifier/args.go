@@ -123,6 +123,37 @@ func luaBool(b bool) string {
 	return "0"
 }
 
+// healthArgs are healthScript's: ARGV[2..6], then the items.
+type healthArgs struct {
+	consumer    string
+	ttlMS       int64
+	bucket      string // the current bucket's field
+	bucketStart int64
+	items       []healthItem
+}
+
+// healthItem is what one process learnt of one endpoint since it last wrote its health.
+type healthItem struct {
+	ep              string
+	tries, failures int
+	okAt, failAt    int64 // ms, 0: none
+	err             string
+	code            int
+	breaker         BreakerState // "": unchanged
+	breakerAt       int64
+}
+
+const healthItemLen = 9
+
+func (a healthArgs) argv(prefix string) []any {
+	out := make([]any, 0, 6+healthItemLen*len(a.items))
+	out = append(out, prefix, a.consumer, a.ttlMS, a.bucket, a.bucketStart, len(a.items))
+	for _, it := range a.items {
+		out = append(out, it.ep, it.tries, it.failures, it.okAt, it.failAt, it.err, it.code, string(it.breaker), it.breakerAt)
+	}
+	return out
+}
+
 // endpointArgs are putEndpointScript's.
 type endpointArgs struct {
 	ep        Endpoint

@@ -24,6 +24,7 @@ var namedScripts = map[string]*redis.Script{
 	"putEndpointScript":    putEndpointScript,
 	"copyEndpointScript":   copyEndpointScript,
 	"deleteEndpointScript": deleteEndpointScript,
+	"healthScript":         healthScript,
 	"trimScript":           trimScript,
 	"pruneScript":          pruneScript,
 	"migrateScript":        migrateScript,

@@ -39,6 +39,10 @@ type Engine struct {
 	breakersMu sync.Mutex
 	breakers   map[string]*breaker
 
+	// healthMu guards healthQueue: the breakers whose tally waits to be written (health.go).
+	healthMu    sync.Mutex
+	healthQueue []*breaker
+
 	// active holds the stream entries this process is working on, so the reaper does not
 	// reclaim them from itself.
 	activeMu sync.Mutex
@@ -69,10 +73,15 @@ type Engine struct {
 	tries    sync.WaitGroup // tries in flight
 }
 
+// breaker is this process's circuit breaker of an endpoint, with what the process learnt of the
+// endpoint's health and has not written yet (health.go).
 type breaker struct {
-	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
-	mu       sync.Mutex
-	openedAt time.Time
+	ep        string
+	cb        *gobreaker.TwoStepCircuitBreaker[struct{}]
+	mu        sync.Mutex
+	openedAt  time.Time
+	changedAt time.Time // the last change of state (Config.Now), zero while it never changed
+	tally     tally
 }
 
 // New builds an engine on rdb. It checks the config (errors wrap ErrConfig and name the
@@ -188,8 +197,9 @@ func (e *Engine) startGoroutines() {
 	for _, sh := range e.workedShards() {
 		e.startShard(sh)
 	}
-	e.loops.Add(1)
+	e.loops.Add(2)
 	go e.reaperLoop()
+	go e.healthLoop()
 }
 
 // awaitNewCountSeen waits, when this engine brings a shard count new to a running fleet, until
@@ -233,6 +243,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		e.tries.Wait()
 		close(e.work) // nothing can start a try any more
 		e.workers.Wait()
+		e.flushHealthAtStop()
 		for _, sh := range e.workedShards() {
 			sh.batch.stop()
 		}
@@ -382,7 +393,7 @@ func (e *Engine) breakerFor(ep string) *breaker {
 	if b != nil {
 		return b
 	}
-	b = &breaker{}
+	b = &breaker{ep: ep}
 	failures := uint32(e.cfg.BreakerFailures)
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        ep,
@@ -401,6 +412,7 @@ func (e *Engine) breakerFor(ep string) *breaker {
 				b.openedAt = time.Now()
 				b.mu.Unlock()
 			}
+			e.noteBreaker(b, breakerState(to), e.cfg.Now())
 			e.m.breakerTransitions.WithLabelValues(string(breakerState(to))).Inc()
 			e.cfg.Logger.Info("endpoint circuit breaker changed", "endpoint", ep, "from", breakerState(from), "to", breakerState(to))
 		},

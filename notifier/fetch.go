@@ -214,9 +214,10 @@ func (e *Engine) dispatch(es []entry) {
 			continue // not an entry of ours: process drops it
 		}
 		b := e.breakerFor(t.ep)
+		t.breaker = b
 		done, err := b.cb.Allow()
 		if err != nil {
-			t.breakerErr, t.breaker = err, b
+			t.breakerErr = err
 			continue
 		}
 		t.done = done

@@ -28,6 +28,8 @@ import "strings"
 //	P:{T}:waiting           SET     endpoints whose w: list is non-empty (the janitor's index)
 //	P:{T}:slot:<endpoint>   STRING  next free rate-limit slot (ms) handed to a deferred delivery
 //	P:{T}:o:<line>          LIST    an ordering line (lineName): delivery ids in the order accepted; the head is live
+//	P:{T}:eh:<endpoint>     HASH    the endpoint's health (fields: healthField): its last success and failure,
+//	                                each process's breaker, its tries in buckets; health.go
 //	P:{P}:hb:<consumer>     STRING  a process's heartbeat, expiring after 3 heartbeats (shard 0 only)
 //	P:{T}:ix:all            ZSET    every delivery id -> accepted time (ms), for List. The ix: sets are
 //	                                pruned of entries older than max age + retention now and then
@@ -66,6 +68,7 @@ const (
 	sfxSubIndex    = "ix:sub:"
 	sfxEvtIndex    = "ix:evt:"
 	sfxEpIndex     = "ix:ep:"
+	sfxHealth      = "eh:"
 )
 
 // luaKeyLayout is the scripts' half of the layout: the name of each key the scripts use, a
@@ -88,6 +91,7 @@ var luaKeyLayout = []struct{ lua, suffix string }{
 	{"subscriberIndexKey", sfxSubIndex},
 	{"eventIndexKey", sfxEvtIndex},
 	{"endpointIndexKey", sfxEpIndex},
+	{"healthKey", sfxHealth},
 }
 
 // newKeys returns the keys of the shard with hash tag tag (shardTag).
@@ -115,6 +119,7 @@ func (k keys) ixFailed() string                 { return k.p + sfxFailedIndex }
 func (k keys) ixSubscriber(id string) string    { return k.p + sfxSubIndex + id }
 func (k keys) ixEvent(id string) string         { return k.p + sfxEvtIndex + id }
 func (k keys) ixEndpoint(id string) string      { return k.p + sfxEpIndex + id }
+func (k keys) health(ep string) string          { return k.p + sfxHealth + ep }
 
 // rate is the redis_rate key of an endpoint (the limiter stores it as "rate:" + this).
 func (k keys) rate(ep string) string { return k.ratePrefix + ep }

@@ -26,8 +26,8 @@ import (
 // luaLib is prepended to every script: the prefix, the key functions, the names, the item sizes
 // and the helpers the scripts share.
 var luaLib = "local P = ARGV[1]\n" + luaKeys() + luaNames() +
-	"local ENQUEUE_ITEM, BEGIN_ITEM, FINISH_ITEM = " + strconv.Itoa(enqueueItemLen) + ", " +
-	strconv.Itoa(beginItemLen) + ", " + strconv.Itoa(finishItemLen) + "\n" + `
+	"local ENQUEUE_ITEM, BEGIN_ITEM, FINISH_ITEM, HEALTH_ITEM = " + strconv.Itoa(enqueueItemLen) + ", " +
+	strconv.Itoa(beginItemLen) + ", " + strconv.Itoa(finishItemLen) + ", " + strconv.Itoa(healthItemLen) + "\n" + `
 -- calls f(i, values...) for n items of size values each, the first value at ARGV[first]
 local function eachItem(first, size, n, f)
   for i = 1, n do
@@ -483,14 +483,57 @@ bumpEndpointGen(tonumber(ARGV[3]))
 return 1
 `)
 
-// deleteEndpointScript removes an endpoint with its in-flight leases and rate slot.
+// deleteEndpointScript removes an endpoint with its in-flight leases, rate slot and health.
 // ARGV[2] endpoint id, ARGV[3] now ms. Returns 1, or 0 when the shard held none of them (the
 // endpoints' generation then stays, and so do the engines' caches).
 var deleteEndpointScript = script(`
 local ep = ARGV[2]
-if redis.call('DEL', endpointKey(ep), inflightKey(ep), slotKey(ep)) == 0 then return 0 end
+if redis.call('DEL', endpointKey(ep), inflightKey(ep), slotKey(ep), healthKey(ep)) == 0 then return 0 end
 bumpEndpointGen(tonumber(ARGV[3]))
 return 1
+`)
+
+// healthScript records what one process learnt of endpoints' health since it last wrote it
+// (healthArgs, health.go): the last success and the last failure with its error (each kept only
+// when later than the one stored, as processes write in any order), the tries and failures added
+// to the current bucket (a bucket field holding an older start is started again), and this
+// process's breaker state when it changed. An endpoint deleted meanwhile is skipped. The hash
+// expires ARGV[3] ms after its last write.
+// ARGV[2] consumer, ARGV[3] ttl ms, ARGV[4] the current bucket's field, ARGV[5] its start ms,
+// ARGV[6] item count, then the items. Returns the number of endpoints written.
+var healthScript = script(`
+local consumer, ttl, bucket, bucketStart = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+
+-- is t (ms, 0: none) later than the stored time s?
+local function later(s, t) return t > 0 and t > (tonumber(s) or 0) end
+
+local function record(ep, tries, fails, okAt, failAt, err, code, br, brAt)
+  if redis.call('EXISTS', endpointKey(ep)) == 0 then return 0 end
+  local k = healthKey(ep)
+  tries, fails, okAt, failAt = tonumber(tries), tonumber(fails), tonumber(okAt), tonumber(failAt)
+  local cur = redis.call('HMGET', k, H_OK_AT, H_FAIL_AT, bucket)
+  local set = {}
+  local function put(f, v) set[#set + 1] = f; set[#set + 1] = v end
+  if later(cur[1], okAt) then put(H_OK_AT, string.format('%d', okAt)) end
+  if later(cur[2], failAt) then
+    put(H_FAIL_AT, string.format('%d', failAt)); put(H_ERROR, err); put(H_CODE, code)
+  end
+  if tries > 0 then
+    local s, t, f = string.match(cur[3] or '', '^(%d+) (%d+) (%d+)$')
+    if tonumber(s) == bucketStart then tries, fails = tries + tonumber(t), fails + tonumber(f) end
+    put(bucket, string.format('%d %d %d', bucketStart, tries, fails))
+  end
+  if br ~= '' then put(H_BREAKER_OF .. consumer, br .. ' ' .. brAt) end
+  if #set > 0 then redis.call('HSET', k, unpack(set)) end
+  redis.call('PEXPIRE', k, ttl)
+  return 1
+end
+
+local written = 0
+eachItem(7, HEALTH_ITEM, tonumber(ARGV[6]), function(i, ...)
+  written = written + record(...)
+end)
+return written
 `)
 
 // trimScript trims the stream of the entries no engine needs any more: those before both the

@@ -73,6 +73,19 @@ const (
 	epFieldOrdered    endpointField = "ordered"           // "1" or "0"
 )
 
+// healthField is a field of an endpoint's health (HASH healthKey, health.go). The fields of the
+// breakers and buckets are a prefix and a name.
+type healthField string
+
+const (
+	hFieldOKAt      healthField = "ok_at"   // ms: the last delivered try
+	hFieldFailAt    healthField = "fail_at" // ms: the last failed try
+	hFieldError     healthField = "error"   // the last failed try's error
+	hFieldCode      healthField = "code"    // its status code (0: no answer)
+	hFieldBreakerOf healthField = "b:"      // + consumer: that process's breaker, "<state> <since ms>"
+	hFieldBucketOf  healthField = "t:"      // + bucket index: "<start ms> <tries> <failures>"
+)
+
 // The names the scripts share with Go. Each becomes a Lua constant: ST_PENDING = 'pending', ...
 var luaNameTable = []struct {
 	lua   string
@@ -121,6 +134,11 @@ var luaNameTable = []struct {
 	{"EP_RATE", string(epFieldRate)},
 	{"EP_IN_FLIGHT", string(epFieldInFlight)},
 	{"EP_ORDERED", string(epFieldOrdered)},
+	{"H_OK_AT", string(hFieldOKAt)},
+	{"H_FAIL_AT", string(hFieldFailAt)},
+	{"H_ERROR", string(hFieldError)},
+	{"H_CODE", string(hFieldCode)},
+	{"H_BREAKER_OF", string(hFieldBreakerOf)},
 }
 
 // luaNames is the scripts' copy of the vocabulary.

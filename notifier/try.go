@@ -16,7 +16,7 @@ import (
 type try struct {
 	entry
 	done       func(error) // the breaker's callback, nil when it refused
-	breaker    *breaker
+	breaker    *breaker    // the endpoint's, in this process
 	breakerErr error
 	beginErr   error       // the begin script failed
 	answer     beginAnswer // the begin script's answer
@@ -108,6 +108,7 @@ func (e *Engine) attempt(t *try) {
 	}
 	v := classify(tr.status, tr.err)
 	e.countTry(t, v, tr)
+	e.noteTry(t.breaker, v.Delivered, tryErrorText(tr, v), tr.status, ts.UnixMilli())
 	tries := bg.tries + 1 // including this one
 	finishedAt := e.nowMS()
 	d := e.retry.decide(v, tries, tr.retryAfter, finishedAt, bg.acc)
@@ -172,13 +173,20 @@ func (e *Engine) countTry(t *try, v verdict, tr tryResult) {
 
 // attemptJSON is the attempt record of a try.
 func attemptJSON(ts time.Time, tr tryResult, v verdict) []byte {
-	att := Attempt{At: ts.UTC(), DurationMS: tr.duration.Milliseconds(), StatusCode: tr.status, Response: tr.response}
-	if tr.err != nil {
-		att.Error = tr.err.Error()
-	} else if !v.Delivered {
-		att.Error = "HTTP " + strconv.Itoa(tr.status)
-	}
+	att := Attempt{At: ts.UTC(), DurationMS: tr.duration.Milliseconds(), StatusCode: tr.status, Response: tr.response,
+		Error: tryErrorText(tr, v)}
 	return appendAttempt(make([]byte, 0, 128+len(att.Error)+len(att.Response)), att)
+}
+
+// tryErrorText is a try's error as its attempt shows it: "" when it delivered.
+func tryErrorText(tr tryResult, v verdict) string {
+	switch {
+	case tr.err != nil:
+		return tr.err.Error()
+	case !v.Delivered:
+		return "HTTP " + strconv.Itoa(tr.status)
+	}
+	return ""
 }
 
 // record runs the try's finish through the batcher: the finishes of concurrent tries share one

@@ -137,6 +137,46 @@ type Outcome struct {
 // BreakerState is an endpoint circuit breaker's state: "closed", "open" or "half_open".
 type BreakerState string
 
+// EndpointHealth is an endpoint's health as Engine.Health reports it, from what every process
+// records (health.go): its breakers, its last success and failure, and its tries of the last hour.
+type EndpointHealth struct {
+	// Breaker is the worst state of the breakers in Breakers (open, then half_open), closed when
+	// none is listed. Breakers are per process: one process may hold the endpoint's breaker open
+	// while another's is closed.
+	Breaker BreakerState `json:"breaker"`
+	// Breakers are the breakers of the live processes that have changed state for the endpoint,
+	// each as its process last recorded it (the answering process's as it is now). A process
+	// not listed has a closed breaker for it.
+	Breakers      []ProcessBreaker `json:"breakers"`
+	LastSuccessAt *time.Time       `json:"last_success_at"`
+	LastFailureAt *time.Time       `json:"last_failure_at"`
+	// LastError is the last failed try's error ("HTTP 503", "... connection refused", ...), and
+	// LastStatusCode its status code (left out when no answer came).
+	LastError      string      `json:"last_error"`
+	LastStatusCode int         `json:"last_status_code,omitempty"`
+	Recent         RecentTries `json:"recent"`
+}
+
+// ProcessBreaker is one process's breaker of an endpoint.
+type ProcessBreaker struct {
+	Process string       `json:"process"` // the process's consumer name (Config.Consumer)
+	State   BreakerState `json:"state"`
+	Since   time.Time    `json:"since"` // when it took that state
+	// Until is when an open breaker lets a probe through; an open breaker past it reads half_open.
+	Until *time.Time `json:"until,omitempty"`
+}
+
+// RecentTries counts an endpoint's tries (every process's) in the last WindowSeconds, by five
+// minute buckets. A process writes a healthy endpoint's counts once a minute, so the last minute's
+// successes may be missing; failures are written within a second.
+type RecentTries struct {
+	WindowSeconds int `json:"window_seconds"`
+	Tries         int `json:"tries"`
+	Failures      int `json:"failures"`
+	// SuccessRate is (Tries - Failures) / Tries, null without tries.
+	SuccessRate *float64 `json:"success_rate"`
+}
+
 var (
 	// ErrBacklogFull is returned by Enqueue when the backlog is past its bound; the API answers 503
 	// with Retry-After.
