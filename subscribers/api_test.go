@@ -706,3 +706,49 @@ func checkNothingHalfMade(t *testing.T, a *api, good map[string]any) {
 		t.Fatalf("queued handshakes: %d %v", n, err)
 	}
 }
+
+// TestAPIShowsEndpointHealth: a subscriber whose endpoint keeps failing shows, on its own GET and
+// in the list, the breaker the failures opened and the last error, with when it failed.
+func TestAPIShowsEndpointHealth(t *testing.T) {
+	t.Parallel()
+	a := setupAPI(t, apiOptions{policy: loopback})
+	rc := newReceiver(t, "tok")
+	id := a.mustDo(201, "POST", "/subscribers", map[string]any{"url": rc.URL, "token": "tok"})["id"].(string)
+	got := a.waitStatus(id, "verified")
+	if h, _ := got["health"].(map[string]any); h["breaker"] != "closed" || h["last_failure_at"] != nil || h["last_error"] != "" {
+		t.Fatalf("health of a new subscriber: %v", got["health"])
+	}
+	rc.notifyCode.Store(http.StatusServiceUnavailable)
+	ep := subscribers.EndpointID(id)
+	for range 3 { // two tries each: the fifth failure opens the breaker
+		if _, err := a.engine.Enqueue(context.Background(), notifier.Request{EndpointID: ep, SubscriberID: id, Body: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 15*time.Second, "the breaker to open", func() bool {
+		return a.mustDo(200, "GET", "/subscribers/"+id, nil)["breaker_state"] == "open"
+	})
+	check := func(where string, s map[string]any) {
+		t.Helper()
+		h, _ := s["health"].(map[string]any)
+		if h["breaker"] != "open" || h["last_error"] != "HTTP 503" || h["last_status_code"] != 503.0 || h["last_failure_at"] == nil {
+			t.Errorf("%s: health %v; want the breaker open and the last error HTTP 503 with its time", where, h)
+		}
+		if bs, _ := h["breakers"].([]any); len(bs) != 1 || bs[0].(map[string]any)["state"] != "open" {
+			t.Errorf("%s: breakers %v, want this process's, open", where, h["breakers"])
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "the last error to be recorded", func() bool {
+		h, _ := a.mustDo(200, "GET", "/subscribers/"+id, nil)["health"].(map[string]any)
+		return h["last_error"] != ""
+	})
+	check("GET /subscribers/{id}", a.mustDo(200, "GET", "/subscribers/"+id, nil))
+	subs, _ := a.mustDo(200, "GET", "/subscribers", nil)["subscribers"].([]any)
+	if len(subs) != 1 {
+		t.Fatalf("list: %v", subs)
+	}
+	check("GET /subscribers", subs[0].(map[string]any))
+	if code, out := a.do("PATCH", "/subscribers/"+id, map[string]any{"health": nil}); code != 400 {
+		t.Errorf("PATCH health: %d %v, want 400 (read-only)", code, out)
+	}
+}

@@ -2,6 +2,7 @@ package subscribers
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,7 @@ type Engine interface {
 	PutEndpoint(ctx context.Context, ep notifier.Endpoint) error
 	DeleteEndpoint(ctx context.Context, id string) error
 	BreakerState(endpointID string) notifier.BreakerState
+	Health(ctx context.Context, endpointIDs ...string) ([]*notifier.EndpointHealth, error)
 }
 
 // HandlerConfig configures the subscriber API.
@@ -90,13 +92,25 @@ func (h *Handlers) putEndpoint(ctx context.Context, s *Subscriber) error {
 	return nil
 }
 
-// view fills in what the store does not keep.
-func (h *Handlers) view(s *Subscriber) *Subscriber {
-	s.BreakerState = string(h.cfg.Engine.BreakerState(EndpointID(s.ID)))
-	if s.BreakerState == "" {
-		s.BreakerState = "closed"
+// view fills in what the store does not keep: each subscriber's endpoint health, read for all of
+// them at once, whose breaker is breaker_state. When the health cannot be read, a subscriber
+// shows no health, and this process's breaker.
+func (h *Handlers) view(ctx context.Context, subs ...*Subscriber) {
+	eps := make([]string, len(subs))
+	for i, s := range subs {
+		eps[i] = EndpointID(s.ID)
 	}
-	return s
+	hs, err := h.cfg.Engine.Health(ctx, eps...)
+	if err != nil {
+		h.cfg.Log.Warn("subscriber endpoint health could not be read; showing this process's breakers", "err", err)
+	}
+	for i, s := range subs {
+		if err == nil {
+			s.Health, s.BreakerState = hs[i], string(hs[i].Breaker)
+			continue
+		}
+		s.BreakerState = cmp.Or(string(h.cfg.Engine.BreakerState(eps[i])), string(notifier.BreakerClosed))
+	}
 }
 
 // storeError turns the store's sentinels into API errors.
@@ -139,7 +153,8 @@ func (h *Handlers) create(w http.ResponseWriter, r *http.Request) error {
 	}
 	h.cfg.Nudge()
 	h.cfg.Log.Info("subscriber created", "subscriber_id", created.ID, "url", egress.Redact(created.URL))
-	httpx.WriteJSON(w, http.StatusCreated, h.view(created))
+	h.view(ctx, created)
+	httpx.WriteJSON(w, http.StatusCreated, created)
 	return nil
 }
 
@@ -157,9 +172,7 @@ func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	for _, s := range subs {
-		h.view(s)
-	}
+	h.view(r.Context(), subs...)
 	var nextv *string
 	if next != "" {
 		nextv = &next
@@ -177,7 +190,8 @@ func (h *Handlers) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeError(err, id)
 	}
-	httpx.WriteJSON(w, http.StatusOK, h.view(sub))
+	h.view(r.Context(), sub)
+	httpx.WriteJSON(w, http.StatusOK, sub)
 	return nil
 }
 
@@ -235,7 +249,8 @@ func (h *Handlers) patch(w http.ResponseWriter, r *http.Request) error {
 	if updated.Status == StatusPending {
 		h.cfg.Nudge()
 	}
-	httpx.WriteJSON(w, http.StatusOK, h.view(updated))
+	h.view(ctx, updated)
+	httpx.WriteJSON(w, http.StatusOK, updated)
 	return nil
 }
 
@@ -298,7 +313,8 @@ func (h *Handlers) verify(w http.ResponseWriter, r *http.Request) error {
 		return storeError(err, id)
 	}
 	h.cfg.Nudge()
-	httpx.WriteJSON(w, http.StatusAccepted, h.view(sub))
+	h.view(r.Context(), sub)
+	httpx.WriteJSON(w, http.StatusAccepted, sub)
 	return nil
 }
 
@@ -337,6 +353,7 @@ func (h *Handlers) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 		return storeError(err, id)
 	}
 	h.cfg.Log.Info("subscriber secret rotated", "subscriber_id", id)
-	httpx.WriteJSON(w, http.StatusOK, h.view(sub))
+	h.view(ctx, sub)
+	httpx.WriteJSON(w, http.StatusOK, sub)
 	return nil
 }

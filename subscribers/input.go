@@ -36,7 +36,7 @@ var (
 	writableFields = []string{"url", "token", "secret", "channel_ids", "channel_tags", "chat_types", "types",
 		"rate_limit_per_minute", "max_in_flight", "ordered", "description"}
 	readOnlyFields = []string{"id", "verified", "status", "last_verification_error", "disabled_reason",
-		"breaker_state", "created_at", "updated_at"}
+		"breaker_state", "health", "created_at", "updated_at"}
 )
 
 // Bounds on what a subscriber may hold.

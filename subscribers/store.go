@@ -60,7 +60,7 @@ func (r *record) clone() *record {
 
 func (r *record) public() *Subscriber {
 	c := r.clone().Subscriber
-	c.BreakerState = ""
+	c.BreakerState, c.Health = "", nil
 	c.normalize()
 	return &c
 }

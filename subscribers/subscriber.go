@@ -39,9 +39,12 @@ type Subscriber struct {
 	Status                string `json:"status"`
 	LastVerificationError string `json:"last_verification_error"`
 	DisabledReason        string `json:"disabled_reason"`
-	// BreakerState is the engine's circuit breaker state for the endpoint; the API fills it in,
-	// the store does not keep it.
+	// BreakerState is the endpoint's circuit breaker state (Health.Breaker: open when a process
+	// holds it open); the API fills it in, the store does not keep it.
 	BreakerState string `json:"breaker_state,omitempty"`
+	// Health is the endpoint's health as the delivery engine records it (its breakers, last
+	// success and failure, recent tries); the API fills it in, the store does not keep it.
+	Health *notifier.EndpointHealth `json:"health,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
