@@ -2,6 +2,7 @@ package channels
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -17,12 +18,39 @@ import (
 type Handler struct {
 	store   *Store
 	maxBody int64
+	health  HealthFunc
 }
 
 // NewHandler returns the HTTP API over s; request bodies over maxBody bytes get 413 (0 means
 // httpx.DefaultMaxBody).
 func NewHandler(s *Store, maxBody int64) *Handler {
 	return &Handler{store: s, maxBody: maxBody}
+}
+
+// HealthFunc returns the health of a channel's relay endpoint, as JSON shows it.
+type HealthFunc func(ctx context.Context, channelID string) (any, error)
+
+// WithHealth makes GET /channel/{id}?include=health answer the channel with the health of its
+// relay endpoint, read by f, under "health". Without ?include the answer stays the seed's
+// ChannelStoreObject exactly, which clients decode strictly (a Python dataclass built from it
+// refuses a key it does not know, and so does PUT).
+func (h *Handler) WithHealth(f HealthFunc) *Handler {
+	h.health = f
+	return h
+}
+
+// includeHealth reads ?include=, whose one value is "health" (when the handler has a HealthFunc).
+func (h *Handler) includeHealth(r *http.Request) (bool, error) {
+	inc, ok := r.URL.Query()["include"]
+	switch {
+	case !ok:
+		return false, nil
+	case len(inc) == 1 && inc[0] == "health" && h.health != nil:
+		return true, nil
+	case h.health == nil:
+		return false, httpx.Invalid("include", "include is not available here")
+	}
+	return false, httpx.Invalid("include", "include must be health")
 }
 
 // Routes mounts POST /channel, GET/PUT/DELETE /channel/{id} and POST /channels on r.
@@ -236,11 +264,26 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	withHealth, err := h.includeHealth(r)
+	if err != nil {
+		return err
+	}
 	c, err := h.store.Get(r.Context(), id)
 	if err != nil {
 		return storeError(id, err)
 	}
-	httpx.WriteJSON(w, http.StatusOK, c)
+	if !withHealth {
+		httpx.WriteJSON(w, http.StatusOK, c)
+		return nil
+	}
+	health, err := h.health(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, struct {
+		*Channel
+		Health any `json:"health"`
+	}{c, health})
 	return nil
 }
 

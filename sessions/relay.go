@@ -455,6 +455,8 @@ type MessageView struct {
 	SentAt        *string `json:"sent_at"` // when the channel server took it (null until then)
 	LastError     string  `json:"last_error,omitempty"`
 	NextAttemptAt *string `json:"next_attempt_at,omitempty"`
+	// Waiting is why a pending message waits (its delivery's).
+	Waiting *notifier.Waiting `json:"waiting,omitempty"`
 }
 
 // ResponseView is one callback's response with its forward's state.
@@ -589,6 +591,7 @@ func showMessageDeliveries(msgs []MessageView, ds []*notifier.Delivery) {
 			t := d.NextAttemptAt.UTC().Format(timeFormat)
 			mv.NextAttemptAt = &t
 		}
+		mv.Waiting = d.Waiting
 	}
 }
 
