@@ -1,6 +1,8 @@
 // Package channels is herald's channel registry: seed 000's ChannelStoreObject kept in Redis, the
 // HTTP API over it (POST /channel, GET/PUT/DELETE /channel/{id}, POST /channels) and the MongoDB
-// subset its users filter with.
+// subset its users filter with. GET /channel/{id} answers the stored object and nothing more;
+// with ?include=health it adds the health of the channel's relay endpoint, which the daemon reads
+// from the delivery engine (Handler.WithHealth).
 //
 // # Storage
 //

@@ -63,6 +63,15 @@
 //	delivered, failed     Retry (a replay)                            pending, stream/line  retryScript
 //
 // A breaker deferral happens before begin (no lease is taken); the others release the lease.
+//
+// A pending delivery says why it waits (Delivery.Waiting, a WaitReason; waitingOf is the rule
+// that reads it). The script that takes it out of the stream writes the reason in the HSET it
+// makes anyway (fieldWait): beginScript in_flight_full, deferScript breaker_open, rate_limited or
+// due, finishScript retry. makeLive clears it, and so does retryScript. A delivery in the stream is
+// due. A pending one out of it with no reason is behind the head of its line (ordered), so
+// enqueueScript writes nothing for it. Finishing does not clear the field; it means nothing then,
+// and the delivered path writes nothing more.
+//
 // Delivered and failed records expire after Config.Retention. decide (retry.go) is the one rule
 // that picks finishDelivered, finishRetry or finishDead; classify (send.go) the one that judges
 // a try's answer.
@@ -79,6 +88,16 @@
 // on Config.RetrySchedule with jitter (a Retry-After on 429/503 is honoured up to a cap); after
 // the last, or past Config.MaxDeliveryAge, the delivery is dead-lettered (status failed) and can
 // be replayed with Retry.
+//
+// # Endpoint health
+//
+// Engine.Health reports an endpoint's health: each live process's breaker, the last success and
+// failure with its error, and the tries of the last hour (health.go). A process tallies its tries
+// in memory, in the endpoint's breaker, and writes them with healthScript, one call per shard:
+// within a second for a failure, a breaker change, or the first success after a failure; once a
+// minute for an endpoint that only succeeds. Nothing is written on a try's path. Breakers stay
+// per process; each records its state under its own name when it changes, and Health leaves out
+// the processes whose heartbeat is gone.
 //
 // # Ordering
 //
@@ -102,7 +121,9 @@ package notifier
 //   - 4xx answers are retried like the seed says, but only 408 and 429 count against the breaker:
 //     a 400 or 404 is the request's fault, not the endpoint's health.
 //   - Breakers are per process (each process learns an endpoint's health itself); rate limits and
-//     in-flight bounds are shared by every process through Redis.
+//     in-flight bounds are shared by every process through Redis. Health shows every live
+//     process's breaker and, as the endpoint's, the worst of them: a process holding it open is
+//     what delays deliveries, whichever process is asked.
 //   - Every wait has ±10% jitter; a Retry-After on 429/503 lengthens the wait, capped at
 //     Config.MaxRetryAfter (10 minutes).
 //   - Deliveries are listed newest first by the time they were last accepted (enqueued or

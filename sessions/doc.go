@@ -11,7 +11,8 @@
 // "channel_id", "response_data", "received_at"} for it through the engine
 // (endpoint "sessions", one ordered line per session, so a sessions server that is down gets every
 // response later, in the order herald received them). GET /sessions/{id} shows the session: its
-// messages with their delivery status, its responses with their forward's status.
+// messages with their delivery status (and, while pending, why each waits), its responses with
+// their forward's status.
 //
 // # Sessions in Redis
 //

@@ -23,7 +23,9 @@
 //
 // Each subscriber is also an endpoint of the delivery engine, "sub:<id>" (EndpointID; a hash for
 // an id too long for that). The API registers it with PutEndpoint before it stores a change, and
-// removes it on delete.
+// removes it on delete. The API shows the endpoint's health as the engine records it
+// (notifier.Engine.Health, read for a whole page at once) under "health", and its breaker as
+// breaker_state.
 //
 // # Storage
 //
