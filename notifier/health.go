@@ -156,9 +156,10 @@ func (e *Engine) healthLoop() {
 	}
 }
 
-// flushHealthAtStop writes every tally left once the tries are done, within a few seconds.
+// flushHealthAtStop writes every tally left once the tries are done, within a few seconds, or
+// until Stop's deadline abandons what is left.
 func (e *Engine) flushHealthAtStop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(e.hard, 2*time.Second)
 	defer cancel()
 	e.flushHealth(ctx, true)
 }
