@@ -23,15 +23,16 @@ type enqueueItem struct {
 	subscriber   string
 	kind         string
 	orderingKey  string
+	seq          int64 // Request.Seq: 0 none
 }
 
-const enqueueItemLen = 7
+const enqueueItemLen = 8
 
 func (a enqueueArgs) argv(prefix string) []any {
 	out := make([]any, 0, 6+enqueueItemLen*len(a.items))
 	out = append(out, prefix, a.now, a.maxBacklog, a.horizon, len(a.items), luaBool(a.bySubscriber))
 	for _, it := range a.items {
-		out = append(out, it.id, it.endpoint, it.body, it.event, it.subscriber, it.kind, it.orderingKey)
+		out = append(out, it.id, it.endpoint, it.body, it.event, it.subscriber, it.kind, it.orderingKey, it.seq)
 	}
 	return out
 }

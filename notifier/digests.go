@@ -28,4 +28,5 @@ var namedScripts = map[string]*redis.Script{
 	"trimScript":           trimScript,
 	"pruneScript":          pruneScript,
 	"migrateScript":        migrateScript,
+	"raiseWatermarkScript": raiseWatermarkScript,
 }

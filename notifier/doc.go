@@ -42,13 +42,17 @@
 //
 // A delivery's record has a Status (pending, delivered, failed). While pending it sits in exactly
 // one place: the stream (due now; its record names the entry), the delayed set (a retry or a
-// deferred try, due later), its endpoint's waiter list (every in-flight slot taken), or behind
-// the head of its ordering line. Each move is one script (scripts.go); the names are state.go's,
-// in Go and in the Lua alike.
+// deferred try, due later), its endpoint's waiter list (every in-flight slot taken), behind
+// the head of its ordering line, or in its line's gate (its Request.Seq is past the shard's
+// watermark: see Ordering). Each move is one script (scripts.go); the names are state.go's, in
+// Go and in the Lua alike.
 //
 //	from                  event                                       to                    script
 //	(new)                 Enqueue; heads its line, or has none        pending, stream       enqueueScript
 //	(new)                 Enqueue; behind the head of its line        pending, line         enqueueScript
+//	(new)                 Enqueue; in a line, its seq past watermark  pending, gate         enqueueScript
+//	pending, gate         the watermark reaches its seq: heads line   pending, stream       raiseWatermarkScript
+//	pending, gate         the watermark reaches its seq: behind head  pending, line         raiseWatermarkScript
 //	pending, stream       begin answers go: a lease is taken          pending, in flight    beginScript
 //	pending, stream       begin answers wait: every slot taken        pending, waiter list  beginScript
 //	pending, stream       begin answers dead: endpoint gone, too old  failed                beginScript
@@ -105,6 +109,17 @@
 // head is live; when it finishes (delivered or dead-lettered) the next goes. A failing head holds
 // back only its own line. A line lives in its endpoint's shard: with several shards an ordering
 // key orders the deliveries of each endpoint (the contract promises no order across endpoints).
+//
+// A line's order is the order its deliveries are enqueued in, which is the order accepted when
+// the caller enqueues before it answers (the relay does, per session). events answers its 202
+// first and expands events concurrently, in several processes, so it numbers its events as it
+// accepts them and gives each delivery its event's number (Request.Seq); the line then takes
+// them in that order (watermark.go). A delivery with a seq joins its line only once the shard's
+// watermark reaches its seq (RaiseWatermark: every delivery numbered below the watermark is
+// enqueued); until then it waits in the line's gate, and the raise lets the gated deliveries in
+// in seq order, behind what the line holds. Deliveries of the watermark's own seq join as they
+// come (one event gives a line at most one delivery). A replay (Retry) is accepted anew, with no
+// seq: it joins the tail of its line at once, ahead of what still waits in the gate.
 package notifier
 
 // # Decisions where the contract is silent

@@ -19,6 +19,10 @@ import (
 // and each chunk is atomic on its own.
 const enqueueChunk = 256
 
+// maxSeq bounds Request.Seq: the scripts hold it as a Lua number and a sorted set's score, both
+// exact up to 2^53.
+const maxSeq = 1 << 53
+
 // Enqueue stores deliveries durably and returns their ids once they are in Redis. A request whose
 // id already exists is a no-op that returns the same id (make ids deterministic for idempotent
 // fan-out). Requests are checked first: an invalid one fails the call with nothing written.
@@ -75,6 +79,9 @@ func checkRequests(reqs []Request, subEndpoint func(string) string) ([]string, e
 		if len(r.OrderingKey) > 256 {
 			return nil, fmt.Errorf("notifier: request %d: ordering key longer than 256 bytes", i)
 		}
+		if r.Seq < 0 || r.Seq > maxSeq {
+			return nil, fmt.Errorf("notifier: request %d: seq %d is not between 0 and %d", i, r.Seq, maxSeq)
+		}
 		accepted[i] = id
 	}
 	return accepted, nil
@@ -89,7 +96,7 @@ func (e *Engine) enqueueChunk(ctx context.Context, sh *shard, now int64, reqs []
 	for _, i := range idx {
 		r := &reqs[i]
 		args.items = append(args.items, enqueueItem{id: accepted[i], endpoint: r.EndpointID, body: r.Body, event: r.EventID,
-			subscriber: r.SubscriberID, kind: r.Kind, orderingKey: r.OrderingKey})
+			subscriber: r.SubscriberID, kind: r.Kind, orderingKey: r.OrderingKey, seq: r.Seq})
 	}
 	copied := map[string]bool{}
 	for {
@@ -134,8 +141,8 @@ type shardBatch struct {
 }
 
 // route sends each request to its endpoint's home shard, unless the shard count changed and one
-// of its former homes holds it already (a no-op there, not a duplicate here) or holds its live
-// ordering line (it joins the line there, keeping the order accepted).
+// of its former homes holds it already (a no-op there, not a duplicate here) or holds its
+// ordering line, live or gated (it joins the line there, keeping the order accepted).
 func (e *Engine) route(ctx context.Context, reqs []Request, accepted []string) ([]shardBatch, error) {
 	dest := make([]*shard, len(reqs))
 	others := e.otherLayouts() // once per call: none at all but while the shard count changes
@@ -193,8 +200,8 @@ func (e *Engine) probeFormer(ctx context.Context, reqs []Request, accepted []str
 		if r.OrderingKey != "" {
 			line = lineOfKey + r.OrderingKey
 		}
-		for _, sh := range p.shards {
-			asks[j] = append(asks[j], ask{pipe.Exists(ctx, sh.k.record(accepted[p.i])), pipe.Exists(ctx, sh.k.line(line))})
+		for _, sh := range p.shards { // a line holds deliveries in its list or, waiting, in its gate
+			asks[j] = append(asks[j], ask{pipe.Exists(ctx, sh.k.record(accepted[p.i])), pipe.Exists(ctx, sh.k.line(line), sh.k.gate(line))})
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -206,7 +213,7 @@ func (e *Engine) probeFormer(ctx context.Context, reqs []Request, accepted []str
 				p.found = p.shards[k]
 				break
 			}
-			if a.line.Val() == 1 && p.found == nil {
+			if a.line.Val() > 0 && p.found == nil {
 				p.found = p.shards[k]
 			}
 		}

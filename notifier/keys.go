@@ -28,6 +28,10 @@ import "strings"
 //	P:{T}:waiting           SET     endpoints whose w: list is non-empty (the janitor's index)
 //	P:{T}:slot:<endpoint>   STRING  next free rate-limit slot (ms) handed to a deferred delivery
 //	P:{T}:o:<line>          LIST    an ordering line (lineName): delivery ids in the order accepted; the head is live
+//	P:{T}:og:<line>         ZSET    the line's gate: deliveries with a Request.Seq past the shard's watermark,
+//	                                id -> seq; they join the line in seq order as the watermark reaches them
+//	P:{T}:gated             ZSET    lines whose gate is not empty -> the smallest seq in it (raiseWatermarkScript's index)
+//	P:{T}:watermark         STRING  the shard's watermark: deliveries with a seq up to it may join their line
 //	P:{T}:eh:<endpoint>     HASH    the endpoint's health (fields: healthField): its last success and failure,
 //	                                each process's breaker, its tries in buckets; health.go
 //	P:{P}:hb:<consumer>     STRING  a process's heartbeat, expiring after 3 heartbeats (shard 0 only)
@@ -64,6 +68,9 @@ const (
 	sfxWaiters     = "w:"
 	sfxSlot        = "slot:"
 	sfxLine        = "o:"
+	sfxGate        = "og:"
+	sfxGated       = "gated"
+	sfxWatermark   = "watermark"
 	sfxHeartbeat   = "hb:"
 	sfxSubIndex    = "ix:sub:"
 	sfxEvtIndex    = "ix:evt:"
@@ -82,12 +89,15 @@ var luaKeyLayout = []struct{ lua, suffix string }{
 	{"WAITING_KEY", sfxWaiting},
 	{"FAILED_INDEX_KEY", sfxFailedIndex},
 	{"ALL_INDEX_KEY", sfxAllIndex},
+	{"GATED_KEY", sfxGated},
+	{"WATERMARK_KEY", sfxWatermark},
 	{"recordKey", sfxRecord},
 	{"endpointKey", sfxEndpoint},
 	{"inflightKey", sfxInflight},
 	{"waitersKey", sfxWaiters},
 	{"slotKey", sfxSlot},
 	{"lineKey", sfxLine},
+	{"gateKey", sfxGate},
 	{"subscriberIndexKey", sfxSubIndex},
 	{"eventIndexKey", sfxEvtIndex},
 	{"endpointIndexKey", sfxEpIndex},
@@ -113,6 +123,9 @@ func (k keys) waiters(ep string) string         { return k.p + sfxWaiters + ep }
 func (k keys) waiting() string                  { return k.p + sfxWaiting }
 func (k keys) slot(ep string) string            { return k.p + sfxSlot + ep }
 func (k keys) line(line string) string          { return k.p + sfxLine + line }
+func (k keys) gate(line string) string          { return k.p + sfxGate + line }
+func (k keys) gated() string                    { return k.p + sfxGated }
+func (k keys) watermark() string                { return k.p + sfxWatermark }
 func (k keys) heartbeat(consumer string) string { return k.p + sfxHeartbeat + consumer }
 func (k keys) ixAll() string                    { return k.p + sfxAllIndex }
 func (k keys) ixFailed() string                 { return k.p + sfxFailedIndex }

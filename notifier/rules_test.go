@@ -221,15 +221,16 @@ func TestScriptKeysMatchGo(t *testing.T) {
 	e, b := setup(t, nil)
 	k := e.base().k
 	probe := script(`return {STREAM_KEY, DELAYED_KEY, BACKLOG_KEY, EPGEN_KEY, WAITING_KEY, ALL_INDEX_KEY,
-  FAILED_INDEX_KEY, recordKey('x'), endpointKey('x'), inflightKey('x'), waitersKey('x'), slotKey('x'), lineKey('x'),
-  subscriberIndexKey('x'), eventIndexKey('x'), endpointIndexKey('x'), healthKey('x')}`)
+  FAILED_INDEX_KEY, GATED_KEY, WATERMARK_KEY, recordKey('x'), endpointKey('x'), inflightKey('x'), waitersKey('x'),
+  slotKey('x'), lineKey('x'), gateKey('x'), subscriberIndexKey('x'), eventIndexKey('x'), endpointIndexKey('x'),
+  healthKey('x')}`)
 	got, err := probe.Run(context.Background(), b.rdb, []string{k.stream()}, k.p).StringSlice()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{k.stream(), k.delayed(), k.backlog(), k.endpointGen(), k.waiting(), k.ixAll(),
-		k.ixFailed(), k.record("x"), k.endpoint("x"), k.inflight("x"), k.waiters("x"), k.slot("x"), k.line("x"),
-		k.ixSubscriber("x"), k.ixEvent("x"), k.ixEndpoint("x"), k.health("x")}
+		k.ixFailed(), k.gated(), k.watermark(), k.record("x"), k.endpoint("x"), k.inflight("x"), k.waiters("x"),
+		k.slot("x"), k.line("x"), k.gate("x"), k.ixSubscriber("x"), k.ixEvent("x"), k.ixEndpoint("x"), k.health("x")}
 	if len(got) != len(want) || len(want) != len(luaKeyLayout) {
 		t.Fatalf("%d keys from Lua, %d from Go, %d in the layout", len(got), len(want), len(luaKeyLayout))
 	}

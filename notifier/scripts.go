@@ -18,8 +18,8 @@ import (
 //     BEGIN_GO, F_STATUS, ...); the arguments of each script are built by one typed builder in
 //     args.go, whose field order is the order the script reads.
 //   - A pending delivery is in exactly one place: the stream (its record's F_ENTRY names the
-//     entry), the delayed set, its endpoint's waiter list, or behind the head of its ordering
-//     line. Scripts that act on a stream entry first check that the record still names that entry
+//     entry), the delayed set, its endpoint's waiter list, behind the head of its ordering line,
+//     or in its line's gate. Scripts that act on a stream entry first check that the record still names that entry
 //     and is pending; a stale entry (a duplicate after a takeover) is acknowledged and dropped, so
 //     a delivery is never finished twice.
 
@@ -143,19 +143,45 @@ local function setStatus(id, old, new, score, now, horizon)
   if new == ST_FAILED then index(FAILED_INDEX_KEY, score, id, now, horizon) end
 end
 
--- a finished delivery leaves its ordering line; the next one in line goes live
+-- keep the index of gated lines in step with the gate gk of line: its smallest seq, or none
+local function indexGate(line, gk)
+  local first = redis.call('ZRANGE', gk, 0, 0, 'WITHSCORES')
+  if first[2] then redis.call('ZADD', GATED_KEY, first[2], line) else redis.call('ZREM', GATED_KEY, line) end
+end
+
+-- a finished delivery leaves its ordering line; the next one in line goes live. One that never
+-- got past the line's gate (finished while gated) leaves the gate.
 local function advanceLine(line, id, now)
   if line == nil or line == '' then return end
   local lk = lineKey(line)
-  redis.call('LREM', lk, 1, id)
+  if redis.call('LREM', lk, 1, id) == 0 then
+    local gk = gateKey(line)
+    if redis.call('ZREM', gk, id) == 1 then indexGate(line, gk) end
+    return
+  end
   local nxt = redis.call('LINDEX', lk, 0)
   if nxt then makeLive(nxt, now) end
 end
 
+-- the shard's watermark (raiseWatermarkScript), read once per script call
+local shardWatermark = nil
+local function watermark()
+  if not shardWatermark then shardWatermark = tonumber(redis.call('GET', WATERMARK_KEY) or '0') end
+  return shardWatermark
+end
+
 -- join a delivery's ordering line, if it has one: true when it heads the line (or has none),
--- and so is live
-local function joinLine(id, line)
-  return not line or line == '' or redis.call('RPUSH', lineKey(line), id) == 1
+-- and so is live. A delivery with a seq (> 0) past the shard's watermark waits in the line's
+-- gate instead, until raiseWatermarkScript lets it in, in seq order: deliveries of events
+-- accepted earlier may still be on their way.
+local function joinLine(id, line, seq)
+  if not line or line == '' then return true end
+  if seq and seq ~= '0' and tonumber(seq) > watermark() then
+    redis.call('ZADD', gateKey(line), seq, id)
+    redis.call('ZADD', GATED_KEY, 'LT', seq, line)
+    return false
+  end
+  return redis.call('RPUSH', lineKey(line), id) == 1
 end
 
 -- deliveries finalized by this script call: the backlog counter drops by that many once, at the
@@ -215,7 +241,7 @@ if newCount > 0 and tonumber(redis.call('GET', BACKLOG_KEY) or '0') + newCount >
   return {-1}
 end
 local out = {1}
-eachItem(7, ENQUEUE_ITEM, n, function(i, id, ep, body, evt, sub, kind, okey)
+eachItem(7, ENQUEUE_ITEM, n, function(i, id, ep, body, evt, sub, kind, okey, seq)
   out[i + 1] = fresh[i]
   if fresh[i] == 0 then return end
   local e = eps[ep]
@@ -223,7 +249,7 @@ eachItem(7, ENQUEUE_ITEM, n, function(i, id, ep, body, evt, sub, kind, okey)
   if okey ~= '' then line = LINE_OF_KEY .. okey elseif e[2] == '1' then line = LINE_OF_ENDPOINT .. ep end
   -- a live delivery's stream entry goes into the record with everything else: one HSET
   local entry = ''
-  if joinLine(id, line) then entry = addEntry(id, ep) end
+  if joinLine(id, line, seq) then entry = addEntry(id, ep) end
   redis.call('HSET', recordKey(id), F_ENDPOINT, ep, F_URL, e[1], F_BODY, body, F_EVENT, evt, F_SUBSCRIBER, sub,
     F_KIND, kind, F_LINE, line, F_STATUS, ST_PENDING, F_TRIES, 0, F_CREATED, now, F_ACCEPTED, now, F_NEXT, now, F_ENTRY, entry)
   indexAccepted(id, ep, sub, evt, now, horizon, bySub)
@@ -450,6 +476,32 @@ redis.call('INCR', BACKLOG_KEY)
 if joinLine(id, r[2]) then makeLive(id, now) end
 flushIndexes()
 return 1
+`)
+
+// raiseWatermarkScript raises the shard's watermark (never lowers it) and lets the gated
+// deliveries it reaches into their lines, in seq order, behind what the lines hold; a line that
+// was empty gets its new head live. The index of gated lines (by their smallest seq) spares it
+// looking at lines that must wait on.
+// ARGV[2] now ms, ARGV[3] the watermark, ARGV[4] at most this many deliveries to let in.
+// Returns {the shard's watermark, deliveries let in, 1 when gated deliveries it reaches are left
+// (past the bound) else 0}.
+var raiseWatermarkScript = script(`
+local now, w, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if w > watermark() then redis.call('SET', WATERMARK_KEY, ARGV[3]) else w = watermark() end
+local released = 0
+for _, line in ipairs(redis.call('ZRANGEBYSCORE', GATED_KEY, '-inf', w, 'LIMIT', 0, limit)) do
+  local gk = gateKey(line)
+  local ids = redis.call('ZRANGEBYSCORE', gk, '-inf', w, 'LIMIT', 0, limit - released)
+  if #ids > 0 then
+    redis.call('ZREM', gk, unpack(ids))
+    if redis.call('RPUSH', lineKey(line), unpack(ids)) == #ids then makeLive(ids[1], now) end
+    released = released + #ids
+  end
+  indexGate(line, gk)
+  if released >= limit then break end
+end
+local left = #redis.call('ZRANGEBYSCORE', GATED_KEY, '-inf', w, 'LIMIT', 0, 1)
+return {w, released, left}
 `)
 
 // putEndpointScript creates or updates an endpoint (endpointArgs); a changed secret keeps the

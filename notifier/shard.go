@@ -22,7 +22,7 @@ import (
 // works the shards of every count recorded within the horizon (MaxDeliveryAge + Retention), so
 // the deliveries of a shard nobody's count names any more are still delivered. While more than one
 // count is recorded, Enqueue looks for each delivery in its homes under the other counts first:
-// a delivery id already there is not enqueued again, and a delivery whose ordering line is live
+// a delivery id already there is not enqueued again, and a delivery whose ordering line is held
 // there joins it there, so nothing is duplicated and a line keeps its order (route). An endpoint
 // missing from its new home is copied from an old one (copyEndpoint); PutEndpoint writes it to
 // its home under every count in use, DeleteEndpoint deletes it from every shard. Every process

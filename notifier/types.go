@@ -38,6 +38,11 @@ type Request struct {
 	// OrderingKey, when set, makes deliveries with the same key go out one at a time in the order
 	// accepted (the relay uses the session id). An Ordered endpoint uses its id as the key.
 	OrderingKey string
+	// Seq, when positive, is the delivery's place in a sequence its caller numbers at acceptance
+	// (events numbers its events), for when the caller enqueues out of that order: a delivery
+	// with an ordering line and a Seq waits until Engine.RaiseWatermark reaches its Seq, then
+	// joins its line in Seq order. Deliveries without a line ignore it; 0 joins the line at once.
+	Seq int64
 	// EventID and SubscriberID group deliveries for inspection (GET /events/{id},
 	// GET /deliveries?subscriber_id=). Kind says what the delivery is: "notification", "relay",
 	// "callback". All three are optional metadata.
