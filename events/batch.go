@@ -27,11 +27,11 @@ const claimBatch = 16
 
 // claimManyScript gives a worker the lease on up to ARGV[4] due events and returns them.
 //
-// KEYS[1] expand ZSET.
+// KEYS[1] expand ZSET, KEYS[2] expanding ZSET.
 // ARGV[1] now (Unix ms), ARGV[2] lease end (Unix ms), ARGV[3] owner token, ARGV[4] how many at
 // most, ARGV[5] the event key of id "" (the key of event id is it followed by id).
 // Returns each claimed event's HASH fields and values; an event whose record is gone (expired)
-// leaves the queue instead.
+// leaves the queue instead (and no longer holds the ordering watermark back).
 var claimManyScript = redis.NewScript(`
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[4]))
 local out = {}
@@ -40,6 +40,7 @@ for _, id in ipairs(due) do
   local h = redis.call('HGETALL', ek)
   if #h == 0 then
     redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
   else
     redis.call('ZADD', KEYS[1], ARGV[2], id)
     redis.call('HSET', ek, 'owner', ARGV[3])
@@ -53,15 +54,17 @@ return out
 func (s *Service) claimDue(ctx context.Context) (owner string, evs []*Event, err error) {
 	owner = ids.New("lease")
 	now := s.cfg.Now()
-	res, err := claimManyScript.Run(ctx, s.rdb, []string{s.keys.expand()}, now.UnixMilli(),
+	res, err := claimManyScript.Run(ctx, s.rdb, []string{s.keys.expand(), s.keys.expanding()}, now.UnixMilli(),
 		now.Add(s.cfg.LeaseTTL).UnixMilli(), owner, claimBatch, s.keys.event("")).Slice()
 	if err != nil {
 		return "", nil, err
 	}
 	for _, r := range res {
-		ev, err := parseEvent(hashOf(r))
+		h := hashOf(r)
+		ev, err := parseEvent(h)
 		if err != nil || ev == nil {
-			s.log.Warn("unreadable event left for its lease to run out", "err", err)
+			s.log.Warn("unreadable event left for its lease to run out", "event_id", h[fID], "err", err)
+			s.unorder(ctx, h[fID])
 			continue
 		}
 		evs = append(evs, ev)
@@ -136,7 +139,8 @@ func (s *Service) sortClaimed(ctx context.Context, owner string, evs []*Event) (
 	}
 	for i, l := range big { // from a cursor: their snapshot is parsed here, the others' per group
 		if big[i].ch, err = l.ev.snapshot(); err != nil {
-			return nil, nil, err // left claimed: tried again when the lease ends, as before
+			s.unorder(ctx, l.ev.ID) // it can never be expanded: it must not hold the others back
+			return nil, nil, err    // left claimed: tried again when the lease ends, as before
 		}
 	}
 	for _, k := range order {

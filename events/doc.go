@@ -37,6 +37,19 @@
 // call (batch.go). An event needing more pages goes on alone, from the page already matched, with
 // a heartbeat renewing its lease; the worker hands the other such events back at once.
 //
+// # Order
+//
+// An ordered subscriber gets notifications in the order of their 202s, although events are
+// expanded concurrently by several workers in several processes (order.go). acceptScript numbers
+// each event (INCR) in the step that stores it; each delivery carries its event's number
+// (notifier.Request.Seq); the smallest number still being expanded (or the next number, when none
+// is) is the watermark, read when events are finished and passed to the engine
+// (Engine.RaiseWatermark), whose ordering lines take deliveries in number order and only as far
+// as the watermark. An event holds back the ordered deliveries of later events until it is
+// finished: resumed after a crash, handed back while the backlog is full. One whose record expired
+// or cannot be read is dropped from the order. Every process also passes the watermark on each
+// Config.WatermarkInterval, in case the process that finished an event died before it could.
+//
 // # Metrics
 //
 // herald_events_accepted_total{type}, herald_events_refused_total (503, backlog full),

@@ -54,6 +54,7 @@ type Event struct {
 	channel []byte // the channel document at acceptance (JSON), matched against filters
 	tail    []byte // the body after the token (see bodyTail)
 	cursor  string // the last subscriber id expanded
+	seq     int64  // its number in the order of acceptance (order.go); 0 when accepted before numbering
 }
 
 // Fields of an event's HASH (keys.event).
@@ -72,6 +73,7 @@ const (
 	fTail         = "tail"
 	fCursor       = "cursor"
 	fOwner        = "owner" // the lease holder's token while a worker expands the event
+	fSeq          = "seq"   // its number in the order of acceptance, written by acceptScript
 )
 
 // fields flattens a new event into HSET arguments.
@@ -100,6 +102,11 @@ func parseEvent(h map[string]string) (*Event, error) {
 	}
 	if e.Subscribers, err = strconv.Atoi(h[fSubscribers]); err != nil {
 		return nil, fmt.Errorf("event %s: subscribers: %w", e.ID, err)
+	}
+	if v := h[fSeq]; v != "" {
+		if e.seq, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return nil, fmt.Errorf("event %s: seq: %w", e.ID, err)
+		}
 	}
 	if v := h[fEnqueued]; v != "" {
 		if e.Enqueued, err = strconv.Atoi(v); err != nil {

@@ -278,6 +278,7 @@ func (s *Service) requests(ev *Event, subs []subscribers.Target) []notifier.Requ
 			EventID:      ev.ID,
 			SubscriberID: sub.ID,
 			Kind:         KindNotification,
+			Seq:          ev.seq,
 		}
 	}
 	return reqs
@@ -390,21 +391,24 @@ func (s *Service) finish(ctx context.Context, id, owner string, n int) error {
 }
 
 // finishEvents marks events expanded (finishScript), each with counts[id] deliveries from its
-// last batch, and says which it finished: not those whose lease was lost.
+// last batch, and says which it finished: not those whose lease was lost. Then it raises the
+// engine's ordering watermark to where the finish left it (order.go).
 func (s *Service) finishEvents(ctx context.Context, owner string, ids []string, counts map[string]int) ([]bool, error) {
 	args := []any{owner, s.cfg.Now().UTC().Format(time.RFC3339Nano), s.keys.event("")}
 	for _, id := range ids {
 		args = append(args, id, counts[id])
 	}
-	res, err := finishScript.Run(ctx, s.rdb, []string{s.keys.expand(), s.keys.backlogFull()}, args...).Int64Slice()
-	if err == nil && len(res) != len(ids) {
+	res, err := finishScript.Run(ctx, s.rdb, []string{s.keys.expand(), s.keys.backlogFull(), s.keys.seq(), s.keys.expanding()},
+		args...).Int64Slice()
+	if err == nil && len(res) != 1+len(ids) {
 		err = errors.New("events: unexpected answer from the finish script")
 	}
 	if err != nil {
 		return nil, err
 	}
-	done := make([]bool, len(res))
-	for i, r := range res {
+	s.raiseWatermark(ctx, res[0])
+	done := make([]bool, len(ids))
+	for i, r := range res[1:] {
 		done[i] = r == 1
 	}
 	return done, nil

@@ -31,6 +31,16 @@ func (k keys) event(id string) string { return k.base + "evt:" + id }
 // becomes claimable again when the lease runs out.
 func (k keys) expand() string { return k.base + "expand" }
 
+// seq numbers events in the order they are accepted: STRING, the last number handed out (INCR
+// by acceptScript; seeded from the clock, in µs, when missing, so after Redis lost it the numbers
+// go on above those handed out before). An event's number is its "seq" field.
+func (k keys) seq() string { return k.base + "seq" }
+
+// expanding is the events not yet fully expanded, by number: ZSET, members event ids, score =
+// seq. An event leaves it when it is finished (or dropped); the smallest number in it is the
+// ordering watermark (see order.go).
+func (k keys) expanding() string { return k.base + "expanding" }
+
 // idem is the idempotency record of an Idempotency-Key sent to one channel: STRING holding the JSON
 // idemRecord, expiring after the idempotency window (24 h). The client's key is hashed so that any
 // printable key makes a short, safe Redis key.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,8 @@ type Subscribers interface {
 type Engine interface {
 	Enqueue(ctx context.Context, reqs ...notifier.Request) ([]string, error)
 	List(ctx context.Context, q notifier.ListQuery) ([]*notifier.Delivery, string, error)
+	// RaiseWatermark says every delivery with a Request.Seq below w is enqueued (order.go).
+	RaiseWatermark(ctx context.Context, w int64) error
 }
 
 // Config tunes the service. Zero values take the defaults in brackets.
@@ -84,6 +87,11 @@ type Config struct {
 	// FullBackoff is how long expansion waits when the engine's backlog is full; new events are
 	// refused for as long [1 s].
 	FullBackoff time.Duration
+	// WatermarkInterval is how often a process reads the ordering watermark and passes it to
+	// the engine anyway, besides after every batch of events it finishes (order.go) [2 s]: the
+	// longest an ordered delivery waits when the process that finished the event before it died
+	// before it could.
+	WatermarkInterval time.Duration
 	// ErrorBackoff is how long expansion waits after a store error [2 s].
 	ErrorBackoff time.Duration
 	// Replication, when it asks for replicas, answers 202 only once that many replicas hold the
@@ -116,6 +124,7 @@ func (c *Config) fill() {
 	c.PollInterval = cmp.Or(c.PollInterval, 500*time.Millisecond)
 	c.FullBackoff = cmp.Or(c.FullBackoff, time.Second)
 	c.ErrorBackoff = cmp.Or(c.ErrorBackoff, 2*time.Second)
+	c.WatermarkInterval = cmp.Or(c.WatermarkInterval, 2*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -137,6 +146,9 @@ type Service struct {
 	m    *metrics
 
 	kick chan struct{} // wakes an idle worker when this process accepts an event
+
+	// raised is the highest ordering watermark this process passed to the engine (order.go).
+	raised atomic.Int64
 
 	// life owns the expansion workers from Start until Stop; its Stopping signal asks them to
 	// finish the current batch, release and exit.
@@ -165,6 +177,7 @@ func (s *Service) Start(ctx context.Context) error {
 		for range s.cfg.Workers {
 			s.life.Go(func() { s.work(wctx, s.life.Stopping()) })
 		}
+		s.life.Go(func() { s.watermarkLoop(wctx, s.life.Stopping()) })
 		return nil
 	})
 }
@@ -344,7 +357,7 @@ func (s *Service) lookup(ctx context.Context, channelID string, n *Notification)
 // idemKeyName is set) in one script, unless the key was used meanwhile or the queue is full.
 func (s *Service) accept(ctx context.Context, ev *Event, reqHash, idemKeyName string) (Accepted, bool, error) {
 	acc := Accepted{EventID: ev.ID, Subscribers: ev.Subscribers}
-	keys := []string{s.keys.event(ev.ID), s.keys.expand(), s.keys.backlogFull()}
+	keys := []string{s.keys.event(ev.ID), s.keys.expand(), s.keys.backlogFull(), s.keys.seq(), s.keys.expanding()}
 	if idemKeyName != "" {
 		keys = append(keys, idemKeyName)
 	}

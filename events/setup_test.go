@@ -143,7 +143,8 @@ func (b *bundle) subscriber(t *testing.T, s subscribers.Subscriber, pending bool
 	if err != nil {
 		t.Fatalf("create subscriber: %v", err)
 	}
-	if err := b.eng.PutEndpoint(ctx, notifier.Endpoint{ID: subscribers.EndpointID(created.ID), URL: created.URL, Secret: created.Secret}); err != nil {
+	if err := b.eng.PutEndpoint(ctx, notifier.Endpoint{ID: subscribers.EndpointID(created.ID), URL: created.URL, Secret: created.Secret,
+		Ordered: created.Ordered}); err != nil {
 		t.Fatalf("put endpoint: %v", err)
 	}
 	if !pending {
