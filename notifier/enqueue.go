@@ -201,7 +201,8 @@ func (e *Engine) probeFormer(ctx context.Context, reqs []Request, accepted []str
 			line = lineOfKey + r.OrderingKey
 		}
 		for _, sh := range p.shards { // a line holds deliveries in its list or, waiting, in its gate
-			asks[j] = append(asks[j], ask{pipe.Exists(ctx, sh.k.record(accepted[p.i])), pipe.Exists(ctx, sh.k.line(line), sh.k.gate(line))})
+			asks[j] = append(asks[j], ask{pipe.Exists(ctx, sh.k.record(accepted[p.i])),
+				pipe.Exists(ctx, sh.k.line(line), sh.k.gate(line))})
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {

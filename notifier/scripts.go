@@ -19,9 +19,9 @@ import (
 //     args.go, whose field order is the order the script reads.
 //   - A pending delivery is in exactly one place: the stream (its record's F_ENTRY names the
 //     entry), the delayed set, its endpoint's waiter list, behind the head of its ordering line,
-//     or in its line's gate. Scripts that act on a stream entry first check that the record still names that entry
-//     and is pending; a stale entry (a duplicate after a takeover) is acknowledged and dropped, so
-//     a delivery is never finished twice.
+//     or in its line's gate. Scripts that act on a stream entry first check that the record still
+//     names that entry and is pending; a stale entry (a duplicate after a takeover) is
+//     acknowledged and dropped, so a delivery is never finished twice.
 
 // luaLib is prepended to every script: the prefix, the key functions, the names, the item sizes
 // and the helpers the scripts share.
@@ -481,13 +481,16 @@ return 1
 // raiseWatermarkScript raises the shard's watermark (never lowers it) and lets the gated
 // deliveries it reaches into their lines, in seq order, behind what the lines hold; a line that
 // was empty gets its new head live. The index of gated lines (by their smallest seq) spares it
-// looking at lines that must wait on.
+// looking at lines that must wait on. When the bound leaves gated deliveries the watermark
+// reaches, the shard's watermark stops just below the first of them, so that a delivery
+// enqueued before the next call does not pass them; the caller calls again.
 // ARGV[2] now ms, ARGV[3] the watermark, ARGV[4] at most this many deliveries to let in.
 // Returns {the shard's watermark, deliveries let in, 1 when gated deliveries it reaches are left
 // (past the bound) else 0}.
 var raiseWatermarkScript = script(`
 local now, w, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if w > watermark() then redis.call('SET', WATERMARK_KEY, ARGV[3]) else w = watermark() end
+local cur = watermark()
+if w < cur then w = cur end
 local released = 0
 for _, line in ipairs(redis.call('ZRANGEBYSCORE', GATED_KEY, '-inf', w, 'LIMIT', 0, limit)) do
   local gk = gateKey(line)
@@ -500,8 +503,10 @@ for _, line in ipairs(redis.call('ZRANGEBYSCORE', GATED_KEY, '-inf', w, 'LIMIT',
   indexGate(line, gk)
   if released >= limit then break end
 end
-local left = #redis.call('ZRANGEBYSCORE', GATED_KEY, '-inf', w, 'LIMIT', 0, 1)
-return {w, released, left}
+local left = redis.call('ZRANGEBYSCORE', GATED_KEY, '-inf', w, 'WITHSCORES', 'LIMIT', 0, 1)
+if left[2] then w = tonumber(left[2]) - 1 end
+if w > cur then redis.call('SET', WATERMARK_KEY, string.format('%.0f', w)) else w = cur end
+return {w, released, #left / 2}
 `)
 
 // putEndpointScript creates or updates an endpoint (endpointArgs); a changed secret keeps the

@@ -79,7 +79,7 @@ func TestGatedDeliveriesJoinTheirLineInSeqOrder(t *testing.T) {
 	raise(13)
 	waitStatus(t, e, "s12", StatusDelivered, 5*time.Second)
 
-	raise(5) // lower: the watermark stays at 13
+	raise(5)                                      // lower: the watermark stays at 13
 	enqueue(t, e, ord("s13", 13), ord("s14", 14)) // 13 is the watermark itself: it goes at once
 	waitStatus(t, e, "s13", StatusDelivered, 5*time.Second)
 	testutil.Never(t, 200*time.Millisecond, "s14 was sent before the watermark reached it", func() bool { return len(log.got()) > 3 })
@@ -234,5 +234,47 @@ func TestGatedDeliveryLeavesItsGate(t *testing.T) {
 	}
 	if n := rdb.Exists(ctx, k.gate("k:x"), k.gated(), k.line("k:x"), k.stream()).Val(); n != 0 {
 		t.Errorf("%d of the gate, the gated index, the line and the stream exist, want none", n)
+	}
+}
+
+// When one raise call lets in only part of what the watermark reaches (releaseBatch), a delivery
+// enqueued before the next call, even of the watermark's own seq, does not pass the ones still
+// gated: the shard's watermark stops below them.
+func TestPartRaiseHoldsNewDeliveriesBehindTheRest(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.Shared(t)
+	e, err := New(rdb, testConfig(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	putEndpoint(t, e, Endpoint{ID: "ep", URL: "http://127.0.0.1:9/"})
+	const n = releaseBatch + 10
+	var reqs []Request
+	var want []string
+	for seq := 1; seq <= n+1; seq++ {
+		id := fmt.Sprintf("d%05d", seq)
+		want = append(want, id)
+		reqs = append(reqs, Request{ID: id, EndpointID: "ep", OrderingKey: "x", Seq: int64(seq), Body: []byte(`{}`)})
+	}
+	enqueue(t, e, reqs[:n]...)
+	k := e.base().k
+	res, err := raiseWatermarkScript.Run(ctx, rdb, []string{k.stream()}, k.p, e.nowMS(), n+1, releaseBatch).Int64Slice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[1] != releaseBatch || res[2] != 1 {
+		t.Fatalf("one call let in %d and left %d, want %d and 1", res[1], res[2], releaseBatch)
+	}
+	enqueue(t, e, reqs[n]) // seq n+1: the watermark the caller is raising to
+	if err := e.RaiseWatermark(ctx, n+1); err != nil {
+		t.Fatal(err)
+	}
+	if got := rdb.LRange(ctx, k.line("k:x"), 0, -1).Val(); !slices.Equal(got, want) {
+		i := 0
+		for i < min(len(got), len(want)) && got[i] == want[i] {
+			i++
+		}
+		t.Errorf("the line holds %d deliveries, the first out of seq order at %d; want %d in seq order", len(got), i, len(want))
 	}
 }
