@@ -85,7 +85,7 @@ func TestOrderedSubscriberGetsThePublishersOrder(t *testing.T) {
 		p := procs[i%len(procs)]
 		p.notify(t, "feed", map[string]any{"type": TypeUpdate, "update_type": UpdateCreated, "message": map[string]any{"n": i}})
 	}
-	rcv.wait(t, len(names)*orderedEvents, 15*time.Second)
+	rcv.wait(t, len(names)*orderedEvents, 30*time.Second)
 
 	want := make([]int, orderedEvents)
 	for i := range want {
