@@ -72,9 +72,9 @@
 // that reads it). The script that takes it out of the stream writes the reason in the HSET it
 // makes anyway (fieldWait): beginScript in_flight_full, deferScript breaker_open, rate_limited or
 // due, finishScript retry. makeLive clears it, and so does retryScript. A delivery in the stream is
-// due. A pending one out of it with no reason is behind the head of its line (ordered), so
-// enqueueScript writes nothing for it. Finishing does not clear the field; it means nothing then,
-// and the delivered path writes nothing more.
+// due. A pending one out of it with no reason is behind the head of its line or in its line's
+// gate (ordered), so enqueueScript writes nothing for it. Finishing does not clear the field; it
+// means nothing then, and the delivered path writes nothing more.
 //
 // Delivered and failed records expire after Config.Retention. decide (retry.go) is the one rule
 // that picks finishDelivered, finishRetry or finishDead; classify (send.go) the one that judges

@@ -116,7 +116,8 @@ const (
 	// process) is taken; it goes when one is released.
 	WaitInFlightFull WaitReason = "in_flight_full"
 	// WaitOrdered: it is behind the head of its ordering line; it goes when the delivery ahead of
-	// it is delivered or dead-lettered.
+	// it is delivered or dead-lettered. Or it is in its line's gate, waiting for deliveries
+	// accepted before it to be enqueued (Request.Seq, RaiseWatermark).
 	WaitOrdered WaitReason = "ordered"
 )
 
