@@ -66,6 +66,9 @@ func TestGatedDeliveriesJoinTheirLineInSeqOrder(t *testing.T) {
 	waitStatus(t, e, "unordered", StatusDelivered, 5*time.Second)
 	waitStatus(t, e, "keyed", StatusDelivered, 5*time.Second)
 	testutil.Never(t, 200*time.Millisecond, "a delivery past the watermark was sent", func() bool { return len(log.got()) > 0 })
+	if d, err := e.Get(ctx, "s12"); err != nil || d.Waiting == nil || d.Waiting.Reason != WaitOrdered {
+		t.Errorf("a gated delivery reads %+v (%v), want it waiting for %s", d, err, WaitOrdered)
+	}
 
 	raise := func(w int64) {
 		t.Helper()
