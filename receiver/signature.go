@@ -1,0 +1,229 @@
+package receiver
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Standard Webhooks header names. Go canonicalises them on the wire; http.Header finds them in any
+// case.
+const (
+	HeaderID        = "webhook-id"
+	HeaderTimestamp = "webhook-timestamp"
+	HeaderSignature = "webhook-signature"
+)
+
+// Limits and defaults, each defined here only.
+const (
+	// SecretPrefix starts every signing secret: "whsec_" followed by the base64 of the HMAC key.
+	SecretPrefix = "whsec_"
+	// MinKeyLen is the shortest HMAC key a secret may hold, in bytes (herald refuses shorter ones).
+	MinKeyLen = 16
+	// DefaultTolerance is how far a request's webhook-timestamp may be from now, either way: the
+	// official Standard Webhooks libraries' window against replays.
+	DefaultTolerance = 5 * time.Minute
+	// scheme starts every signature made here and the only one verified.
+	scheme = "v1,"
+)
+
+// Errors. Every refusal of a request's signature headers wraps ErrSignature, and one of the more
+// precise errors below it; none of them ever repeats a secret.
+var (
+	// ErrBadSecret: a secret is not "whsec_" followed by the base64 of at least MinKeyLen bytes,
+	// or no secret was given.
+	ErrBadSecret = errors.New("receiver: signing secret must be whsec_ followed by base64 of at least 16 bytes")
+	// ErrSignature: the request is not proven to come from the holder of a secret.
+	ErrSignature = errors.New("receiver: webhook signature does not verify")
+	// ErrMissingHeader: webhook-id, webhook-timestamp or webhook-signature is missing (the error names it).
+	ErrMissingHeader = fmt.Errorf("%w: missing header", ErrSignature)
+	// ErrBadTimestamp: webhook-timestamp is not a whole number of unix seconds.
+	ErrBadTimestamp = fmt.Errorf("%w: %s is not a unix time in seconds", ErrSignature, HeaderTimestamp)
+	// ErrTooOld: webhook-timestamp is further in the past than the tolerance (a replay, or a clock off).
+	ErrTooOld = fmt.Errorf("%w: timestamp too old", ErrSignature)
+	// ErrTooNew: webhook-timestamp is further in the future than the tolerance (a clock off).
+	ErrTooNew = fmt.Errorf("%w: timestamp too new", ErrSignature)
+	// ErrNoMatch: no "v1," signature in webhook-signature was made with a secret of the Verifier
+	// (a wrong secret, or a body or id changed on the way).
+	ErrNoMatch = fmt.Errorf("%w: no v1 signature matches", ErrSignature)
+)
+
+// Delivery is what a verified request's headers say about it.
+type Delivery struct {
+	// ID is the webhook-id header: herald's delivery id, the same on every retry of one delivery.
+	// herald delivers at least once: de-duplicate on it.
+	ID string
+	// Timestamp is the webhook-timestamp header: when this try was signed.
+	Timestamp time.Time
+}
+
+// parseSecret returns the HMAC key of a "whsec_<base64>" secret. Standard base64 is expected;
+// unpadded and URL-safe encodings, which some secret generators produce, are accepted too, as
+// herald accepts them.
+func parseSecret(secret string) ([]byte, error) {
+	b64, ok := strings.CutPrefix(secret, SecretPrefix)
+	if !ok || b64 == "" {
+		return nil, ErrBadSecret
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		raw := strings.TrimRight(b64, "=")
+		if key, err = base64.RawStdEncoding.DecodeString(raw); err != nil {
+			if key, err = base64.RawURLEncoding.DecodeString(raw); err != nil {
+				return nil, ErrBadSecret
+			}
+		}
+	}
+	if len(key) < MinKeyLen {
+		return nil, ErrBadSecret
+	}
+	return key, nil
+}
+
+// parseSecrets parses every secret; at least one is needed.
+func parseSecrets(secrets []string) ([][]byte, error) {
+	if len(secrets) == 0 {
+		return nil, fmt.Errorf("%w (none given)", ErrBadSecret)
+	}
+	keys := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		k, err := parseSecret(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w (secret %d of %d)", err, i+1, len(secrets))
+		}
+		keys[i] = k
+	}
+	return keys, nil
+}
+
+// signature returns "v1,<base64 HMAC-SHA256(key, id.unix.body)>".
+func signature(key []byte, id string, unix int64, body []byte) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id))
+	mac.Write([]byte{'.'})
+	mac.Write(strconv.AppendInt(nil, unix, 10))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return scheme + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// Sign returns the webhook-signature value of a message sent at ts: one "v1," signature per
+// secret, separated by spaces (the form a sender uses while it rotates its secret). Use it to sign
+// requests in your tests, or to send Standard Webhooks yourself.
+func Sign(id string, ts time.Time, body []byte, secrets ...string) (string, error) {
+	keys, err := parseSecrets(secrets)
+	if err != nil {
+		return "", err
+	}
+	sigs := make([]string, len(keys))
+	for i, k := range keys {
+		sigs[i] = signature(k, id, ts.Unix(), body)
+	}
+	return strings.Join(sigs, " "), nil
+}
+
+// SetHeaders sets the three Standard Webhooks headers of a message sent at ts on h, signed with
+// every secret.
+func SetHeaders(h http.Header, id string, ts time.Time, body []byte, secrets ...string) error {
+	sig, err := Sign(id, ts, body, secrets...)
+	if err != nil {
+		return err
+	}
+	h.Set(HeaderID, id)
+	h.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	h.Set(HeaderSignature, sig)
+	return nil
+}
+
+// Verifier checks the signatures of requests against one or more secrets. It is safe for
+// concurrent use.
+type Verifier struct {
+	keys      [][]byte
+	tolerance time.Duration
+}
+
+// NewVerifier returns a Verifier that accepts a request signed with any of secrets (give the old
+// and the new one while you move to a new secret) whose timestamp is within tolerance of now
+// (<= 0: DefaultTolerance). It returns an error wrapping ErrBadSecret when a secret is malformed
+// or none is given; the error says which one by position, never by value.
+func NewVerifier(secrets []string, tolerance time.Duration) (*Verifier, error) {
+	keys, err := parseSecrets(secrets)
+	if err != nil {
+		return nil, err
+	}
+	if tolerance <= 0 {
+		tolerance = DefaultTolerance
+	}
+	return &Verifier{keys: keys, tolerance: tolerance}, nil
+}
+
+// Verify checks a request's webhook-id, webhook-timestamp and webhook-signature headers against
+// its raw body, as the official Standard Webhooks libraries do: the timestamp within the
+// tolerance of now, and at least one of the space-separated "v1," signatures made with one of the
+// Verifier's secrets (any match passes; signatures of other schemes are skipped). body must be the
+// bytes received, before any decoding. The error wraps ErrSignature and a more precise error.
+func (v *Verifier) Verify(h http.Header, body []byte) (Delivery, error) {
+	return v.VerifyAt(h, body, time.Now())
+}
+
+// VerifyAt is Verify with now as the current time.
+func (v *Verifier) VerifyAt(h http.Header, body []byte, now time.Time) (Delivery, error) {
+	id, tsRaw, sigs := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
+	for _, m := range [][2]string{{HeaderID, id}, {HeaderTimestamp, tsRaw}, {HeaderSignature, sigs}} {
+		if m[1] == "" {
+			return Delivery{}, fmt.Errorf("%w: %s", ErrMissingHeader, m[0])
+		}
+	}
+	unix, err := strconv.ParseInt(tsRaw, 10, 64)
+	if err != nil {
+		return Delivery{}, ErrBadTimestamp
+	}
+	ts := time.Unix(unix, 0)
+	if err := v.checkTimestamp(ts, now); err != nil {
+		return Delivery{}, err
+	}
+	for _, k := range v.keys {
+		if anyMatches(sigs, signature(k, id, unix, body)) {
+			return Delivery{ID: id, Timestamp: ts}, nil
+		}
+	}
+	return Delivery{}, ErrNoMatch
+}
+
+// checkTimestamp refuses a timestamp further than the tolerance from now.
+func (v *Verifier) checkTimestamp(ts, now time.Time) error {
+	switch age := now.Sub(ts); {
+	case age > v.tolerance:
+		return fmt.Errorf("%w: signed %s ago, the tolerance is %s", ErrTooOld, age.Round(time.Second), v.tolerance)
+	case age < -v.tolerance:
+		return fmt.Errorf("%w: signed %s in the future, the tolerance is %s", ErrTooNew, (-age).Round(time.Second), v.tolerance)
+	}
+	return nil
+}
+
+// anyMatches reports whether one of the space-separated signatures in sigs is want, compared in
+// constant time, whole ("v1," included), so signatures of other schemes never match.
+func anyMatches(sigs, want string) bool {
+	for sig := range strings.FieldsSeq(sigs) {
+		if hmac.Equal([]byte(sig), []byte(want)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Verify is the one-off form of Verifier.Verify with one secret and DefaultTolerance. Keep a
+// Verifier (or a Handler) to check many requests.
+func Verify(secret string, h http.Header, body []byte) (Delivery, error) {
+	v, err := NewVerifier([]string{secret}, 0)
+	if err != nil {
+		return Delivery{}, err
+	}
+	return v.Verify(h, body)
+}
