@@ -43,6 +43,7 @@ type App struct {
 	Limiter  *redis_rate.Limiter
 	Registry *prometheus.Registry
 
+	handler  http.Handler // Router, counted by route (herald_api_requests_total); what Serve serves
 	services []service
 	ready    readiness
 	started  []service
@@ -108,6 +109,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.API.Use(httpx.Auth(httpx.AuthConfig{Keys: cfg.APIKeys, Open: openPaths}))
 	a.API.Use(httpx.RateLimit(a.Limiter, cfg.RedisPrefix, redis_rate.PerSecond(cfg.APIRateLimit), unlimitedPaths...))
 	a.API.Handle("/metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	requests, err := httpx.NewRequestMetrics(a.Registry)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	a.handler = requests.Instrument(a.Router)
 
 	for _, m := range mounts {
 		if err := m(a); err != nil {
@@ -148,7 +155,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // finishes the requests in flight, stops the services (draining their work) and closes Redis.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           a.Router,
+		Handler:           a.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      writeTimeout,
