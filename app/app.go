@@ -122,6 +122,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			return nil, err
 		}
 	}
+	a.mountIndex()
 	if err := a.listenPprof(); err != nil {
 		conn.Close()
 		return nil, err
