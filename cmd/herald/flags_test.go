@@ -111,3 +111,14 @@ func TestRunHelpAndUnknown(t *testing.T) {
 		t.Fatalf("bad flag: %d %q", code, errb.String())
 	}
 }
+
+// `herald --version` and `herald version` print the same line, naming the version.
+func TestRunVersion(t *testing.T) {
+	var a, b, errb bytes.Buffer
+	if code := run([]string{"--version"}, &a, &errb); code != 0 || !strings.HasPrefix(a.String(), "herald "+version) {
+		t.Fatalf("--version: %d %q %q", code, a.String(), errb.String())
+	}
+	if code := run([]string{"version"}, &b, &errb); code != 0 || b.String() != a.String() {
+		t.Fatalf("version: %d %q, want %q", code, b.String(), a.String())
+	}
+}

@@ -45,7 +45,7 @@ between backends, channel servers and a sessions server.
 Usage:
   herald [serve] [flags]   run the daemon (the default command)
   herald sink [flags]      run a local receiver that prints what herald sends
-  herald version           print the version
+  herald version           print the version (also: herald --version)
 
 With no --redis-url herald runs as a try-out: an embedded in-memory store (data is lost on exit),
 listening on loopback, with http and loopback targets allowed. Point it at Redis for real use:
@@ -61,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case len(args) > 0 && (args[0] == "-h" || args[0] == "--help"):
 		fmt.Fprint(stdout, usage)
 		return 0
+	case len(args) > 0 && args[0] == "--version":
+		cmd = "version"
 	case len(args) > 0 && !strings.HasPrefix(args[0], "-"):
 		cmd, args = args[0], args[1:]
 	}
@@ -72,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "sink":
 		return runSink(ctx, args, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "herald", version)
+		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case "help":
 		fmt.Fprint(stdout, usage)
@@ -116,4 +118,31 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// versionLine is what `herald version` and `herald --version` print: the version set at build
+// time, and for a build without one the commit it was built from, when Go recorded it.
+func versionLine() string {
+	line := "herald " + version
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return line
+	}
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if version == "dev" && rev != "" {
+		line += " (commit " + rev[:min(12, len(rev))]
+		if modified == "true" {
+			line += ", modified"
+		}
+		line += ")"
+	}
+	return line + " " + info.GoVersion
 }
