@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): makes sure redis-server is installed, then runs gofmt, go vet,
-# staticcheck (installed when missing) and the whole test suite with the race detector against real Redis.
+# staticcheck (installed when missing) and the whole test suite with the race detector against real Redis
+# (with the npm library of receiver's cross-check installed by npm ci when node is there).
 # Tests start their own throwaway redis-server on free ports; set HERALD_TEST_REDIS_ADDR to use an
 # existing one instead.
 set -euo pipefail
@@ -46,9 +47,31 @@ else
   echo "!!! staticcheck SKIPPED: it is not installed and could not be installed (go install honnef.co/go/tools/cmd/staticcheck@$staticcheck_version)" >&2
 fi
 
+# The receiver's signatures are checked against the official npm standardwebhooks library
+# (receiver/npm_test.go), installed here from its lock file; the configs' alert rules and dashboard
+# queries are checked with promtool (configs/configs_test.go). Without node or promtool those tests
+# skip, and this script says so at the end; .ci/run installs both and sets
+# HERALD_TEST_REQUIRE_TOOLS=1, which makes a missing one a failure.
+tools_skipped=()
+npm_dir=receiver/testdata/npm
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  if [ ! -d "$npm_dir/node_modules/standardwebhooks" ]; then
+    echo "==> npm ci in $npm_dir (the official standardwebhooks library)"
+    (cd "$npm_dir" && npm ci --no-audit --no-fund --loglevel=error) || tools_skipped+=("the npm standardwebhooks check (npm ci failed in $npm_dir)")
+  fi
+else
+  tools_skipped+=("the npm standardwebhooks check of receiver (node and npm are not installed)")
+fi
+if ! command -v promtool >/dev/null 2>&1; then
+  tools_skipped+=("promtool check rules of configs/ (promtool is not installed: apt-get install prometheus)")
+fi
+
 echo "==> go test -race"
 go test -race -count=1 -timeout 12m "$@" ./...
 
 if [ -n "$staticcheck_skipped" ]; then
   echo "!!! the tests passed, but staticcheck was SKIPPED (see above)" >&2
 fi
+for skipped in ${tools_skipped[@]+"${tools_skipped[@]}"}; do
+  echo "!!! the tests passed, but $skipped: SKIPPED" >&2
+done
