@@ -16,4 +16,7 @@
 // Receiving:
 //
 //	err := webhooksig.Verify(secret, r.Header, body, 5*time.Minute)
+//
+// A Go receiver of herald's requests is better served by package receiver (standard library only
+// too): it verifies, answers the url_verification handshake and decodes every payload.
 package webhooksig
