@@ -163,5 +163,20 @@ type endpointArgs struct {
 }
 
 func (a endpointArgs) argv(prefix string) []any {
-	return []any{prefix, a.ep.ID, a.ep.URL, a.ep.Secret, a.ep.RateLimitPerMinute, a.ep.MaxInFlight, luaBool(a.ep.Ordered), a.now, a.overlapMS}
+	return []any{prefix, a.ep.ID, a.ep.URL, a.ep.Secret, a.ep.RateLimitPerMinute, a.ep.MaxInFlight, luaBool(a.ep.Ordered),
+		a.now, a.overlapMS, luaBool(a.ep.Disabled)}
+}
+
+// endArgs are endScript's.
+type endArgs struct {
+	endpoint, reason string
+	now              int64
+	retentionMS      int64
+	horizonMS        int64
+	limit            int
+	offset           int64 // rank in the endpoint's index (newest first) the walk goes on from
+}
+
+func (a endArgs) argv(prefix string) []any {
+	return []any{prefix, a.endpoint, a.reason, a.now, a.retentionMS, a.horizonMS, a.limit, a.offset}
 }

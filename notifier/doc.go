@@ -64,9 +64,15 @@
 //	pending, delayed      due                                         pending, stream       pumpScript
 //	pending, waiter list  a lease of its endpoint is released         pending, stream       finish, defer, wakeScript
 //	pending, line         the delivery ahead finished                 pending, stream       finishScript, beginScript
+//	pending, anywhere     its endpoint disabled or deleted            failed                endScript
 //	delivered, failed     Retry (a replay)                            pending, stream/line  retryScript
 //
 // A breaker deferral happens before begin (no lease is taken); the others release the lease.
+// "Endpoint gone" in begin's dead answer means deleted or disabled (reasons endpoint_deleted,
+// endpoint_disabled); DeleteEndpoint and DisableEndpoint (or PutEndpoint with Disabled) mark the
+// endpoint so, then end its pending deliveries wherever they are (disable.go): out of the delayed
+// set, the waiter list or their ordering line, or out of the stream with the entry acknowledged
+// and the lease dropped, so that a try in flight finishes stale and is not recorded.
 //
 // A pending delivery says why it waits (Delivery.Waiting, a WaitReason; waitingOf is the rule
 // that reads it). The script that takes it out of the stream writes the reason in the HSET it
@@ -91,7 +97,9 @@
 // whether it delivered, whether to retry, and what the breaker counts. Failed tries are retried
 // on Config.RetrySchedule with jitter (a Retry-After on 429/503 is honoured up to a cap); after
 // the last, or past Config.MaxDeliveryAge, the delivery is dead-lettered (status failed) and can
-// be replayed with Retry.
+// be replayed with Retry. A 410 Gone is never retried: the delivery is dead-lettered on that try
+// (reason http_410); herald's subscribers then disable the endpoint (DisableEndpoint), which
+// ends its other pending deliveries.
 //
 // # Endpoint health
 //
@@ -134,7 +142,12 @@ package notifier
 //   - A target refused by the address rules at dial time (a name that resolves to a private
 //     address) is dead-lettered at once (reason refused): retrying cannot help.
 //   - 4xx answers are retried like the seed says, but only 408 and 429 count against the breaker:
-//     a 400 or 404 is the request's fault, not the endpoint's health.
+//     a 400 or 404 is the request's fault, not the endpoint's health. 410 Gone is the exception:
+//     the receiver says the endpoint is gone for good, so it is dead-lettered at once (http_410),
+//     as Svix and Stripe treat it.
+//   - A disabled or deleted endpoint's pending deliveries end at once as failed
+//     (endpoint_disabled, endpoint_deleted), not each when it would next be tried; a replay of one
+//     while its endpoint is still disabled ends so too, without a try.
 //   - Breakers are per process (each process learns an endpoint's health itself); rate limits and
 //     in-flight bounds are shared by every process through Redis. Health shows every live
 //     process's breaker and, as the endpoint's, the worst of them: a process holding it open is

@@ -318,7 +318,9 @@ func (e *Engine) ensureGroup(ctx context.Context, sh *shard) error {
 
 // PutEndpoint creates or updates an endpoint. The URL must pass the target rules
 // (ErrInvalidTarget), the secret must be "whsec_<base64>" or empty, the limits not negative.
-// Changing the secret keeps the previous one signing alongside for 24 h.
+// Changing the secret keeps the previous one signing alongside for 24 h. Disabled turns it off
+// as DisableEndpoint does (its pending deliveries end when this call disables it); putting it
+// with Disabled false enables it again.
 func (e *Engine) PutEndpoint(ctx context.Context, ep Endpoint) error {
 	if !ids.Valid(ep.ID) {
 		return fmt.Errorf("notifier: endpoint id %q must be %s", ep.ID, ids.Rule)
@@ -333,17 +335,23 @@ func (e *Engine) PutEndpoint(ctx context.Context, ep Endpoint) error {
 		return fmt.Errorf("notifier: endpoint %s: rate limit and max in flight must not be negative", ep.ID)
 	}
 	args := endpointArgs{ep: ep, now: e.nowMS(), overlapMS: secretOverlap.Milliseconds()}
+	disabledNow := false
 	for _, sh := range e.endpointHomes(ep.ID) {
-		err := putEndpointScript.Run(ctx, e.rdb, []string{sh.k.stream()}, args.argv(sh.k.p)...).Err()
+		res, err := putEndpointScript.Run(ctx, e.rdb, []string{sh.k.stream()}, args.argv(sh.k.p)...).Int64()
 		if err != nil {
 			return fmt.Errorf("notifier: put endpoint %s: %w", ep.ID, err)
 		}
+		disabledNow = disabledNow || res == 2
+	}
+	if disabledNow { // as DisableEndpoint
+		return e.endPending(ctx, ep.ID, ReasonEndpointDisabled)
 	}
 	return nil
 }
 
 // DeleteEndpoint removes an endpoint (from every shard this engine works). Its pending
-// deliveries are dead-lettered with reason endpoint_deleted when they come up.
+// deliveries end at once as failed with reason endpoint_deleted, as DisableEndpoint ends them;
+// any that comes up later (enqueued concurrently, replayed) is dead-lettered so too.
 func (e *Engine) DeleteEndpoint(ctx context.Context, id string) error {
 	for _, sh := range e.workedShards() {
 		if err := deleteEndpointScript.Run(ctx, e.rdb, []string{sh.k.stream()}, sh.k.p, id, e.nowMS()).Err(); err != nil {
@@ -353,7 +361,7 @@ func (e *Engine) DeleteEndpoint(ctx context.Context, id string) error {
 	e.breakersMu.Lock()
 	delete(e.breakers, id)
 	e.breakersMu.Unlock()
-	return nil
+	return e.endPending(ctx, id, ReasonEndpointGone)
 }
 
 // BreakerState returns this process's breaker state for an endpoint ("closed" for one never

@@ -261,7 +261,7 @@ return out
 
 // beginScript starts the tries of a fetched batch of stream entries, one script call for all of
 // them (beginArgs). For each it checks the entry is current, dead-letters a delivery past its age
-// or whose endpoint is gone, and takes an in-flight lease of the endpoint (or parks the delivery
+// or whose endpoint is gone or disabled, and takes an in-flight lease of the endpoint (or parks the delivery
 // in the endpoint's waiter list when all are taken).
 //
 // Endpoints are read only when the caller's cache (begin.go) is not current: the caller passes
@@ -285,10 +285,10 @@ local function endpointOf(ep, cachedMif)
   if trusted and cachedMif ~= '' then
     e = {mif = tonumber(cachedMif)}
   else
-    local f = redis.call('HMGET', endpointKey(ep), EP_URL, EP_SECRET, EP_PREV_SECRET, EP_PREV_UNTIL, EP_RATE, EP_IN_FLIGHT)
+    local f = redis.call('HMGET', endpointKey(ep), EP_URL, EP_SECRET, EP_PREV_SECRET, EP_PREV_UNTIL, EP_RATE, EP_IN_FLIGHT, EP_DISABLED)
     local mif = tonumber(f[6]) or 0
     if mif <= 0 then mif = defMif end
-    e = {f = f, mif = mif, gone = not f[1]}
+    e = {f = f, mif = mif, gone = not f[1], disabled = f[7] == '1'}
   end
   eps[ep] = e
   return e
@@ -320,6 +320,7 @@ local function begin(id, entry, cachedMif)
   local e = endpointOf(ep, cachedMif)
   local reason = nil
   if e.gone then reason = REASON_ENDPOINT_GONE
+  elseif e.disabled then reason = REASON_ENDPOINT_DISABLED -- disabled meanwhile (endScript ended the others)
   elseif now - tonumber(r[5]) > maxAge then reason = REASON_MAX_AGE end -- age counts from acceptance (a replay resets it)
   if reason then
     ack(entry)
@@ -510,23 +511,88 @@ return {w, released, #left / 2}
 `)
 
 // putEndpointScript creates or updates an endpoint (endpointArgs); a changed secret keeps the
-// previous one signing for the overlap. Returns 1 created, 0 updated or unchanged. Only a change
-// bumps the endpoints' generation.
+// previous one signing for the overlap. Returns 1 created, 0 updated or unchanged, 2 when this
+// call disabled it (the caller then ends its pending deliveries). Only a change bumps the
+// endpoints' generation.
 var putEndpointScript = script(`
 local ek = endpointKey(ARGV[2])
 local url, secret, rate, mif, ordered, now, overlap = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
-local cur = redis.call('HMGET', ek, EP_URL, EP_SECRET, EP_RATE, EP_IN_FLIGHT, EP_ORDERED)
+local disabled = ARGV[10]
+local cur = redis.call('HMGET', ek, EP_URL, EP_SECRET, EP_RATE, EP_IN_FLIGHT, EP_ORDERED, EP_DISABLED)
+local was = cur[6] or '0'
 local created = 0
 if not cur[1] then
   created = 1
-elseif cur[1] == url and cur[2] == secret and cur[3] == rate and cur[4] == mif and cur[5] == ordered then
+elseif cur[1] == url and cur[2] == secret and cur[3] == rate and cur[4] == mif and cur[5] == ordered and was == disabled then
   return 0 -- as it is: the engines' caches stay good
 elseif cur[2] and cur[2] ~= '' and cur[2] ~= secret then
   redis.call('HSET', ek, EP_PREV_SECRET, cur[2], EP_PREV_UNTIL, now + overlap)
 end
-redis.call('HSET', ek, EP_URL, url, EP_SECRET, secret, EP_RATE, rate, EP_IN_FLIGHT, mif, EP_ORDERED, ordered)
+redis.call('HSET', ek, EP_URL, url, EP_SECRET, secret, EP_RATE, rate, EP_IN_FLIGHT, mif, EP_ORDERED, ordered, EP_DISABLED, disabled)
 bumpEndpointGen(now)
+if disabled == '1' and was ~= '1' then return 2 end
 return created
+`)
+
+// disableEndpointScript marks an endpoint disabled, when this shard holds it: begin dead-letters
+// whatever of it comes up (REASON_ENDPOINT_DISABLED). ARGV[2] endpoint id, ARGV[3] now ms.
+// Returns 1 marked, 0 when the shard holds no such endpoint or it was disabled already (the
+// endpoints' generation then stays, and so do the engines' caches).
+var disableEndpointScript = script(`
+local ek = endpointKey(ARGV[2])
+local cur = redis.call('HMGET', ek, EP_URL, EP_DISABLED)
+if not cur[1] or cur[2] == '1' then return 0 end
+redis.call('HSET', ek, EP_DISABLED, '1')
+bumpEndpointGen(tonumber(ARGV[3]))
+return 1
+`)
+
+// endScript ends pending deliveries of one endpoint as failed with a reason, a batch per call
+// (endArgs): it was disabled or deleted, so none may be tried again. First those in the
+// endpoint's waiter list (popped, so it is never scanned); once that is empty, those its index
+// holds, walked newest first from rank offset. Each leaves wherever it is: the stream (its entry
+// is acknowledged and its in-flight lease dropped, so the finish of a try in flight finds it
+// stale and does not record it), the delayed set, or its ordering line (behind the head it just
+// leaves; as the head it finishes like any head, and the next in line goes live). The index only
+// grows at the top meanwhile (enqueues, replays), so walking by rank from the top may see an id
+// twice but skips none that was there; what comes later is begin's to dead-letter.
+// Returns {more (1: call again with offset next), next offset, ended delivery ids...}.
+var endScript = script(`
+local ep, reason, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local retention, horizon, limit, offset = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local out = {0, offset}
+
+local function endOne(id)
+  local r = redis.call('HMGET', recordKey(id), F_STATUS, F_ENDPOINT, F_ENTRY, F_LINE, F_ACCEPTED)
+  if r[1] ~= ST_PENDING or r[2] ~= ep then return end
+  if r[3] and r[3] ~= '' then
+    ack(r[3])
+    redis.call('ZREM', inflightKey(ep), r[3])
+  end
+  redis.call('ZREM', DELAYED_KEY, id)
+  local line = r[4]
+  if line and line ~= '' and redis.call('LINDEX', lineKey(line), 0) ~= id then
+    redis.call('LREM', lineKey(line), -1, id) -- from the tail: the walk meets the newest first
+    line = nil
+  end
+  finalize(id, ST_FAILED, reason, now, retention, horizon, line, r[5], nil)
+  out[#out + 1] = id
+end
+
+local wk = waitersKey(ep)
+for _, id in ipairs(redis.call('LPOP', wk, limit) or {}) do endOne(id) end
+if redis.call('LLEN', wk) > 0 then
+  out[1] = 1
+else
+  redis.call('SREM', WAITING_KEY, ep)
+  local ids = redis.call('ZREVRANGE', endpointIndexKey(ep), offset, offset + limit - 1)
+  for _, id in ipairs(ids) do endOne(id) end
+  if #ids == limit then out[1] = 1 end
+  out[2] = offset + #ids
+end
+flushIndexes()
+flushBacklog()
+return out
 `)
 
 // copyEndpointScript copies an endpoint into this shard, as another shard holds it, unless this

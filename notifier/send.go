@@ -23,7 +23,8 @@ const (
 	ReasonNetwork      = "network"       // connection refused, reset, DNS, TLS...
 	ReasonRefused      = "refused"       // the target rules refused the address (never retried)
 	ReasonHTTP3xx      = "http_3xx"      // a redirect or other non-2xx below 400 (redirects are not followed)
-	ReasonHTTP4xx      = "http_4xx"      // a 4xx answer
+	ReasonHTTP4xx      = "http_4xx"      // a 4xx answer (but 410)
+	ReasonGone         = "http_410"      // 410 Gone: the receiver says the endpoint is gone for good (never retried)
 	ReasonHTTP5xx      = "http_5xx"      // a 5xx answer
 	ReasonBreakerOpen  = "breaker_open"  // deferred: the endpoint's breaker is open (no try used)
 	ReasonRateLimited  = "rate_limited"  // deferred: the endpoint's rate limit (no try used)
@@ -31,6 +32,9 @@ const (
 	ReasonMaxTries     = "max_tries"     // dead: every try of the schedule failed
 	ReasonMaxAge       = "max_age"       // dead: pending longer than the maximum delivery age
 	ReasonEndpointGone = "endpoint_deleted"
+	// ReasonEndpointDisabled: dead without a try, its endpoint disabled (DisableEndpoint, or
+	// PutEndpoint with Disabled); replayable once the endpoint is enabled again.
+	ReasonEndpointDisabled = "endpoint_disabled"
 	// ReasonSecretUnusable: the endpoint's stored secret does not decode, so nothing was sent
 	// (never unsigned); retried on the schedule, which a corrected endpoint then meets.
 	ReasonSecretUnusable = "secret_unusable"
@@ -66,6 +70,10 @@ func classify(status int, err error) verdict {
 	switch {
 	case status >= 200 && status < 300:
 		return verdict{Delivered: true, BreakerOK: true}
+	case status == http.StatusGone:
+		// The receiver says the endpoint is gone for good: retrying cannot help. A sane answer,
+		// not a sign of overload, so the breaker counts it as one.
+		return verdict{BreakerOK: true, Reason: ReasonGone}
 	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests:
 		// The endpoint is overloaded: back off, and let the breaker see it.
 		return verdict{Retryable: true, Reason: ReasonHTTP4xx}

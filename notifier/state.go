@@ -15,7 +15,7 @@ const (
 	beginGo   beginVerdict = "go"   // leased: make the try
 	beginSkip beginVerdict = "skip" // stale entry (the delivery moved on): acknowledged and dropped
 	beginWait beginVerdict = "wait" // the endpoint's in-flight slots are taken: parked in its waiter list
-	beginDead beginVerdict = "dead" // past its age, or its endpoint is gone: dead-lettered without a try
+	beginDead beginVerdict = "dead" // past its age, or its endpoint is gone or disabled: dead-lettered without a try
 )
 
 // finishOutcome is what a try's finish does to its delivery (decide chooses it).
@@ -71,6 +71,7 @@ const (
 	epFieldRate       endpointField = "rate_per_minute"   // 0: the engine default
 	epFieldInFlight   endpointField = "max_in_flight"     // 0: the engine default
 	epFieldOrdered    endpointField = "ordered"           // "1" or "0"
+	epFieldDisabled   endpointField = "disabled"          // "1": gets nothing (DisableEndpoint); "0" or absent: enabled
 )
 
 // healthField is a field of an endpoint's health (HASH healthKey, health.go). The fields of the
@@ -108,6 +109,7 @@ var luaNameTable = []struct {
 	{"WAIT_IN_FLIGHT_FULL", string(WaitInFlightFull)},
 	{"REASON_MAX_AGE", ReasonMaxAge},
 	{"REASON_ENDPOINT_GONE", ReasonEndpointGone},
+	{"REASON_ENDPOINT_DISABLED", ReasonEndpointDisabled},
 	{"LINE_OF_KEY", lineOfKey},
 	{"LINE_OF_ENDPOINT", lineOfEndpoint},
 	{"F_ENDPOINT", string(fieldEndpoint)},
@@ -134,6 +136,7 @@ var luaNameTable = []struct {
 	{"EP_RATE", string(epFieldRate)},
 	{"EP_IN_FLIGHT", string(epFieldInFlight)},
 	{"EP_ORDERED", string(epFieldOrdered)},
+	{"EP_DISABLED", string(epFieldDisabled)},
 	{"H_OK_AT", string(hFieldOKAt)},
 	{"H_FAIL_AT", string(hFieldFailAt)},
 	{"H_ERROR", string(hFieldError)},

@@ -25,6 +25,10 @@ type Endpoint struct {
 	MaxInFlight        int `json:"max_in_flight,omitempty"`
 	// Ordered sends the endpoint's deliveries one at a time, in the order accepted.
 	Ordered bool `json:"ordered,omitempty"`
+	// Disabled turns the endpoint off, as DisableEndpoint does: it gets nothing, its pending
+	// deliveries end as failed (endpoint_disabled), and putting it with Disabled false enables it
+	// again (replay those with Engine.Retry).
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // Request is one delivery to enqueue.
@@ -57,7 +61,7 @@ type Status string
 const (
 	StatusPending   Status = "pending"   // waiting for its next try
 	StatusDelivered Status = "delivered" // a 2xx was received
-	StatusFailed    Status = "failed"    // dead-lettered: tries or age exhausted; replayable
+	StatusFailed    Status = "failed"    // dead-lettered: tries or age exhausted, or its endpoint gone; replayable
 )
 
 // Attempt is one try of a delivery.
@@ -124,7 +128,7 @@ const (
 // Outcome is reported after every try, so owners of endpoints (subscribers) can track health.
 // It is also reported, with StatusCode 0 and Delivered false, when a delivery is deferred without
 // a try (Reason breaker_open or rate_limited) and when it is dead-lettered without one (Reason
-// max_age or endpoint_deleted, Dead true): tell those apart by Reason.
+// max_age, endpoint_deleted or endpoint_disabled, Dead true): tell those apart by Reason.
 type Outcome struct {
 	DeliveryID   string
 	EndpointID   string
@@ -135,7 +139,8 @@ type Outcome struct {
 	Delivered    bool
 	Dead         bool // this outcome dead-lettered the delivery
 	// Tried: a request was sent (whatever came of it). An outcome without one is a delivery
-	// deferred (breaker open, rate limit) or dead-lettered before a try (max age, endpoint deleted).
+	// deferred (breaker open, rate limit) or dead-lettered before a try (max age, endpoint deleted
+	// or disabled).
 	Tried bool
 	At    time.Time
 }
