@@ -164,7 +164,7 @@ type endpointArgs struct {
 
 func (a endpointArgs) argv(prefix string) []any {
 	return []any{prefix, a.ep.ID, a.ep.URL, a.ep.Secret, a.ep.RateLimitPerMinute, a.ep.MaxInFlight, luaBool(a.ep.Ordered),
-		a.now, a.overlapMS, luaBool(a.ep.Disabled)}
+		a.now, a.overlapMS, luaBool(a.ep.Disabled), luaBool(a.ep.DisableOnGone)}
 }
 
 // endArgs are endScript's.

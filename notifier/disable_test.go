@@ -275,3 +275,46 @@ func TestDisableEndpointEndsManyInBatches(t *testing.T) {
 		t.Errorf("backlog %d after every delivery ended", n)
 	}
 }
+
+// An endpoint put with DisableOnGone is disabled by the try answered 410 Gone, in the step that
+// records it: the delivery that try's end lets go (here one waiting for its in-flight slot) is
+// dead-lettered without a try. One put without it keeps getting its other deliveries.
+func TestGoneDisablesAnEndpointThatAsks(t *testing.T) {
+	t.Parallel()
+	for _, onGone := range []bool{true, false} {
+		t.Run(fmt.Sprint("DisableOnGone=", onGone), func(t *testing.T) {
+			t.Parallel()
+			e, _ := setup(t, nil)
+			held, release := make(chan struct{}), make(chan struct{})
+			rc := newReceiver(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
+				if strings.HasSuffix(r.Header.Get("Webhook-Id"), ".gone") {
+					close(held)
+					<-release
+					w.WriteHeader(http.StatusGone)
+				}
+			})
+			putEndpoint(t, e, Endpoint{ID: "ep", URL: rc.URL, MaxInFlight: 1, DisableOnGone: onGone})
+			gone := enqueue(t, e, Request{ID: "ep.gone", EndpointID: "ep", Body: []byte(`{}`)})[0]
+			testutil.Receive(t, held, 5*time.Second, "the try to be answered 410 to reach the receiver")
+			next := enqueue(t, e, Request{ID: "ep.next", EndpointID: "ep", Body: []byte(`{}`)})[0]
+			ctx := context.Background()
+			testutil.Eventually(t, 5*time.Second, "the next delivery to wait for the slot", func() bool {
+				return e.rdb.LLen(ctx, e.home("ep").k.waiters("ep")).Val() == 1
+			})
+			close(release)
+			if d := waitStatus(t, e, gone, StatusFailed, 5*time.Second); d.DeadReason != ReasonGone {
+				t.Fatalf("the delivery answered 410: %+v", d)
+			}
+			if !onGone {
+				waitStatus(t, e, next, StatusDelivered, 5*time.Second)
+				return
+			}
+			if d := waitStatus(t, e, next, StatusFailed, 5*time.Second); d.DeadReason != ReasonEndpointDisabled || len(d.Attempts) != 0 {
+				t.Fatalf("the delivery the 410 let go: %+v", d)
+			}
+			if n := rc.count.Load(); n != 1 {
+				t.Fatalf("the receiver got %d requests, want only the one answered 410", n)
+			}
+		})
+	}
+}

@@ -376,7 +376,9 @@ return due
 `)
 
 // finishScript records tries and moves their deliveries on: delivered, scheduled again, or
-// failed (finishArgs). The finishes of concurrent tries share one call (batcher.go).
+// failed (finishArgs). A try answered 410 Gone disables its endpoint when the endpoint asks for
+// that (EP_DISABLE_ON_GONE), in the same step. The finishes of concurrent tries share one call
+// (batcher.go).
 // Returns one number per item: 1, or 0 for a stale entry (another process finished it; the try
 // is not recorded).
 var finishScript = script(`
@@ -390,6 +392,16 @@ local function appendAttempt(attempts, attempt)
   local _, lines = string.gsub(all, '\n', '')
   if lines >= kept then all = string.sub(all, string.find(all, '\n', 1, true) + 1) end
   return all
+end
+
+-- a 410 Gone disables an endpoint that asks for it: begin then dead-letters whatever of it comes
+-- up, the waiter the try's release woke and the next in its line included
+local function disableOnGone(ep, now)
+  local ek = endpointKey(ep)
+  local e = redis.call('HMGET', ek, EP_DISABLE_ON_GONE, EP_DISABLED)
+  if e[1] ~= '1' or e[2] == '1' then return end
+  redis.call('HSET', ek, EP_DISABLED, '1')
+  bumpEndpointGen(now)
 end
 
 local function finish(id, entry, now, outcome, due, reason, attempt, ep, tries, line, accepted)
@@ -406,6 +418,7 @@ local function finish(id, entry, now, outcome, due, reason, attempt, ep, tries, 
     finalize(id, ST_DELIVERED, '', now, retention, horizon, line, accepted, tries, attempts)
   else
     finalize(id, ST_FAILED, reason, now, retention, horizon, line, accepted, tries, attempts)
+    if reason == REASON_GONE then disableOnGone(ep, now) end
   end
   return 1
 end
@@ -517,18 +530,20 @@ return {w, released, #left / 2}
 var putEndpointScript = script(`
 local ek = endpointKey(ARGV[2])
 local url, secret, rate, mif, ordered, now, overlap = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
-local disabled = ARGV[10]
-local cur = redis.call('HMGET', ek, EP_URL, EP_SECRET, EP_RATE, EP_IN_FLIGHT, EP_ORDERED, EP_DISABLED)
+local disabled, onGone = ARGV[10], ARGV[11]
+local cur = redis.call('HMGET', ek, EP_URL, EP_SECRET, EP_RATE, EP_IN_FLIGHT, EP_ORDERED, EP_DISABLED, EP_DISABLE_ON_GONE)
 local was = cur[6] or '0'
 local created = 0
 if not cur[1] then
   created = 1
-elseif cur[1] == url and cur[2] == secret and cur[3] == rate and cur[4] == mif and cur[5] == ordered and was == disabled then
+elseif cur[1] == url and cur[2] == secret and cur[3] == rate and cur[4] == mif and cur[5] == ordered and was == disabled
+  and (cur[7] or '0') == onGone then
   return 0 -- as it is: the engines' caches stay good
 elseif cur[2] and cur[2] ~= '' and cur[2] ~= secret then
   redis.call('HSET', ek, EP_PREV_SECRET, cur[2], EP_PREV_UNTIL, now + overlap)
 end
-redis.call('HSET', ek, EP_URL, url, EP_SECRET, secret, EP_RATE, rate, EP_IN_FLIGHT, mif, EP_ORDERED, ordered, EP_DISABLED, disabled)
+redis.call('HSET', ek, EP_URL, url, EP_SECRET, secret, EP_RATE, rate, EP_IN_FLIGHT, mif, EP_ORDERED, ordered, EP_DISABLED, disabled,
+  EP_DISABLE_ON_GONE, onGone)
 bumpEndpointGen(now)
 if disabled == '1' and was ~= '1' then return 2 end
 return created

@@ -72,6 +72,7 @@ const (
 	epFieldInFlight   endpointField = "max_in_flight"     // 0: the engine default
 	epFieldOrdered    endpointField = "ordered"           // "1" or "0"
 	epFieldDisabled   endpointField = "disabled"          // "1": gets nothing (DisableEndpoint); "0" or absent: enabled
+	epFieldOnGone     endpointField = "disable_on_gone"   // "1": a try answered 410 Gone disables it (finishScript)
 )
 
 // healthField is a field of an endpoint's health (HASH healthKey, health.go). The fields of the
@@ -110,6 +111,7 @@ var luaNameTable = []struct {
 	{"REASON_MAX_AGE", ReasonMaxAge},
 	{"REASON_ENDPOINT_GONE", ReasonEndpointGone},
 	{"REASON_ENDPOINT_DISABLED", ReasonEndpointDisabled},
+	{"REASON_GONE", ReasonGone},
 	{"LINE_OF_KEY", lineOfKey},
 	{"LINE_OF_ENDPOINT", lineOfEndpoint},
 	{"F_ENDPOINT", string(fieldEndpoint)},
@@ -137,6 +139,7 @@ var luaNameTable = []struct {
 	{"EP_IN_FLIGHT", string(epFieldInFlight)},
 	{"EP_ORDERED", string(epFieldOrdered)},
 	{"EP_DISABLED", string(epFieldDisabled)},
+	{"EP_DISABLE_ON_GONE", string(epFieldOnGone)},
 	{"H_OK_AT", string(hFieldOKAt)},
 	{"H_FAIL_AT", string(hFieldFailAt)},
 	{"H_ERROR", string(hFieldError)},

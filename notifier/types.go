@@ -29,6 +29,12 @@ type Endpoint struct {
 	// deliveries end as failed (endpoint_disabled), and putting it with Disabled false enables it
 	// again (replay those with Engine.Retry).
 	Disabled bool `json:"disabled,omitempty"`
+	// DisableOnGone disables the endpoint when a try is answered 410 Gone, in the same step that
+	// records that try, so that nothing more is sent to it, not even a delivery the try's end lets
+	// go (the next in its ordering line, one waiting for its in-flight slot): begin dead-letters
+	// them (endpoint_disabled). Its other pending deliveries are the owner's to end, with
+	// DisableEndpoint (herald's subscribers do when they see the 410's Outcome).
+	DisableOnGone bool `json:"disable_on_gone,omitempty"`
 }
 
 // Request is one delivery to enqueue.
