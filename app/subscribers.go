@@ -36,7 +36,7 @@ func mountSubscribers(a *App) error {
 		Nudge:        v.Nudge,
 		Log:          log,
 	}).Routes(a.API)
-	health := subscribers.NewHealth(store, a.Cfg.DisableAfter, log)
+	health := subscribers.NewHealth(store, a.Engine, a.Cfg.DisableAfter, log)
 	a.Engine.OnOutcome(health.Observe)
 	// First of the services, so it starts before the engine and stops after it, recording the
 	// outcomes the engine reports while it drains.

@@ -57,6 +57,7 @@ type clock = testutil.Clock
 type api struct {
 	t       *testing.T
 	url     string
+	prefix  string
 	rdb     redis.UniversalClient
 	store   *subscribers.Store
 	engine  *notifier.Engine
@@ -73,6 +74,8 @@ type apiOptions struct {
 	// bounds one try (default 2 s).
 	backoff       []time.Duration
 	verifyTimeout time.Duration
+	// retrySchedule is the engine's (default: one retry, 20 ms after the first try).
+	retrySchedule []time.Duration
 }
 
 func setupAPI(t *testing.T, o apiOptions) *api {
@@ -80,10 +83,13 @@ func setupAPI(t *testing.T, o apiOptions) *api {
 	rdb, prefix := redistest.Shared(t)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a := &api{t: t, rdb: rdb, clock: testutil.NewClock(time.Now()), logs: logs}
+	a := &api{t: t, rdb: rdb, prefix: prefix, clock: testutil.NewClock(time.Now()), logs: logs}
+	if o.retrySchedule == nil {
+		o.retrySchedule = []time.Duration{20 * time.Millisecond}
+	}
 	eng, err := notifier.New(rdb, notifier.Config{
 		Prefix: prefix, Version: "test", RequestTimeout: 2 * time.Second,
-		RetrySchedule: []time.Duration{20 * time.Millisecond}, AllowHTTP: o.policy.AllowHTTP, AllowPrivate: o.policy.AllowPrivate,
+		RetrySchedule: o.retrySchedule, AllowHTTP: o.policy.AllowHTTP, AllowPrivate: o.policy.AllowPrivate,
 		Heartbeat: 100 * time.Millisecond, Logger: log,
 	})
 	if err != nil {
@@ -91,7 +97,7 @@ func setupAPI(t *testing.T, o apiOptions) *api {
 	}
 	a.engine = eng
 	a.store = subscribers.NewStore(rdb, prefix, subscribers.WithClock(a.clock.Now))
-	health := subscribers.NewHealth(a.store, 24*time.Hour, log)
+	health := subscribers.NewHealth(a.store, eng, 24*time.Hour, log)
 	eng.OnOutcome(health.Observe)
 	eng.OnOutcome(func(o notifier.Outcome) {
 		n, _ := a.tries.LoadOrStore(o.EndpointID, new(atomic.Int64))
@@ -125,6 +131,7 @@ func setupAPI(t *testing.T, o apiOptions) *api {
 	}
 	r := httpx.NewRouter()
 	subscribers.NewHandlers(subscribers.HandlerConfig{Store: a.store, Engine: eng, Policy: o.policy, Nudge: v.Nudge, Log: log}).Routes(r)
+	eng.Routes(r) // /deliveries, as the daemon mounts it
 	srv := httptest.NewServer(r)
 	a.url = srv.URL
 	t.Cleanup(func() {

@@ -75,9 +75,13 @@ func (h *Handlers) Routes(r *mux.Router) {
 // endpoint is the engine's view of a subscriber.
 // Endpoint is the delivery engine's view of s. Register it only for a verified URL: a new URL is
 // registered when its handshake succeeds (see verifier.Config.OnVerified).
+// A disabled subscriber's endpoint is disabled: it gets nothing, not even a replay, until the
+// subscriber is verified again (the verifier registers it then). A 410 Gone disables the
+// endpoint at once (DisableOnGone), before Health disables the subscriber.
 func Endpoint(s *Subscriber) notifier.Endpoint {
 	return notifier.Endpoint{ID: EndpointID(s.ID), URL: s.URL, Secret: s.Secret,
-		RateLimitPerMinute: s.RateLimitPerMinute, MaxInFlight: s.MaxInFlight, Ordered: s.Ordered}
+		RateLimitPerMinute: s.RateLimitPerMinute, MaxInFlight: s.MaxInFlight, Ordered: s.Ordered,
+		Disabled: s.Status == StatusDisabled, DisableOnGone: true}
 }
 
 // putEndpoint registers s with the engine, turning a refused target into a 400.

@@ -34,10 +34,22 @@ const (
 	// never holds Redis long.
 	clearChunk = 1000
 	failChunk  = 200
+	// endTimeout bounds ending the pending deliveries of the subscribers one batch disabled: the
+	// engine walks each one's recent deliveries (a few µs each), more than writeTimeout allows
+	// for a busy subscriber.
+	endTimeout = time.Minute
 )
 
+// EndpointDisabler is what Health needs of the delivery engine (*notifier.Engine): to turn off
+// a disabled subscriber's endpoint, ending its pending deliveries.
+type EndpointDisabler interface {
+	DisableEndpoint(ctx context.Context, id string) error
+}
+
 // Health watches the delivery engine's outcomes and disables the subscribers whose endpoints are
-// gone (410) or have failed every delivery try for DisableAfter. Register Observe with the
+// gone (410) or have failed every delivery try for DisableAfter, and then their engine endpoints
+// (notifier.Engine.DisableEndpoint): their pending deliveries end at once (endpoint_disabled),
+// and nothing more is sent to them until they are enabled again. Register Observe with the
 // engine's OnOutcome, and run Health with Start and Stop around the engine's own (start it first,
 // stop it last, so that it records what the engine reports while it drains).
 //
@@ -45,15 +57,16 @@ const (
 // subscriber (what health needs of a subscriber's outcomes since the last write: whether it
 // answered 410, whether a delivery succeeded, and its failures after the last success) and returns.
 // Health's goroutine writes that map in batches: one HDEL for the subscribers whose last outcome
-// was a success, one script for those that failed, and, rarely, a Disable per subscriber to
-// disable. So the hand-over is bounded by the number of subscribers, nothing is dropped when Redis
+// was a success, one script for those that failed, and, rarely, a Disable and a DisableEndpoint
+// per subscriber to disable. So the hand-over is bounded by the number of subscribers, nothing is dropped when Redis
 // is slow (outcomes coalesce instead), and a 410 always disables.
 //
 // A batch that fails for a transient error (redisx.IsTransient) is kept and written again; one
 // that fails for any other error is logged and dropped, so that it cannot hold up the batches
-// after it. A Disable that fails for such an error is logged and skipped alone.
+// after it. A Disable or DisableEndpoint that fails for such an error is logged and skipped alone.
 type Health struct {
 	store        *Store
+	engine       EndpointDisabler
 	disableAfter time.Duration
 	log          *slog.Logger
 	wake         chan struct{} // capacity 1: pending has work
@@ -91,8 +104,9 @@ func (a observed) then(b observed) observed {
 	return out
 }
 
-// NewHealth returns a Health for store; disableAfter <= 0 means DefaultDisableAfter.
-func NewHealth(store *Store, disableAfter time.Duration, log *slog.Logger) *Health {
+// NewHealth returns a Health for store and the engine that delivers to its subscribers;
+// disableAfter <= 0 means DefaultDisableAfter.
+func NewHealth(store *Store, engine EndpointDisabler, disableAfter time.Duration, log *slog.Logger) *Health {
 	if disableAfter <= 0 {
 		disableAfter = DefaultDisableAfter
 	}
@@ -100,7 +114,7 @@ func NewHealth(store *Store, disableAfter time.Duration, log *slog.Logger) *Heal
 		log = slog.Default()
 	}
 	return &Health{
-		store: store, disableAfter: disableAfter, log: log,
+		store: store, engine: engine, disableAfter: disableAfter, log: log,
 		wake: make(chan struct{}, 1), pending: map[string]observed{},
 		life: lifecycle.NewService("subscriber health", "writer"),
 	}
@@ -211,11 +225,22 @@ func (h *Health) flush(ctx context.Context, final bool) (int, error) {
 }
 
 // write records one batch: clears the failure records of the subscribers that succeeded, records
-// the failures and disables the subscribers that answered 410 or failed for too long.
+// the failures and disables the subscribers that answered 410 or failed for too long, then their
+// endpoints.
 func (h *Health) write(ctx context.Context, batch map[string]observed) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	disabled, err := h.writeStore(ctx, batch)
+	if err != nil {
+		return err
+	}
+	return h.endDeliveries(ctx, disabled)
+}
+
+// writeStore writes one batch to the store and returns the subscribers to disable, disabled now
+// or found so already (the batch that disabled one may have failed before its endpoint was).
+func (h *Health) writeStore(ctx context.Context, batch map[string]observed) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	var cleared, failed, gone []string
@@ -229,19 +254,43 @@ func (h *Health) write(ctx context.Context, batch map[string]observed) error {
 			cleared = append(cleared, id)
 		}
 	}
+	var disabled []string
 	for _, id := range gone {
-		if err := h.disable(ctx, id, ReasonGone); err != nil {
-			return err
+		if ok, err := h.disable(ctx, id, ReasonGone); err != nil {
+			return nil, err
+		} else if ok {
+			disabled = append(disabled, id)
 		}
 	}
 	for c := range slices.Chunk(cleared, clearChunk) {
 		if err := h.store.rdb.HDel(ctx, h.store.k.failing(), c...).Err(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for c := range slices.Chunk(failed, failChunk) {
-		if err := h.recordFailures(ctx, c, batch); err != nil {
+		d, err := h.recordFailures(ctx, c, batch)
+		if err != nil {
+			return nil, err
+		}
+		disabled = append(disabled, d...)
+	}
+	return disabled, nil
+}
+
+// endDeliveries disables the engine endpoints of disabled subscribers: their pending deliveries
+// end at once, and nothing more is sent to them. It returns transient errors only (the batch is
+// kept and written again); any other error is logged, and the other subscribers done.
+func (h *Health) endDeliveries(ctx context.Context, ids []string) error {
+	ctx, cancel := context.WithTimeout(ctx, endTimeout)
+	defer cancel()
+	for _, id := range ids {
+		err := h.engine.DisableEndpoint(ctx, EndpointID(id))
+		switch {
+		case err == nil:
+		case redisx.IsTransient(err):
 			return err
+		default:
+			h.log.Error("subscriber health: could not end the deliveries of a disabled subscriber; skipped it", "subscriber_id", id, "err", err)
 		}
 	}
 	return nil
@@ -270,8 +319,9 @@ end
 return out
 `)
 
-// recordFailures runs failureScript for ids and disables those that have failed for too long.
-func (h *Health) recordFailures(ctx context.Context, ids []string, batch map[string]observed) error {
+// recordFailures runs failureScript for ids and disables those that have failed for too long,
+// which it returns (see writeStore).
+func (h *Health) recordFailures(ctx context.Context, ids []string, batch map[string]observed) ([]string, error) {
 	s := h.store
 	args := make([]any, 0, 3*len(ids))
 	for _, id := range ids {
@@ -284,8 +334,9 @@ func (h *Health) recordFailures(ctx context.Context, ids []string, batch map[str
 	}
 	firsts, err := failureScript.Run(ctx, s.rdb, []string{s.k.docs(), s.k.failing()}, args...).Int64Slice()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var disabled []string
 	for i, first := range firsts {
 		ob := batch[ids[i]]
 		since := time.UnixMilli(first)
@@ -294,29 +345,35 @@ func (h *Health) recordFailures(ctx context.Context, ids []string, batch map[str
 		}
 		reason := fmt.Sprintf("every delivery failed for %s (since %s); the last try %s",
 			h.disableAfter, since.UTC().Format(time.RFC3339), describeOutcome(ob.last))
-		if err := h.disable(ctx, ids[i], reason); err != nil {
-			return err
+		if ok, err := h.disable(ctx, ids[i], reason); err != nil {
+			return nil, err
+		} else if ok {
+			disabled = append(disabled, ids[i])
 		}
 	}
-	return nil
+	return disabled, nil
 }
 
-// disable disables subscriber id for reason. It returns transient errors only (the batch is kept
-// and written again); any other error is logged, and the rest of the batch written.
-func (h *Health) disable(ctx context.Context, id, reason string) error {
+// disable disables subscriber id for reason, and reports whether it is disabled (now, or was
+// already; not when it was deleted meanwhile: its delete ended its deliveries). It returns
+// transient errors only (the batch is kept and written again); any other error is logged, and
+// the rest of the batch written.
+func (h *Health) disable(ctx context.Context, id, reason string) (bool, error) {
 	changed, err := h.store.Disable(ctx, id, reason)
 	switch {
-	case err == nil, errors.Is(err, ErrNotFound):
+	case err == nil:
+	case errors.Is(err, ErrNotFound):
+		return false, nil
 	case redisx.IsTransient(err):
-		return err
+		return false, err
 	default:
 		h.log.Error("subscriber health: could not disable a subscriber; skipped it", "subscriber_id", id, "reason", reason, "err", err)
-		return nil
+		return false, nil
 	}
 	if changed {
 		h.log.Warn("subscriber disabled", "subscriber_id", id, "reason", reason)
 	}
-	return nil
+	return true, nil
 }
 
 // describeOutcome says what a failed try got, for a disabled_reason.

@@ -28,12 +28,38 @@ import (
 // startHealth returns a running Health for b's store, stopped when the test ends.
 func startHealth(t *testing.T, b *bundle, disableAfter time.Duration) *Health {
 	t.Helper()
-	h := NewHealth(b.store, disableAfter, nil)
+	h := NewHealth(b.store, &engineStub{}, disableAfter, nil)
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Stop(context.Background()) })
 	return h
+}
+
+// engineStub is the delivery engine as Health sees it: it records the endpoints disabled, and
+// fails the first calls with fail's errors when set.
+type engineStub struct {
+	mu       sync.Mutex
+	disabled []string
+	fail     []error
+}
+
+func (e *engineStub) DisableEndpoint(_ context.Context, id string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.fail) > 0 {
+		err := e.fail[0]
+		e.fail = e.fail[1:]
+		return err
+	}
+	e.disabled = append(e.disabled, id)
+	return nil
+}
+
+func (e *engineStub) endpoints() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.disabled)
 }
 
 // mustFlush writes what h holds, as h's goroutine does, failing t on an error. Tests that need no
@@ -49,14 +75,18 @@ func TestHealthGoneDisablesAtOnce(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *bundle) {
 		ctx := context.Background()
-		h := NewHealth(b.store, time.Hour, nil)
+		eng := &engineStub{}
+		h := NewHealth(b.store, eng, time.Hour, nil)
 		sub := mustCreate(t, b.store, newSub("https://example.com/"))
 		settle(t, b.store, nil)
-		h.Observe(notifier.Outcome{EndpointID: EndpointID(sub.ID), SubscriberID: sub.ID, StatusCode: 410, Reason: "http_4xx"})
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(sub.ID), SubscriberID: sub.ID, StatusCode: 410, Reason: notifier.ReasonGone})
 		h.mustFlush(t)
 		got, _ := b.store.Get(ctx, sub.ID)
 		if got.Status != StatusDisabled || got.DisabledReason != ReasonGone || !got.Verified {
 			t.Fatalf("after 410: %+v", got)
+		}
+		if d := eng.endpoints(); !slices.Equal(d, []string{EndpointID(sub.ID)}) {
+			t.Fatalf("engine endpoints disabled: %v, want the subscriber's", d)
 		}
 		if m, _, _ := b.store.Targets(ctx, &channels.Channel{ChannelID: "c"}, TypeUpdateNotification, "", 10); len(m) != 0 {
 			t.Fatalf("a disabled subscriber matched: %v", m)
@@ -70,6 +100,9 @@ func TestHealthGoneDisablesAtOnce(t *testing.T) {
 		if n := b.rdb.HLen(ctx, b.store.k.failing()).Val(); n != 0 {
 			t.Fatalf("failing records: %d", n)
 		}
+		if d := eng.endpoints(); len(d) != 1 {
+			t.Fatalf("engine endpoints disabled: %v, want only the subscriber's", d)
+		}
 	})
 }
 
@@ -77,7 +110,8 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *bundle) {
 		ctx := context.Background()
-		h := NewHealth(b.store, 24*time.Hour, nil)
+		eng := &engineStub{}
+		h := NewHealth(b.store, eng, 24*time.Hour, nil)
 		sub := mustCreate(t, b.store, newSub("https://example.com/"))
 		settle(t, b.store, nil)
 		ep := EndpointID(sub.ID)
@@ -111,8 +145,8 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 		fail()
 		b.clock.Add(23*time.Hour + 59*time.Minute)
 		fail()
-		if s := status(); s != StatusVerified {
-			t.Fatalf("disabled although a delivery succeeded %s ago: %s", 24*time.Hour, s)
+		if s := status(); s != StatusVerified || len(eng.endpoints()) != 0 {
+			t.Fatalf("disabled although a delivery succeeded %s ago: %s, engine endpoints %v", 24*time.Hour, s, eng.endpoints())
 		}
 		b.clock.Add(time.Minute)
 		observe(notifier.Outcome{EndpointID: ep, SubscriberID: sub.ID, Reason: "timeout", Tried: true})
@@ -120,6 +154,9 @@ func TestHealthDisablesAfterAllFailed(t *testing.T) {
 		if got.Status != StatusDisabled || !strings.Contains(got.DisabledReason, "every delivery failed for 24h0m0s") ||
 			!strings.Contains(got.DisabledReason, "failed: timeout") {
 			t.Fatalf("after 24h of failures: %+v", got)
+		}
+		if d := eng.endpoints(); !slices.Equal(d, []string{ep}) {
+			t.Fatalf("engine endpoints disabled: %v, want the subscriber's", d)
 		}
 		// Re-enabling (an update) clears the record: it takes another full period to disable again.
 		if _, err := b.store.Update(ctx, sub.ID, func(*Subscriber) error { return nil }); err != nil {
@@ -145,7 +182,7 @@ func TestHealthObserveNeverWaitsForRedis(t *testing.T) {
 		ids := createSubs(t, b, n)
 		g := newGate(b.store.k.failing())
 		b.rdb.AddHook(g) // b.rdb is this test's own client
-		h := NewHealth(b.store, 24*time.Hour, nil)
+		h := NewHealth(b.store, &engineStub{}, 24*time.Hour, nil)
 		if err := h.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -341,7 +378,7 @@ func TestHealthStopWritesWhatWasHandedOver(t *testing.T) {
 		ids := createSubs(t, b, 2)
 		g := newGate(b.store.k.failing())
 		b.rdb.AddHook(g)
-		h := NewHealth(b.store, 24*time.Hour, nil)
+		h := NewHealth(b.store, &engineStub{}, 24*time.Hour, nil)
 		if err := h.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -396,7 +433,7 @@ func TestHealthSuccessStartsANewFailureRecord(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *bundle) {
 		ctx := context.Background()
-		h := NewHealth(b.store, 24*time.Hour, nil)
+		h := NewHealth(b.store, &engineStub{}, 24*time.Hour, nil)
 		id := createSubs(t, b, 1)[0]
 		ep := EndpointID(id)
 		h.Observe(notifier.Outcome{EndpointID: ep, SubscriberID: id, StatusCode: 500, Tried: true})
@@ -420,7 +457,7 @@ func TestHealthSuccessStartsANewFailureRecord(t *testing.T) {
 func TestHealthGoneAfterFailuresDisables(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *bundle) {
-		h := NewHealth(b.store, 24*time.Hour, nil)
+		h := NewHealth(b.store, &engineStub{}, 24*time.Hour, nil)
 		id := createSubs(t, b, 1)[0]
 		ep := EndpointID(id)
 		h.Observe(notifier.Outcome{EndpointID: ep, SubscriberID: id, StatusCode: 500, Tried: true})
@@ -476,7 +513,8 @@ func TestHealthPermanentErrorsDoNotStall(t *testing.T) {
 		})
 		b.rdb.AddHook(script)
 		var logs bytes.Buffer
-		h := NewHealth(b.store, 24*time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
+		eng := &engineStub{}
+		h := NewHealth(b.store, eng, 24*time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
 		for _, id := range ids[:2] {
 			h.Observe(notifier.Outcome{EndpointID: EndpointID(id), SubscriberID: id, StatusCode: 410, Tried: true})
 		}
@@ -490,9 +528,12 @@ func TestHealthPermanentErrorsDoNotStall(t *testing.T) {
 		if out := logs.String(); !strings.Contains(out, ids[0]) || !strings.Contains(out, "injected") {
 			t.Fatalf("the failed Disable was not logged: %s", out)
 		}
+		if d := eng.endpoints(); !slices.Equal(d, []string{EndpointID(ids[1])}) {
+			t.Fatalf("engine endpoints disabled: %v, want only that of the subscriber disabled", d)
+		}
 
 		// Through the goroutine: ids[2]'s batch fails for good; ids[3]'s, after it, is written.
-		h = NewHealth(b.store, 24*time.Hour, slog.New(slog.DiscardHandler))
+		h = NewHealth(b.store, &engineStub{}, 24*time.Hour, slog.New(slog.DiscardHandler))
 		if err := h.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -505,6 +546,41 @@ func TestHealthPermanentErrorsDoNotStall(t *testing.T) {
 		})
 		if b.rdb.HExists(ctx, b.store.k.failing(), ids[2]).Val() {
 			t.Fatal("a failure script that always fails wrote a record")
+		}
+	})
+}
+
+// TestHealthEndpointErrors: a subscriber's engine endpoint that could not be disabled for a
+// transient error is disabled when the batch is written again; one that fails for good is logged
+// and skipped, and the other subscribers' endpoints are disabled.
+func TestHealthEndpointErrors(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, b *bundle) {
+		ids := createSubs(t, b, 2)
+		reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+		eng := &engineStub{fail: []error{reset}}
+		h := NewHealth(b.store, eng, 24*time.Hour, slog.New(slog.DiscardHandler))
+		if err := h.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = h.Stop(context.Background()) })
+		h.Observe(notifier.Outcome{EndpointID: EndpointID(ids[0]), SubscriberID: ids[0], StatusCode: 410, Tried: true})
+		testutil.Eventually(t, 10*time.Second, "the endpoint disabled after a transient error", func() bool {
+			return slices.Equal(eng.endpoints(), []string{EndpointID(ids[0])})
+		})
+
+		var logs bytes.Buffer
+		eng = &engineStub{fail: []error{errors.New("injected: ERR this never works")}}
+		h = NewHealth(b.store, eng, 24*time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
+		for _, id := range ids {
+			h.Observe(notifier.Outcome{EndpointID: EndpointID(id), SubscriberID: id, StatusCode: 410, Tried: true})
+		}
+		h.mustFlush(t)
+		if d := eng.endpoints(); len(d) != 1 {
+			t.Fatalf("engine endpoints disabled: %v, want the one that did not fail", d)
+		}
+		if out := logs.String(); !strings.Contains(out, "injected") {
+			t.Fatalf("the failed DisableEndpoint was not logged: %s", out)
 		}
 	})
 }
