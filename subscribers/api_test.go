@@ -65,6 +65,41 @@ type api struct {
 	logs    *syncBuffer
 	secrets sync.Map // values that must never be logged
 	tries   sync.Map // endpoint id -> *atomic.Int64 of outcomes
+	health  *laggingEngine
+}
+
+// laggingEngine is the engine as Health sees it, able to hold Health back: while the test holds
+// it, DisableEndpoint waits (a Health that lags behind the engine, as it may when Redis is busy).
+type laggingEngine struct {
+	*notifier.Engine
+	mu   sync.Mutex
+	held chan struct{}
+}
+
+func (l *laggingEngine) DisableEndpoint(ctx context.Context, id string) error {
+	l.mu.Lock()
+	held := l.held
+	l.mu.Unlock()
+	if held != nil {
+		select {
+		case <-held:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return l.Engine.DisableEndpoint(ctx, id)
+}
+
+// holdHealth holds Health's DisableEndpoint calls until the returned function is called.
+func (a *api) holdHealth() func() {
+	held := make(chan struct{})
+	a.health.mu.Lock()
+	a.health.held = held
+	a.health.mu.Unlock()
+	var once sync.Once
+	release := func() { once.Do(func() { close(held) }) }
+	a.t.Cleanup(release)
+	return release
 }
 
 type apiOptions struct {
@@ -97,7 +132,8 @@ func setupAPI(t *testing.T, o apiOptions) *api {
 	}
 	a.engine = eng
 	a.store = subscribers.NewStore(rdb, prefix, subscribers.WithClock(a.clock.Now))
-	health := subscribers.NewHealth(a.store, eng, 24*time.Hour, log)
+	a.health = &laggingEngine{Engine: eng}
+	health := subscribers.NewHealth(a.store, a.health, 24*time.Hour, log)
 	eng.OnOutcome(health.Observe)
 	eng.OnOutcome(func(o notifier.Outcome) {
 		n, _ := a.tries.LoadOrStore(o.EndpointID, new(atomic.Int64))

@@ -192,9 +192,10 @@ func (a *api) checkNothingMore(rc *scriptedReceiver, n int64, ended []string, re
 
 // TestAPIGoneEndsTheSubscribersPendingDeliveries: a try answered 410 Gone is the subscriber's
 // last: that delivery is not retried (http_410), the subscriber is disabled, and all its other
-// pending deliveries, wherever they wait, end at once as failed (endpoint_disabled), the one the
-// 410's end let go included; the receiver gets nothing more. Re-enabled (PATCH, then the
-// handshake), a replay of one arrives, and so do new notifications.
+// pending deliveries, wherever they wait, end at once as failed (endpoint_disabled); the receiver
+// gets nothing more, not even the delivery the 410's end let go (the first waiting for a slot)
+// while Health lags behind. Re-enabled (PATCH, then the handshake), a replay of one arrives, and
+// so do new notifications.
 func TestAPIGoneEndsTheSubscribersPendingDeliveries(t *testing.T) {
 	t.Parallel()
 	a := setupAPI(t, apiOptions{policy: loopback, retrySchedule: []time.Duration{time.Minute}})
@@ -203,10 +204,20 @@ func TestAPIGoneEndsTheSubscribersPendingDeliveries(t *testing.T) {
 	a.waitStatus(id, "verified")
 	p := a.scatter(id, rc, true)
 
+	releaseHealth := a.holdHealth()
 	rc.trigger(http.StatusGone)
 	if out := a.waitStatus(id, "disabled"); out["disabled_reason"] != subscribers.ReasonGone {
 		t.Fatalf("disabled: %v", out)
 	}
+	var woken map[string]any // the 410's end freed its slot for the first waiter
+	testutil.Eventually(t, 5*time.Second, "the delivery the 410 let go to move on", func() bool {
+		woken = a.delivery(p.waiters[0])
+		return woken["status"] != "pending"
+	})
+	if woken["status"] != "failed" || woken["dead_reason"] != notifier.ReasonEndpointDisabled || len(woken["attempts"].([]any)) != 0 {
+		t.Fatalf("the delivery the 410 let go, before Health disabled the endpoint: %v", woken)
+	}
+	releaseHealth()
 	var gone map[string]any
 	testutil.Eventually(t, 5*time.Second, "the delivery answered 410 to fail", func() bool {
 		gone = a.delivery(p.trigger)
