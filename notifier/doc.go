@@ -98,8 +98,9 @@
 // on Config.RetrySchedule with jitter (a Retry-After on 429/503 is honoured up to a cap); after
 // the last, or past Config.MaxDeliveryAge, the delivery is dead-lettered (status failed) and can
 // be replayed with Retry. A 410 Gone is never retried: the delivery is dead-lettered on that try
-// (reason http_410); herald's subscribers then disable the endpoint (DisableEndpoint), which
-// ends its other pending deliveries.
+// (reason http_410). An endpoint put with DisableOnGone (herald's subscribers) is disabled by
+// that try in the same step, so nothing more is sent to it; its owner then ends its other
+// pending deliveries with DisableEndpoint.
 //
 // # Endpoint health
 //

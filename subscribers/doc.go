@@ -15,7 +15,13 @@
 // verified. Only verified subscribers that are not disabled are active: only they match.
 //
 // Health disables a subscriber whose endpoint answers 410 Gone, or whose delivery tries have all
-// failed for DisableAfter (24 h by default) since the last success. The first failure's time is
+// failed for DisableAfter (24 h by default) since the last success, and then its engine endpoint
+// (DisableEndpoint): its pending deliveries end at once as failed (endpoint_disabled), wherever
+// they wait, and nothing more is sent to it. The engine disables the endpoint itself in the step
+// that records the 410 (Endpoint sets DisableOnGone), so the delivery that try's end lets go is
+// not sent while Health catches up. A disabled subscriber's endpoint stays disabled (a rotated
+// secret or a PATCH registers it so) until its new handshake passes and the verifier registers
+// it enabled; its ended deliveries can then be replayed. The first failure's time is
 // kept per subscriber in one hash; a success deletes it. Health.Observe, called from the engine's
 // workers, never waits for Redis: it merges the outcome into one pending entry per subscriber,
 // and Health's own goroutine (Start, Stop) writes them in batches, one HDEL for the successes and
@@ -23,9 +29,9 @@
 //
 // Each subscriber is also an endpoint of the delivery engine, "sub:<id>" (EndpointID; a hash for
 // an id too long for that). The API registers it with PutEndpoint before it stores a change, and
-// removes it on delete. The API shows the endpoint's health as the engine records it
-// (notifier.Engine.Health, read for a whole page at once) under "health", and its breaker as
-// breaker_state.
+// removes it on delete, which ends its pending deliveries (endpoint_deleted). The API shows the
+// endpoint's health as the engine records it (notifier.Engine.Health, read for a whole page at
+// once) under "health", and its breaker as breaker_state.
 //
 // # Storage
 //
