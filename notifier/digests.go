@@ -24,6 +24,8 @@ var namedScripts = map[string]*redis.Script{
 	"putEndpointScript":    putEndpointScript,
 	"copyEndpointScript":   copyEndpointScript,
 	"deleteEndpointScript": deleteEndpointScript,
+	"disableScript":        disableScript,
+	"endScript":            endScript,
 	"healthScript":         healthScript,
 	"trimScript":           trimScript,
 	"pruneScript":          pruneScript,

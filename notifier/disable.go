@@ -21,7 +21,7 @@ const endBatch = 500
 // unknown endpoint ends whatever is still pending and is otherwise a no-op.
 func (e *Engine) DisableEndpoint(ctx context.Context, id string) error {
 	for _, sh := range e.workedShards() {
-		if err := disableEndpointScript.Run(ctx, e.rdb, []string{sh.k.stream()}, sh.k.p, id, e.nowMS()).Err(); err != nil {
+		if err := disableScript.Run(ctx, e.rdb, []string{sh.k.stream()}, sh.k.p, id, e.nowMS()).Err(); err != nil {
 			return fmt.Errorf("notifier: disable endpoint %s: %w", id, err)
 		}
 	}

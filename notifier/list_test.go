@@ -12,8 +12,9 @@ import (
 )
 
 // The dead-letter list (status=failed and nothing else) has an index of its own: a delivery
-// enters it when it is dead-lettered, whether by a failed last try (finish) or without a try
-// (begin: its endpoint is gone), and leaves it when replayed.
+// enters it when it is dead-lettered, whether by a failed last try (finish), by its endpoint's
+// deletion (endScript) or without a try (begin: its endpoint is gone), and leaves it when
+// replayed.
 func TestDeadLetterListFollowsStatus(t *testing.T) {
 	t.Parallel()
 	e, _ := setup(t, func(c *Config) { c.RetrySchedule = []time.Duration{10 * time.Millisecond}; c.BreakerFailures = 100 })
@@ -25,8 +26,8 @@ func TestDeadLetterListFollowsStatus(t *testing.T) {
 	putEndpoint(t, e, Endpoint{ID: "gone", URL: gone.URL, MaxInFlight: 1})
 	tried := enqueue(t, e, Request{ID: "tried", EndpointID: "failing", Body: []byte(`{}`)})[0]
 	waitStatus(t, e, tried, StatusFailed, 5*time.Second)
-	// "orphan" waits for the one in-flight slot "first" holds; its endpoint is deleted meanwhile,
-	// so when the slot frees it is dead-lettered without a try.
+	// "orphan" waits for the one in-flight slot "first" holds; their endpoint is deleted
+	// meanwhile, which ends both.
 	enqueue(t, e, Request{ID: "first", EndpointID: "gone", Body: []byte(`{}`)})
 	testutil.Eventually(t, 5*time.Second, "the first try", func() bool { return gone.count.Load() == 1 })
 	enqueue(t, e, Request{ID: "orphan", EndpointID: "gone", Body: []byte(`{}`)})
@@ -37,17 +38,21 @@ func TestDeadLetterListFollowsStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(hold)
-	waitStatus(t, e, "orphan", StatusFailed, 5*time.Second)
-
-	if got := deadLetters(t, e); !slices.Equal(got, []string{"orphan", "tried"}) {
-		t.Fatalf("dead letters %v, want orphan and tried", got)
+	if got := deadLetters(t, e); !slices.Equal(got, []string{"first", "orphan", "tried"}) {
+		t.Fatalf("dead letters %v, want first, orphan and tried", got)
 	}
+	// A replay of orphan takes it out of the list; begin dead-letters it again (its endpoint is
+	// gone), and it is back.
+	if err := e.Retry(ctx, "orphan"); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, e, "orphan", StatusFailed, 5*time.Second)
 	fail.Store(false)
 	if err := e.Retry(ctx, tried); err != nil {
 		t.Fatal(err)
 	}
-	if got := deadLetters(t, e); !slices.Equal(got, []string{"orphan"}) {
-		t.Errorf("dead letters after replaying tried: %v, want orphan", got)
+	if got := deadLetters(t, e); !slices.Equal(got, []string{"first", "orphan"}) {
+		t.Errorf("dead letters after replaying tried: %v, want first and orphan", got)
 	}
 }
 

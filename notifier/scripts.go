@@ -549,11 +549,11 @@ if disabled == '1' and was ~= '1' then return 2 end
 return created
 `)
 
-// disableEndpointScript marks an endpoint disabled, when this shard holds it: begin dead-letters
+// disableScript marks an endpoint disabled, when this shard holds it: begin dead-letters
 // whatever of it comes up (REASON_ENDPOINT_DISABLED). ARGV[2] endpoint id, ARGV[3] now ms.
 // Returns 1 marked, 0 when the shard holds no such endpoint or it was disabled already (the
 // endpoints' generation then stays, and so do the engines' caches).
-var disableEndpointScript = script(`
+var disableScript = script(`
 local ek = endpointKey(ARGV[2])
 local cur = redis.call('HMGET', ek, EP_URL, EP_DISABLED)
 if not cur[1] or cur[2] == '1' then return 0 end
