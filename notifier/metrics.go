@@ -15,7 +15,8 @@ import (
 type metrics struct {
 	// deliveries counts what happened to deliveries, by outcome (delivered, retry, dead,
 	// deferred, parked) and reason (ok, timeout, network, http_4xx, http_5xx, breaker_open,
-	// rate_limited, max_in_flight, max_tries, max_age, refused, endpoint_deleted).
+	// rate_limited, max_in_flight, max_tries, max_age, refused, http_410, endpoint_deleted,
+	// endpoint_disabled).
 	deliveries *prometheus.CounterVec
 	// attempts counts tries (HTTP requests made) by result (ok or the failure reason).
 	attempts           *prometheus.CounterVec
