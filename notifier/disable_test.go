@@ -39,6 +39,7 @@ type scattered struct {
 	inFlight string   // its try is held at the receiver, taking the endpoint's one in-flight slot
 	waiters  []string // live, waiting for that slot (one of them heads the ordering line "k:own")
 	behind   []string // behind the head of "k:own", and behind the other endpoint's head of "k:shared"
+	gated    string   // in the gate of "k:own": its seq is past the watermark
 	// The other endpoint's deliveries in "k:shared": its head, held in flight at its receiver, and
 	// one behind ours.
 	otherHead, otherTail string
@@ -47,7 +48,7 @@ type scattered struct {
 }
 
 func (s *scattered) ours() []string {
-	return append(append([]string{s.delayed, s.inFlight}, s.waiters...), s.behind...)
+	return append(append([]string{s.delayed, s.inFlight, s.gated}, s.waiters...), s.behind...)
 }
 
 // scatter enqueues the deliveries of a scattered endpoint ep (max in flight 1) and waits until
@@ -91,6 +92,9 @@ func scatter(t *testing.T, e *Engine, ep string) *scattered {
 	s.waiters = enqueue(t, e, req(ep, "w1", ""), req(ep, "own-head", "own"))
 	s.behind = enqueue(t, e, req(ep, "own-behind", "own"), req(ep, "shared-behind", "shared"))
 	s.otherTail = enqueue(t, e, req(other, "tail", "shared"))[0]
+	gated := req(ep, "gated", "own")
+	gated.Seq = 10
+	s.gated = enqueue(t, e, gated)[0]
 	k := e.home(ep).k
 	testutil.Eventually(t, 5*time.Second, "the waiters to wait for the slot", func() bool {
 		return e.rdb.LLen(ctx, k.waiters(ep)).Val() == 2
@@ -140,6 +144,9 @@ func checkEnded(t *testing.T, e *Engine, s *scattered, reason string) {
 	if l := e.rdb.LRange(ctx, k.line(lineOfKey+"shared"), 0, -1).Val(); len(l) != 2 || l[0] != s.otherHead || l[1] != s.otherTail {
 		t.Errorf("the shared ordering line is %v, want the other endpoint's two deliveries", l)
 	}
+	if n := e.rdb.Exists(ctx, k.gate(lineOfKey+"own"), k.gated()).Val(); n != 0 {
+		t.Errorf("the line's gate, or the index of gated lines, is still there")
+	}
 }
 
 // checkAfterRelease lets the tries held in flight answer 200, and checks that the ended
@@ -163,6 +170,13 @@ func checkAfterRelease(t *testing.T, e *Engine, s *scattered, reason string) {
 	if n, _ := e.rdb.Get(ctx, k.backlog()).Int(); n != 0 {
 		t.Errorf("backlog %d after every delivery ended", n)
 	}
+	// Nothing ended is let into its line later: with the watermark past the gated delivery's
+	// seq, a delivery that joins the line goes at once.
+	if err := e.RaiseWatermark(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	after := enqueue(t, e, Request{ID: s.ep + "-other.after", EndpointID: s.ep + "-other", Body: []byte(`{}`), OrderingKey: "own"})[0]
+	waitStatus(t, e, after, StatusDelivered, 5*time.Second)
 }
 
 // Disabling an endpoint ends its pending deliveries at once, wherever they are, with their

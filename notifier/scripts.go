@@ -567,10 +567,11 @@ return 1
 // endpoint's waiter list (popped, so it is never scanned); once that is empty, those its index
 // holds, walked newest first from rank offset. Each leaves wherever it is: the stream (its entry
 // is acknowledged and its in-flight lease dropped, so the finish of a try in flight finds it
-// stale and does not record it), the delayed set, or its ordering line (behind the head it just
-// leaves; as the head it finishes like any head, and the next in line goes live). The index only
-// grows at the top meanwhile (enqueues, replays), so walking by rank from the top may see an id
-// twice but skips none that was there; what comes later is begin's to dead-letter.
+// stale and does not record it), the delayed set, or its ordering line (from its gate or behind
+// the head it just leaves; as the head it finishes like any head, and the next in line goes
+// live). The index only grows at the top meanwhile (enqueues, replays), so walking by rank from
+// the top may see an id twice but skips none that was there; what comes later is begin's to
+// dead-letter.
 // Returns {more (1: call again with offset next), next offset, ended delivery ids...}.
 var endScript = script(`
 local ep, reason, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -587,7 +588,10 @@ local function endOne(id)
   redis.call('ZREM', DELAYED_KEY, id)
   local line = r[4]
   if line and line ~= '' and redis.call('LINDEX', lineKey(line), 0) ~= id then
-    redis.call('LREM', lineKey(line), -1, id) -- from the tail: the walk meets the newest first
+    -- in the line's gate, or behind its head (looked for from the tail: the walk meets the
+    -- newest first): it leaves, and the head stays as it is
+    local gk = gateKey(line)
+    if redis.call('ZREM', gk, id) == 1 then indexGate(line, gk) else redis.call('LREM', lineKey(line), -1, id) end
     line = nil
   end
   finalize(id, ST_FAILED, reason, now, retention, horizon, line, r[5], nil)
