@@ -71,8 +71,8 @@
 // "Endpoint gone" in begin's dead answer means deleted or disabled (reasons endpoint_deleted,
 // endpoint_disabled); DeleteEndpoint and DisableEndpoint (or PutEndpoint with Disabled) mark the
 // endpoint so, then end its pending deliveries wherever they are (disable.go): out of the delayed
-// set, the waiter list or their ordering line, or out of the stream with the entry acknowledged
-// and the lease dropped, so that a try in flight finishes stale and is not recorded.
+// set, the waiter list, their ordering line or its gate, or out of the stream with the entry
+// acknowledged and the lease dropped, so that a try in flight finishes stale and is not recorded.
 //
 // A pending delivery says why it waits (Delivery.Waiting, a WaitReason; waitingOf is the rule
 // that reads it). The script that takes it out of the stream writes the reason in the HSET it
