@@ -136,7 +136,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Engine, error) {
 }
 
 // OnOutcome registers a listener called after every try, deferral and dead-lettering (see
-// Outcome.Tried), from the worker that made it: keep it quick and never block.
+// Outcome.Tried), from the worker that made it (or the caller of DisableEndpoint, DeleteEndpoint
+// or PutEndpoint, for the deliveries they end): keep it quick and never block.
 func (e *Engine) OnOutcome(f func(Outcome)) {
 	if f == nil {
 		return
