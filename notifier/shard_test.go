@@ -89,9 +89,11 @@ func (c *idCounter) total() int {
 // shard; Get and Retry find a delivery in whichever shard holds it.
 func TestShardedQueueDeliversOnce(t *testing.T) {
 	t.Parallel()
-	e1, b := setup(t, func(c *Config) { c.QueueShards = 4 })
+	// Nothing crashes here, so no process may be taken for dead: the heartbeat is the default
+	// second (the tests' 100 ms lapses on a loaded machine, and a takeover may send twice).
+	e1, b := setup(t, func(c *Config) { c.QueueShards, c.Heartbeat = 4, time.Second })
 	cfg := testConfig(b.prefix)
-	cfg.QueueShards = 4
+	cfg.QueueShards, cfg.Heartbeat = 4, time.Second
 	e2 := startEngine(t, b.rdb, cfg)
 	rc := newIDCounter(t)
 	var reqs []Request
