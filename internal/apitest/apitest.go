@@ -17,6 +17,10 @@
 //     4xx, for rules a schema cannot say (a channel that does not exist, a secret that does not
 //     decode).
 //
+// Where the document cannot say how herald reads a body (no Content-Type, or one an operation takes
+// through "*/*"), the body is checked as the JSON herald reads it as. Request bodies over 64 KiB are
+// not checked against their schema (tests of herald's limits send megabytes); their answers are.
+//
 // A broken rule makes the request fail: the client's Do returns an error naming the method, the
 // path, the status and what did not match, so the test that made the request fails there. Run
 // also fails the whole run if any check failed, in case a test ignored the error.
@@ -33,6 +37,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -124,8 +129,32 @@ func (v *Validator) fail(msg string) error {
 
 // RoundTrip sends req on and checks it and its answer when req goes to a registered API.
 func (v *Validator) RoundTrip(req *http.Request) (*http.Response, error) {
+	return v.roundTrip(v.next, req)
+}
+
+// Transport returns a RoundTripper that checks as v does (sharing its registrations and
+// failures) and sends requests on with next.
+func (v *Validator) Transport(next http.RoundTripper) http.RoundTripper {
+	return &transport{v: v, next: next}
+}
+
+type transport struct {
+	v    *Validator
+	next http.RoundTripper
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) { return t.v.roundTrip(t.next, req) }
+
+// CloseIdleConnections passes on to next (httptest.Server.Close calls it on its client's).
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+func (v *Validator) roundTrip(next http.RoundTripper, req *http.Request) (*http.Response, error) {
 	if !v.serves(req.URL.Host) {
-		return v.next.RoundTrip(req)
+		return next.RoundTrip(req)
 	}
 	reqBody, err := readBody(req.Body)
 	if err != nil {
@@ -133,7 +162,7 @@ func (v *Validator) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	out := req.Clone(req.Context())
 	out.Body = bodyOf(req, reqBody)
-	resp, err := v.next.RoundTrip(out)
+	resp, err := next.RoundTrip(out)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +174,7 @@ func (v *Validator) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	check := req.Clone(context.Background())
 	check.Body = bodyOf(req, reqBody)
-	if problem := v.check(check, resp, respBody); problem != "" {
+	if problem := v.check(check, reqBody, resp, respBody); problem != "" {
 		return nil, v.fail(fmt.Sprintf("apitest: %s %s answered %d: %s\n\tanswer: %s", req.Method, req.URL.RequestURI(),
 			resp.StatusCode, problem, excerpt(respBody)))
 	}
@@ -153,7 +182,7 @@ func (v *Validator) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // check returns what in req or its answer disagrees with the document, or "".
-func (v *Validator) check(req *http.Request, resp *http.Response, respBody []byte) string {
+func (v *Validator) check(req *http.Request, reqBody []byte, resp *http.Response, respBody []byte) string {
 	route, params, err := v.router.FindRoute(req)
 	if err != nil {
 		return v.checkNoRoute(resp, respBody)
@@ -163,6 +192,10 @@ func (v *Validator) check(req *http.Request, resp *http.Response, respBody []byt
 		IncludeResponseStatus: true,
 		MultiError:            true,
 	}
+	if len(reqBody) > maxCheckedBody {
+		opts.ExcludeRequestBody = true
+	}
+	readAsJSON(req, route, reqBody)
 	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
 	reqErr := openapi3filter.ValidateRequest(context.Background(), in)
 	if reqErr != nil && resp.StatusCode < 400 {
@@ -179,6 +212,27 @@ func (v *Validator) check(req *http.Request, resp *http.Response, respBody []byt
 		return fmt.Sprintf("the answer does not match openapi.json (%s %s, status %d): %v", route.Method, route.Path, resp.StatusCode, err)
 	}
 	return ""
+}
+
+// maxCheckedBody is the largest request body checked against its schema. Tests of herald's limits
+// send megabytes to see them refused quickly; checking those would be most of what they measure.
+// Their answers are checked all the same.
+const maxCheckedBody = 64 << 10
+
+// readAsJSON gives req the Content-Type herald reads its body with, where the document cannot say
+// it: a body without a Content-Type is read as JSON (httpx.ReadBody), and so is a body under a
+// Content-Type the operation takes only through "*/*" (POST /webhook-response takes a JSON object
+// under any Content-Type).
+func readAsJSON(req *http.Request, route *routers.Route, body []byte) {
+	if len(body) == 0 || route.Operation.RequestBody == nil || route.Operation.RequestBody.Value == nil {
+		return
+	}
+	content := route.Operation.RequestBody.Value.Content
+	ct := req.Header.Get("Content-Type")
+	mt, _, _ := mime.ParseMediaType(ct)
+	if ct == "" || (content["*/*"] != nil && content[mt] == nil) {
+		req.Header.Set("Content-Type", "application/json")
+	}
 }
 
 // checkNoRoute checks the answer to a request the document has no operation for: herald must not
@@ -255,16 +309,29 @@ func Run(m *testing.M) int {
 	return code
 }
 
-// Serve registers the herald API at base with the Validator Run installed, until the test ends.
-// It fails the test when Run is not the package's TestMain, so no test believes it is checked
-// when it is not.
+// Serve registers the herald API at base with the Validator Run installed, until the test ends:
+// the requests the test sends it through http.DefaultClient are checked. It fails the test when
+// Run is not the package's TestMain, so no test believes it is checked when it is not.
 func Serve(t testing.TB, base string) {
 	t.Helper()
+	t.Cleanup(validator(t).Serve(base))
+}
+
+// Server is Serve for an httptest.Server: the requests sent through srv.Client() are checked too.
+func Server(t testing.TB, srv *httptest.Server) {
+	t.Helper()
+	v := validator(t)
+	t.Cleanup(v.Serve(srv.URL))
+	c := srv.Client()
+	c.Transport = v.Transport(c.Transport)
+}
+
+func validator(t testing.TB) *Validator {
+	t.Helper()
 	installedMu.Lock()
-	v := installed
-	installedMu.Unlock()
-	if v == nil {
-		t.Fatal("apitest.Serve: the package's TestMain must call apitest.Run for its requests to be checked")
+	defer installedMu.Unlock()
+	if installed == nil {
+		t.Fatal("apitest: the package's TestMain must call apitest.Run for its requests to be checked")
 	}
-	t.Cleanup(v.Serve(base))
+	return installed
 }
