@@ -143,7 +143,9 @@ type transport struct {
 	next http.RoundTripper
 }
 
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) { return t.v.roundTrip(t.next, req) }
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.v.roundTrip(t.next, req)
+}
 
 // CloseIdleConnections passes on to next (httptest.Server.Close calls it on its client's).
 func (t *transport) CloseIdleConnections() {
