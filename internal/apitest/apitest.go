@@ -12,7 +12,7 @@
 //     match what the document says for that status (required fields present, types, enums,
 //     formats, required headers such as Retry-After on a 503 or WWW-Authenticate on a 401);
 //   - a request the document refuses (a missing required field, a wrong type, an undocumented
-//     property in a strict body, a parameter out of range) must get a 4xx: herald accepting what
+//     property in a strict body, a parameter out of range or not documented) must get a 4xx: herald accepting what
 //     the document says is invalid is drift too. A request the document accepts may still get a
 //     4xx, for rules a schema cannot say (a channel that does not exist, a secret that does not
 //     decode).
@@ -200,6 +200,9 @@ func (v *Validator) check(req *http.Request, reqBody []byte, resp *http.Response
 	readAsJSON(req, route, reqBody)
 	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
 	reqErr := openapi3filter.ValidateRequest(context.Background(), in)
+	if reqErr == nil {
+		reqErr = undocumentedQuery(req, route)
+	}
 	if reqErr != nil && resp.StatusCode < 400 {
 		return "herald accepted a request that openapi.json refuses: " + reqErr.Error()
 	}
@@ -214,6 +217,25 @@ func (v *Validator) check(req *http.Request, reqBody []byte, resp *http.Response
 		return fmt.Sprintf("the answer does not match openapi.json (%s %s, status %d): %v", route.Method, route.Path, resp.StatusCode, err)
 	}
 	return ""
+}
+
+// undocumentedQuery returns an error naming a query parameter the operation does not document
+// (openapi3filter lets those through).
+func undocumentedQuery(req *http.Request, route *routers.Route) error {
+	documented := map[string]bool{}
+	for _, params := range []openapi3.Parameters{route.PathItem.Parameters, route.Operation.Parameters} {
+		for _, p := range params {
+			if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
+				documented[p.Value.Name] = true
+			}
+		}
+	}
+	for name := range req.URL.Query() {
+		if !documented[name] {
+			return fmt.Errorf("query parameter %q is not documented for %s %s", name, route.Method, route.Path)
+		}
+	}
+	return nil
 }
 
 // maxCheckedBody is the largest request body checked against its schema. Tests of herald's limits

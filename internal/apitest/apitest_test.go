@@ -60,6 +60,8 @@ func TestValidator(t *testing.T) {
 		{"a callback's JSON under a form Content-Type", "POST", "/webhook-response", "application/x-www-form-urlencoded", `{"session_id": "s1", "response_data": 2}`, 200, nil, `{"success": true}`, ""},
 		{"a form callback accepted", "POST", "/webhook-response", "application/x-www-form-urlencoded", `session_id=s1&response_data=2`, 200, nil, `{"success": true}`, "refuses"},
 		{"a query parameter out of range accepted", "GET", "/subscribers?limit=0", "", "", 200, nil, `{"subscribers": [], "next": null}`, "refuses"},
+		{"an undocumented query parameter accepted", "GET", "/channel/c1?include=everything", "", "", 200, nil, channel, `query parameter "include" is not documented`},
+		{"an undocumented query parameter refused", "GET", "/channel/c1?include=everything", "", "", 400, nil, `{"error": {"code": "invalid_value", "message": "m", "field": "include"}}`, ""},
 		{"an undocumented route answered 404", "GET", "/no/such/route", "", "", 404, nil, notFound, ""},
 		{"an undocumented route served", "GET", "/no/such/route", "", "", 200, nil, `{}`, "does not document"},
 		{"an undocumented method answered 405", "DELETE", "/channels", "", "", 405, nil, `{"error": {"code": "method_not_allowed", "message": "no"}}`, ""},
@@ -89,8 +91,8 @@ func TestValidator(t *testing.T) {
 			}
 		}
 	}
-	if n := len(v.Failures()); n != 10 {
-		t.Errorf("%d failures recorded, want the 10 above", n)
+	if n := len(v.Failures()); n != 11 {
+		t.Errorf("%d failures recorded, want the 11 above", n)
 	}
 
 	// Once released, the host is not checked: anything goes.
