@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/openapi"
 	"github.com/heraldhq/herald/redisx"
 )
 
@@ -56,8 +57,10 @@ type App struct {
 	components // set by the mount functions, see mounts.go
 }
 
-// openPaths are the API's routes that need no API key (contract: Conventions / Auth). /healthz
-// and /readyz need none either: they are routed beside the API, before its middleware.
+// openPaths are the API's routes that need no API key (contract: Conventions / Auth). /healthz,
+// /readyz and /openapi.json need none either: they are routed beside the API, before its
+// middleware (the document holds no secret and is the same for every herald of one version, so
+// client generators can fetch it, as Stripe's and Svix's are public).
 var openPaths = []string{"/webhook-response"}
 
 // unlimitedPaths are the routes the API rate limiter leaves alone: the open ones, and /metrics,
@@ -105,6 +108,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.Router.Use(httpx.WithLogger(log), httpx.Detach(writeTimeout), httpx.Recover, httpx.Log, httpx.StrictQuery)
 	a.Router.Handle("/healthz", http.HandlerFunc(a.healthz)).Methods(http.MethodGet, http.MethodHead)
 	a.Router.Handle("/readyz", http.HandlerFunc(a.readyz)).Methods(http.MethodGet, http.MethodHead)
+	a.Router.Handle("/openapi.json", openapi.Handler()).Methods(http.MethodGet)
 	a.API = a.Router.NewRoute().Subrouter()
 	a.API.Use(httpx.Auth(httpx.AuthConfig{Keys: cfg.APIKeys, Open: openPaths}))
 	a.API.Use(httpx.RateLimit(a.Limiter, cfg.RedisPrefix, redis_rate.PerSecond(cfg.APIRateLimit), unlimitedPaths...))

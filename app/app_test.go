@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/app"
+	"github.com/heraldhq/herald/internal/apitest"
 	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx/redistest"
@@ -72,7 +74,12 @@ func listen(t *testing.T) net.Listener {
 	return ln
 }
 
-// serveOn runs a daemon with cfg on ln, whatever cfg.Addr says.
+// TestMain checks every request the tests make to a daemon they started (serveOn), and every
+// answer, against the OpenAPI document (internal/apitest).
+func TestMain(m *testing.M) { os.Exit(apitest.Run(m)) }
+
+// serveOn runs a daemon with cfg on ln, whatever cfg.Addr says. The requests the test makes to it
+// through http.DefaultClient are checked against the OpenAPI document (TestMain).
 func serveOn(t *testing.T, cfg app.Config, ln net.Listener, log *slog.Logger) (base string, a *app.App, stop func()) {
 	t.Helper()
 	a, err := app.New(context.Background(), cfg, log)
@@ -93,7 +100,9 @@ func serveOn(t *testing.T, cfg app.Config, ln net.Listener, log *slog.Logger) (b
 		})
 	}
 	t.Cleanup(stop)
-	return "http://" + ln.Addr().String(), a, stop
+	base = "http://" + ln.Addr().String()
+	apitest.Serve(t, base)
+	return base, a, stop
 }
 
 func do(t *testing.T, method, url, key, body string) (*http.Response, map[string]any) {

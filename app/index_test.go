@@ -20,7 +20,7 @@ func TestIndex(t *testing.T) {
 	}
 	resp, m := do(t, "GET", base+"/", testKey, "")
 	if resp.StatusCode != 200 || m["service"] != "herald" || m["version"] != "1.2.3" || m["metrics"] != "/metrics" ||
-		m["health"] != "/healthz" || m["ready"] != "/readyz" || m["openapi"] != "not yet" || m["dashboard"] != "not yet" {
+		m["health"] != "/healthz" || m["ready"] != "/readyz" || m["openapi"] != "/openapi.json" || m["dashboard"] != "not yet" {
 		t.Fatalf("GET /: %d %v", resp.StatusCode, m)
 	}
 	routes := map[string][]string{}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/internal/apitest"
 	"github.com/heraldhq/herald/redisx/redistest"
 )
 
@@ -46,6 +47,7 @@ func setupHTTPMax(t *testing.T, maxBody int64) *httpBundle {
 	NewHandler(s, maxBody).Routes(api)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
+	apitest.Server(t, srv)
 	return &httpBundle{srv: srv, store: s}
 }
 
@@ -284,6 +286,7 @@ func TestHTTPStoreDown(t *testing.T) {
 	NewHandler(s, testMaxBody).Routes(r)
 	hs := httptest.NewServer(r)
 	t.Cleanup(hs.Close)
+	apitest.Server(t, hs)
 	b := &httpBundle{srv: hs, store: s}
 	if rep := b.json(t, "POST", "/channel", seedChannel); rep.status != 201 {
 		t.Fatalf("create: %d %s", rep.status, rep.raw)

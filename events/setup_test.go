@@ -21,6 +21,7 @@ import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/internal/apitest"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx"
 	"github.com/heraldhq/herald/redisx/redistest"
@@ -94,6 +95,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	b.svc.Routes(r)
 	b.api = httptest.NewServer(r)
 	t.Cleanup(b.api.Close)
+	apitest.Server(t, b.api)
 	return b
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/apitest"
 	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/webhooksig"
 
@@ -27,6 +28,7 @@ func apiServer(t *testing.T, e *Engine) *httptest.Server {
 	e.Routes(r)
 	s := httptest.NewServer(r)
 	t.Cleanup(s.Close)
+	apitest.Server(t, s)
 	return s
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): makes sure redis-server is installed, then runs gofmt, go vet,
-# staticcheck (installed when missing) and the whole test suite with the race detector against real Redis
-# (with the npm library of receiver's cross-check installed by npm ci when node is there).
+# staticcheck (installed when missing), the OpenAPI document's lint (when node is there) and the whole
+# test suite with the race detector against real Redis (with the npm library of receiver's
+# cross-check installed by npm ci when node is there).
 # Tests start their own throwaway redis-server on free ports; set HERALD_TEST_REDIS_ADDR to use an
 # existing one instead.
 set -euo pipefail
@@ -64,6 +65,17 @@ else
 fi
 if ! command -v promtool >/dev/null 2>&1; then
   tools_skipped+=("promtool check rules of configs/ (promtool is not installed: apt-get install prometheus)")
+fi
+
+# The OpenAPI document's lint: Redocly's CLI through npx, pinned in scripts/lint-openapi.sh (about
+# 20 MB from npm on first use, a few seconds a run).
+if command -v npx >/dev/null 2>&1; then
+  echo "==> openapi lint (Redocly CLI)"
+  bash scripts/lint-openapi.sh
+elif [ -n "${HERALD_TEST_REQUIRE_TOOLS:-}" ]; then
+  echo "npx is missing and HERALD_TEST_REQUIRE_TOOLS is set: the OpenAPI lint cannot run" >&2; exit 1
+else
+  tools_skipped+=("the OpenAPI lint (npx is not installed: node 20.19+ and npm run scripts/lint-openapi.sh)")
 fi
 
 echo "==> go test -race"

@@ -21,6 +21,7 @@ import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
+	"github.com/heraldhq/herald/internal/apitest"
 	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx/redistest"
@@ -90,6 +91,7 @@ func setup(t *testing.T, o options) *bundle {
 	router := httpx.NewRouter()
 	srv := httptest.NewServer(router)
 	t.Cleanup(srv.Close)
+	apitest.Server(t, srv)
 	svc, err := sessions.New(ctx, rdb, chans, eng, sessions.Config{
 		Prefix: prefix, PublicURL: srv.URL, SessionsURL: o.sessionsURL, TTL: o.ttl,
 	})
@@ -721,6 +723,7 @@ func TestRefusedTarget(t *testing.T) {
 	svc.Routes(router)
 	srv := httptest.NewServer(router)
 	defer srv.Close()
+	apitest.Server(t, srv)
 	if _, err := chans.Create(context.Background(), &channels.Channel{ChannelID: "local", ChannelMetadata: map[string]any{"endpoint_url": "http://127.0.0.1:5001/incoming"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/httpx"
 	"github.com/heraldhq/herald/ids"
+	"github.com/heraldhq/herald/internal/apitest"
 	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx/redistest"
@@ -170,6 +171,7 @@ func setupAPI(t *testing.T, o apiOptions) *api {
 	eng.Routes(r) // /deliveries, as the daemon mounts it
 	srv := httptest.NewServer(r)
 	a.url = srv.URL
+	apitest.Server(t, srv)
 	t.Cleanup(func() {
 		srv.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
