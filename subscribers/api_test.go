@@ -349,12 +349,12 @@ func TestAPICreateVerifyListAndSign(t *testing.T) {
 	ctx := context.Background()
 	send := func() delivered {
 		t.Helper()
+		rc.mu.Lock()
+		n := len(rc.got) // before the enqueue: the delivery may arrive before Enqueue returns
+		rc.mu.Unlock()
 		if _, err := a.engine.Enqueue(ctx, notifier.Request{EndpointID: subscribers.EndpointID(id), SubscriberID: id, Body: []byte(`{"type":"update_notification"}`)}); err != nil {
 			t.Fatal(err)
 		}
-		rc.mu.Lock()
-		n := len(rc.got)
-		rc.mu.Unlock()
 		return rc.waitDelivery(t, n+1)
 	}
 	d := send()
