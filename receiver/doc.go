@@ -1,7 +1,8 @@
 // Package receiver is what a Go program that receives herald's requests imports: it verifies
 // their Standard Webhooks signatures, answers url_verification handshakes, and decodes every
-// payload herald sends into typed structs. It imports only the standard library (a test keeps it
-// so), so a receiver's binary does not carry herald's dependencies.
+// payload herald sends into typed structs. It imports only the standard library and herald's
+// webhooksig (which signs herald's requests, itself standard library only; a test keeps it so),
+// so a receiver's binary does not carry herald's dependencies.
 //
 // # Who receives what
 //

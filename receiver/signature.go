@@ -2,14 +2,14 @@ package receiver
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/webhooksig"
 )
 
 // Standard Webhooks header names. Go canonicalises them on the wire; http.Header finds them in any
@@ -23,14 +23,12 @@ const (
 // Limits and defaults, each defined here only.
 const (
 	// SecretPrefix starts every signing secret: "whsec_" followed by the base64 of the HMAC key.
-	SecretPrefix = "whsec_"
+	SecretPrefix = webhooksig.SecretPrefix
 	// MinKeyLen is the shortest HMAC key a secret may hold, in bytes (herald refuses shorter ones).
-	MinKeyLen = 16
+	MinKeyLen = webhooksig.MinKeyLen
 	// DefaultTolerance is how far a request's webhook-timestamp may be from now, either way: the
 	// official Standard Webhooks libraries' window against replays.
 	DefaultTolerance = 5 * time.Minute
-	// scheme starts every signature made here and the only one verified.
-	scheme = "v1,"
 )
 
 // Errors. Every refusal of a request's signature headers wraps ErrSignature, and one of the more
@@ -63,69 +61,34 @@ type Delivery struct {
 	Timestamp time.Time
 }
 
-// parseSecret returns the HMAC key of a "whsec_<base64>" secret. Standard base64 is expected;
+// signers returns a signer per secret (herald's own webhooksig, which imports only the standard
+// library, parses and signs); at least one secret is needed. Standard base64 is expected;
 // unpadded and URL-safe encodings, which some secret generators produce, are accepted too, as
 // herald accepts them.
-func parseSecret(secret string) ([]byte, error) {
-	b64, ok := strings.CutPrefix(secret, SecretPrefix)
-	if !ok || b64 == "" {
-		return nil, ErrBadSecret
-	}
-	key, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
-		raw := strings.TrimRight(b64, "=")
-		if key, err = base64.RawStdEncoding.DecodeString(raw); err != nil {
-			if key, err = base64.RawURLEncoding.DecodeString(raw); err != nil {
-				return nil, ErrBadSecret
-			}
-		}
-	}
-	if len(key) < MinKeyLen {
-		return nil, ErrBadSecret
-	}
-	return key, nil
-}
-
-// parseSecrets parses every secret; at least one is needed.
-func parseSecrets(secrets []string) ([][]byte, error) {
+func signers(secrets []string) ([]*webhooksig.Signer, error) {
 	if len(secrets) == 0 {
 		return nil, fmt.Errorf("%w (none given)", ErrBadSecret)
 	}
-	keys := make([][]byte, len(secrets))
+	out := make([]*webhooksig.Signer, len(secrets))
 	for i, s := range secrets {
-		k, err := parseSecret(s)
+		key, err := webhooksig.ParseSecret(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w (secret %d of %d)", err, i+1, len(secrets))
+			return nil, fmt.Errorf("%w (secret %d of %d)", ErrBadSecret, i+1, len(secrets))
 		}
-		keys[i] = k
+		out[i] = webhooksig.NewSigner(key)
 	}
-	return keys, nil
-}
-
-// signature returns "v1,<base64 HMAC-SHA256(key, id.unix.body)>".
-func signature(key []byte, id string, unix int64, body []byte) string {
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(id))
-	mac.Write([]byte{'.'})
-	mac.Write(strconv.AppendInt(nil, unix, 10))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return scheme + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	return out, nil
 }
 
 // Sign returns the webhook-signature value of a message sent at ts: one "v1," signature per
 // secret, separated by spaces (the form a sender uses while it rotates its secret). Use it to sign
 // requests in your tests, or to send Standard Webhooks yourself.
 func Sign(id string, ts time.Time, body []byte, secrets ...string) (string, error) {
-	keys, err := parseSecrets(secrets)
+	ss, err := signers(secrets)
 	if err != nil {
 		return "", err
 	}
-	sigs := make([]string, len(keys))
-	for i, k := range keys {
-		sigs[i] = signature(k, id, ts.Unix(), body)
-	}
-	return strings.Join(sigs, " "), nil
+	return webhooksig.Header(id, ts.Unix(), body, ss...), nil
 }
 
 // SetHeaders sets the three Standard Webhooks headers of a message sent at ts on h, signed with
@@ -144,7 +107,7 @@ func SetHeaders(h http.Header, id string, ts time.Time, body []byte, secrets ...
 // Verifier checks the signatures of requests against one or more secrets. It is safe for
 // concurrent use.
 type Verifier struct {
-	keys      [][]byte
+	signers   []*webhooksig.Signer
 	tolerance time.Duration
 }
 
@@ -153,14 +116,14 @@ type Verifier struct {
 // (<= 0: DefaultTolerance). It returns an error wrapping ErrBadSecret when a secret is malformed
 // or none is given; the error says which one by position, never by value.
 func NewVerifier(secrets []string, tolerance time.Duration) (*Verifier, error) {
-	keys, err := parseSecrets(secrets)
+	ss, err := signers(secrets)
 	if err != nil {
 		return nil, err
 	}
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}
-	return &Verifier{keys: keys, tolerance: tolerance}, nil
+	return &Verifier{signers: ss, tolerance: tolerance}, nil
 }
 
 // Verify checks a request's webhook-id, webhook-timestamp and webhook-signature headers against
@@ -188,8 +151,8 @@ func (v *Verifier) VerifyAt(h http.Header, body []byte, now time.Time) (Delivery
 	if err := v.checkTimestamp(ts, now); err != nil {
 		return Delivery{}, err
 	}
-	for _, k := range v.keys {
-		if anyMatches(sigs, signature(k, id, unix, body)) {
+	for _, signer := range v.signers {
+		if anyMatches(sigs, signer.Sign(id, unix, body)) {
 			return Delivery{ID: id, Timestamp: ts}, nil
 		}
 	}
