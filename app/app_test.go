@@ -10,14 +10,12 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/heraldhq/herald/app"
 	"github.com/heraldhq/herald/internal/apitest"
+	"github.com/heraldhq/herald/internal/daemontest"
 	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/notifier"
 	"github.com/heraldhq/herald/redisx/redistest"
@@ -26,16 +24,7 @@ import (
 const testKey = "test-api-key-0123456789"
 
 // testConfig is a daemon config on the shared test Redis with a key prefix of this test's own.
-func testConfig(t *testing.T) app.Config {
-	t.Helper()
-	rdb, prefix := redistest.Shared(t)
-	cfg := app.Default()
-	cfg.Redis.URL = "redis://" + rdb.(*redis.Client).Options().Addr
-	cfg.RedisPrefix = prefix
-	cfg.AllowHTTP, cfg.AllowPrivate = true, true
-	cfg.ShutdownTimeout = 5 * time.Second
-	return cfg
-}
+func testConfig(t *testing.T) app.Config { return daemontest.Config(t) }
 
 // start runs a whole herald in-process on a free port against the shared test Redis, with its own
 // key prefix, and stops it when the test ends.
@@ -49,60 +38,30 @@ func start(t *testing.T, mutate func(*app.Config)) (base string, a *app.App) {
 	return base, a
 }
 
-// serve runs a daemon with cfg on a free port. stop shuts it down gracefully and waits for Serve
-// to return; it is safe to call twice and runs when the test ends.
+// serve runs a daemon with cfg on a free port (daemontest.Serve). stop shuts it down gracefully
+// and waits for Serve to return; it is safe to call twice and runs when the test ends.
 func serve(t *testing.T, cfg app.Config) (base string, a *app.App, stop func()) {
 	t.Helper()
-	return serveLog(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return daemontest.Serve(t, cfg, nil)
 }
 
 // serveLog is serve with the daemon logging to log.
 func serveLog(t *testing.T, cfg app.Config, log *slog.Logger) (base string, a *app.App, stop func()) {
 	t.Helper()
-	ln := listen(t)
-	cfg.Addr = ln.Addr().String()
-	return serveOn(t, cfg, ln, log)
+	return daemontest.Serve(t, cfg, log)
 }
 
 // listen returns a listener on a free loopback port.
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
-}
+func listen(t *testing.T) net.Listener { return daemontest.Listen(t) }
 
-// TestMain checks every request the tests make to a daemon they started (serveOn), and every
+// TestMain checks every request the tests make to a daemon they started (daemontest), and every
 // answer, against the OpenAPI document (internal/apitest).
 func TestMain(m *testing.M) { os.Exit(apitest.Run(m)) }
 
-// serveOn runs a daemon with cfg on ln, whatever cfg.Addr says. The requests the test makes to it
-// through http.DefaultClient are checked against the OpenAPI document (TestMain).
+// serveOn runs a daemon with cfg on ln, whatever cfg.Addr says (daemontest.ServeOn).
 func serveOn(t *testing.T, cfg app.Config, ln net.Listener, log *slog.Logger) (base string, a *app.App, stop func()) {
 	t.Helper()
-	a, err := app.New(context.Background(), cfg, log)
-	if err != nil {
-		_ = ln.Close()
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := testutil.Receive(t, done, 15*time.Second, "Serve to return after shutdown"); err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	base = "http://" + ln.Addr().String()
-	apitest.Serve(t, base)
-	return base, a, stop
+	return daemontest.ServeOn(t, cfg, ln, log)
 }
 
 func do(t *testing.T, method, url, key, body string) (*http.Response, map[string]any) {

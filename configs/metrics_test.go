@@ -2,12 +2,9 @@ package configs_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,11 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/heraldhq/herald/app"
+	"github.com/heraldhq/herald/internal/apitest"
+	"github.com/heraldhq/herald/internal/daemontest"
 	"github.com/heraldhq/herald/internal/testutil"
-	"github.com/heraldhq/herald/redisx/redistest"
 )
 
 const wait = 20 * time.Second
@@ -111,34 +106,16 @@ func scrapeAfterTraffic(t *testing.T) map[string][]string {
 }
 
 // startHerald runs a herald (retrying a failed try once, 20 ms later) on a free port against the
-// shared test Redis, with a key prefix of its own, and stops it when the test ends.
+// shared test Redis, with a key prefix of its own, and stops it when the test ends (daemontest).
 func startHerald(t *testing.T) string {
 	t.Helper()
-	rdb, prefix := redistest.Shared(t)
-	cfg := app.Default()
-	cfg.Redis.URL = "redis://" + rdb.(*redis.Client).Options().Addr
-	cfg.RedisPrefix = prefix
-	cfg.AllowHTTP, cfg.AllowPrivate = true, true
+	cfg := daemontest.Config(t)
 	cfg.RetrySchedule = []time.Duration{20 * time.Millisecond}
-	cfg.ShutdownTimeout = 5 * time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Addr = ln.Addr().String()
-	a, err := app.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		testutil.Receive(t, done, wait, "herald to stop")
-	})
-	return "http://" + cfg.Addr
+	base, _, _ := daemontest.Serve(t, cfg, nil)
+	return base
 }
+
+func TestMain(m *testing.M) { os.Exit(apitest.Run(m)) }
 
 func post(t *testing.T, url, body string) []byte {
 	t.Helper()

@@ -9,22 +9,20 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/heraldhq/herald/app"
+	"github.com/heraldhq/herald/internal/apitest"
+	"github.com/heraldhq/herald/internal/daemontest"
 	"github.com/heraldhq/herald/internal/testutil"
 	"github.com/heraldhq/herald/receiver"
-	"github.com/heraldhq/herald/redisx/redistest"
 )
 
 const (
@@ -34,37 +32,19 @@ const (
 )
 
 // startHerald runs a herald on a free port against the shared test Redis, with a key prefix of
-// its own, and stops it when the test ends.
+// its own, and stops it when the test ends (daemontest; TestMain checks its API against the
+// OpenAPI document).
 func startHerald(t *testing.T, mutate func(*app.Config)) string {
 	t.Helper()
-	rdb, prefix := redistest.Shared(t)
-	cfg := app.Default()
-	cfg.Redis.URL = "redis://" + rdb.(*redis.Client).Options().Addr
-	cfg.RedisPrefix = prefix
-	cfg.AllowHTTP, cfg.AllowPrivate = true, true
-	cfg.ShutdownTimeout = 5 * time.Second
+	cfg := daemontest.Config(t)
 	mutate(&cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Addr = ln.Addr().String()
-	cfg.PublicURL = "http://" + cfg.Addr
-	a, err := app.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := testutil.Receive(t, done, wait, "herald to stop"); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return "http://" + cfg.Addr
+	ln := daemontest.Listen(t)
+	cfg.PublicURL = "http://" + ln.Addr().String()
+	base, _, _ := daemontest.ServeOn(t, cfg, ln, nil)
+	return base
 }
+
+func TestMain(m *testing.M) { os.Exit(apitest.Run(m)) }
 
 // api calls herald's API and decodes its JSON answer, failing t unless the status is want.
 func api(t *testing.T, method, url, body string, want int) map[string]any {

@@ -3,18 +3,14 @@ package sessions_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/heraldhq/herald/app"
+	"github.com/heraldhq/herald/internal/daemontest"
 	"github.com/heraldhq/herald/internal/testutil"
-	"github.com/heraldhq/herald/redisx/redistest"
 	"github.com/heraldhq/herald/sink"
 )
 
@@ -23,7 +19,6 @@ import (
 // the channel server calls without one.
 func TestThroughDaemon(t *testing.T) {
 	t.Parallel()
-	rdb, prefix := redistest.Shared(t)
 	sessionsSrv := newRecorder(t, nil)
 	snk := sink.New(sink.Config{})
 	chSrv := httptest.NewServer(snk)
@@ -35,34 +30,12 @@ func TestThroughDaemon(t *testing.T) {
 	})
 
 	const key = "test-api-key-0123456789"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := app.Default()
-	cfg.Addr = ln.Addr().String()
-	cfg.Redis.URL = "redis://" + rdb.(*redis.Client).Options().Addr
-	cfg.RedisPrefix = prefix
+	cfg := daemontest.Config(t)
 	cfg.APIKeys = []string{key}
-	cfg.AllowHTTP, cfg.AllowPrivate = true, true
 	cfg.SessionsURL = sessionsSrv.srv.URL + "/sessions"
 	cfg.RetrySchedule = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}
 	cfg.ShutdownTimeout = 10 * time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, nil)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	base := "http://" + ln.Addr().String()
+	base, _, _ := daemontest.Serve(t, cfg, nil)
 	auth := []string{"Authorization", "Bearer " + key}
 
 	ch := `{"channel_id":"slack-sim","channel_name":"Slack Simulated Channel","channel_tags":["slack"],"channel_metadata":{"endpoint_url":"` + chSrv.URL + `/incoming"}}`
