@@ -124,6 +124,17 @@ func (a *api) waiters(id string) int64 {
 	return a.rdb.LLen(context.Background(), a.prefix+":{"+a.prefix+"}:w:"+subscribers.EndpointID(id)).Val()
 }
 
+// scatteredSubscriber creates a verified subscriber (max_in_flight 2, retries a minute apart) on a
+// scripted receiver and scatters pending deliveries over every place they can wait (scatter).
+func scatteredSubscriber(t *testing.T, lines bool) (*api, *scriptedReceiver, string, *pending) {
+	t.Helper()
+	a := setupAPI(t, apiOptions{policy: loopback, retrySchedule: []time.Duration{time.Minute}})
+	rc := newScriptedReceiver(t)
+	id := a.mustDo(201, "POST", "/subscribers", map[string]any{"url": rc.URL, "token": "tok", "max_in_flight": 2})["id"].(string)
+	a.waitStatus(id, "verified")
+	return a, rc, id, a.scatter(id, rc, lines)
+}
+
 // scatter gives verified subscriber id (max_in_flight 2, its endpoint rc) pending deliveries in
 // every place a pending delivery can wait: one failed and due for a retry in a minute, two in
 // flight (held at rc, one of them the trigger), and, with both slots taken, two waiting for a
@@ -198,11 +209,7 @@ func (a *api) checkNothingMore(rc *scriptedReceiver, n int64, ended []string, re
 // so do new notifications.
 func TestAPIGoneEndsTheSubscribersPendingDeliveries(t *testing.T) {
 	t.Parallel()
-	a := setupAPI(t, apiOptions{policy: loopback, retrySchedule: []time.Duration{time.Minute}})
-	rc := newScriptedReceiver(t)
-	id := a.mustDo(201, "POST", "/subscribers", map[string]any{"url": rc.URL, "token": "tok", "max_in_flight": 2})["id"].(string)
-	a.waitStatus(id, "verified")
-	p := a.scatter(id, rc, true)
+	a, rc, id, p := scatteredSubscriber(t, true)
 
 	releaseHealth := a.holdHealth()
 	rc.trigger(http.StatusGone)
@@ -285,11 +292,7 @@ func sameSet(a, b []string) bool {
 // deliveries at once (endpoint_deleted), those in flight included; the receiver gets nothing more.
 func TestAPIDeleteEndsTheSubscribersPendingDeliveries(t *testing.T) {
 	t.Parallel()
-	a := setupAPI(t, apiOptions{policy: loopback, retrySchedule: []time.Duration{time.Minute}})
-	rc := newScriptedReceiver(t)
-	id := a.mustDo(201, "POST", "/subscribers", map[string]any{"url": rc.URL, "token": "tok", "max_in_flight": 2})["id"].(string)
-	a.waitStatus(id, "verified")
-	p := a.scatter(id, rc, true)
+	a, rc, id, p := scatteredSubscriber(t, true)
 	a.mustDo(200, "DELETE", "/subscribers/"+id, nil)
 	a.checkEnded(id, p.all(), notifier.ReasonEndpointGone)
 	a.checkNothingMore(rc, 3, p.all(), notifier.ReasonEndpointGone)
@@ -300,11 +303,7 @@ func TestAPIDeleteEndsTheSubscribersPendingDeliveries(t *testing.T) {
 // (endpoint_disabled), the retry of the try that disabled it included.
 func TestAPIFailingTooLongEndsTheSubscribersPendingDeliveries(t *testing.T) {
 	t.Parallel()
-	a := setupAPI(t, apiOptions{policy: loopback, retrySchedule: []time.Duration{time.Minute}})
-	rc := newScriptedReceiver(t)
-	id := a.mustDo(201, "POST", "/subscribers", map[string]any{"url": rc.URL, "token": "tok", "max_in_flight": 2})["id"].(string)
-	a.waitStatus(id, "verified")
-	p := a.scatter(id, rc, false)
+	a, rc, id, p := scatteredSubscriber(t, false)
 	testutil.Eventually(t, 10*time.Second, "Health to record the first failure", func() bool {
 		return a.rdb.HExists(context.Background(), subscribers.FailingKey(a.store), id).Val()
 	})
