@@ -107,6 +107,11 @@ func TestHandlerAnswers(t *testing.T) {
 		{"unsigned handshake", nil, func(t *testing.T) *http.Request { return request(t, handshake, "", now) }, 200, `{"challenge":"c-42"}`, ""},
 		{"signed handshake", nil, func(t *testing.T) *http.Request { return request(t, handshake, secretA, now) }, 200, `{"challenge":"c-42"}`, ""},
 		{"handshake with a bad signature", nil, func(t *testing.T) *http.Request { return request(t, handshake, secretB, now) }, 401, "no v1 signature matches", ""},
+		{"handshake with some of the signature headers", nil, func(t *testing.T) *http.Request {
+			r := request(t, handshake, secretA, now)
+			r.Header.Del(receiver.HeaderSignature)
+			return r
+		}, 401, "missing header", ""},
 		{"handshake with another token", nil, func(t *testing.T) *http.Request {
 			return request(t, strings.Replace(handshake, `"tok"`, `"other"`, 1), "", now)
 		}, 403, "not this endpoint's verification token", ""},
