@@ -134,7 +134,7 @@ func TestPromtoolChecksRulesAndDashboard(t *testing.T) {
 	grafana := strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", "$instance", ".*")
 	for i, q := range loadDashboard(t).queries() {
 		if strings.HasPrefix(q, "label_values(") {
-			continue // a Grafana function, not PromQL; its metric is checked by TestConfigsReadRealMetrics
+			continue // a Grafana function, not PromQL; its metric is checked by TestConfigsAndReadmeMatchRealMetrics
 		}
 		expr, _ := json.Marshal(grafana.Replace(q)) // a JSON string is a YAML string
 		rules.WriteString("      - record: dashboard:query_" + strconv.Itoa(i) + "\n        expr: " + string(expr) + "\n")

@@ -21,11 +21,17 @@ import (
 
 const wait = 20 * time.Second
 
-// Every metric the dashboard and the alert rules read, and every label they select or group on,
-// is in what a running herald serves on /metrics once it has done some work.
-func TestConfigsReadRealMetrics(t *testing.T) {
+// What a running herald serves on /metrics once it has done some work (one herald, one scrape,
+// for both checks): every metric the dashboard and the alert rules read, and every label they
+// select or group on, is in it; README's metrics table lists exactly its metrics.
+func TestConfigsAndReadmeMatchRealMetrics(t *testing.T) {
 	t.Parallel()
 	scraped := scrapeAfterTraffic(t)
+	t.Run("dashboard and alerts read real metrics", func(t *testing.T) { configsReadRealMetrics(t, scraped) })
+	t.Run("README lists every metric", func(t *testing.T) { readmeListsEveryMetric(t, scraped) })
+}
+
+func configsReadRealMetrics(t *testing.T, scraped map[string][]string) {
 	referencesOf(loadDashboard(t).queries()...).check(t, dashboardFile, scraped)
 	text, err := os.ReadFile(alertsFile)
 	if err != nil {
@@ -40,10 +46,7 @@ func TestConfigsReadRealMetrics(t *testing.T) {
 	references{metrics: referencesOf(strings.ReplaceAll(string(text), `\"`, `"`)).metrics}.check(t, alertsFile+" (comments, annotations)", scraped)
 }
 
-// README's metrics table lists exactly the metrics herald serves.
-func TestReadmeListsEveryMetric(t *testing.T) {
-	t.Parallel()
-	scraped := scrapeAfterTraffic(t)
+func readmeListsEveryMetric(t *testing.T, scraped map[string][]string) {
 	text, err := os.ReadFile(readmeFile)
 	if err != nil {
 		t.Fatal(err)
