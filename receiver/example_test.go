@@ -55,5 +55,5 @@ func Example() {
 	// 200 {"challenge":"c-123"}
 	// evt_1.sub_1: message_created in slack-sim (slack): {"user":"U1","content":"A new message."}
 	// 204
-	// 401 receiver: webhook signature does not verify: no v1 signature matches
+	// 401 webhooksig: webhook signature does not verify: no v1 signature matches
 }

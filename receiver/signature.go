@@ -1,26 +1,24 @@
 package receiver
 
 import (
-	"crypto/hmac"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/heraldhq/herald/webhooksig"
 )
 
-// Standard Webhooks header names. Go canonicalises them on the wire; http.Header finds them in any
-// case.
+// Standard Webhooks header names (webhooksig's). Go canonicalises them on the wire; http.Header
+// finds them in any case.
 const (
-	HeaderID        = "webhook-id"
-	HeaderTimestamp = "webhook-timestamp"
-	HeaderSignature = "webhook-signature"
+	HeaderID        = webhooksig.HeaderID
+	HeaderTimestamp = webhooksig.HeaderTimestamp
+	HeaderSignature = webhooksig.HeaderSignature
 )
 
-// Limits and defaults, each defined here only.
+// Limits and defaults: webhooksig's, which signs herald's requests.
 const (
 	// SecretPrefix starts every signing secret: "whsec_" followed by the base64 of the HMAC key.
 	SecretPrefix = webhooksig.SecretPrefix
@@ -28,28 +26,28 @@ const (
 	MinKeyLen = webhooksig.MinKeyLen
 	// DefaultTolerance is how far a request's webhook-timestamp may be from now, either way: the
 	// official Standard Webhooks libraries' window against replays.
-	DefaultTolerance = 5 * time.Minute
+	DefaultTolerance = webhooksig.DefaultTolerance
 )
 
 // Errors. Every refusal of a request's signature headers wraps ErrSignature, and one of the more
-// precise errors below it; none of them ever repeats a secret.
+// precise errors below it (webhooksig's own, which verifies); none of them ever repeats a secret.
 var (
 	// ErrBadSecret: a secret is not "whsec_" followed by the base64 of at least MinKeyLen bytes,
 	// or no secret was given.
 	ErrBadSecret = errors.New("receiver: signing secret must be whsec_ followed by base64 of at least 16 bytes")
 	// ErrSignature: the request is not proven to come from the holder of a secret.
-	ErrSignature = errors.New("receiver: webhook signature does not verify")
+	ErrSignature = webhooksig.ErrSignature
 	// ErrMissingHeader: webhook-id, webhook-timestamp or webhook-signature is missing (the error names it).
-	ErrMissingHeader = fmt.Errorf("%w: missing header", ErrSignature)
+	ErrMissingHeader = webhooksig.ErrMissingHeader
 	// ErrBadTimestamp: webhook-timestamp is not a whole number of unix seconds.
-	ErrBadTimestamp = fmt.Errorf("%w: %s is not a unix time in seconds", ErrSignature, HeaderTimestamp)
+	ErrBadTimestamp = webhooksig.ErrBadTimestamp
 	// ErrTooOld: webhook-timestamp is further in the past than the tolerance (a replay, or a clock off).
-	ErrTooOld = fmt.Errorf("%w: timestamp too old", ErrSignature)
+	ErrTooOld = webhooksig.ErrTooOld
 	// ErrTooNew: webhook-timestamp is further in the future than the tolerance (a clock off).
-	ErrTooNew = fmt.Errorf("%w: timestamp too new", ErrSignature)
+	ErrTooNew = webhooksig.ErrTooNew
 	// ErrNoMatch: no "v1," signature in webhook-signature was made with a secret of the Verifier
 	// (a wrong secret, or a body or id changed on the way).
-	ErrNoMatch = fmt.Errorf("%w: no v1 signature matches", ErrSignature)
+	ErrNoMatch = webhooksig.ErrNoMatch
 )
 
 // Delivery is what a verified request's headers say about it.
@@ -137,48 +135,11 @@ func (v *Verifier) Verify(h http.Header, body []byte) (Delivery, error) {
 
 // VerifyAt is Verify with now as the current time.
 func (v *Verifier) VerifyAt(h http.Header, body []byte, now time.Time) (Delivery, error) {
-	id, tsRaw, sigs := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
-	for _, m := range [][2]string{{HeaderID, id}, {HeaderTimestamp, tsRaw}, {HeaderSignature, sigs}} {
-		if m[1] == "" {
-			return Delivery{}, fmt.Errorf("%w: %s", ErrMissingHeader, m[0])
-		}
-	}
-	unix, err := strconv.ParseInt(tsRaw, 10, 64)
+	id, ts, err := webhooksig.VerifyAny(h, body, v.tolerance, now, v.signers...)
 	if err != nil {
-		return Delivery{}, ErrBadTimestamp
-	}
-	ts := time.Unix(unix, 0)
-	if err := v.checkTimestamp(ts, now); err != nil {
 		return Delivery{}, err
 	}
-	for _, signer := range v.signers {
-		if anyMatches(sigs, signer.Sign(id, unix, body)) {
-			return Delivery{ID: id, Timestamp: ts}, nil
-		}
-	}
-	return Delivery{}, ErrNoMatch
-}
-
-// checkTimestamp refuses a timestamp further than the tolerance from now.
-func (v *Verifier) checkTimestamp(ts, now time.Time) error {
-	switch age := now.Sub(ts); {
-	case age > v.tolerance:
-		return fmt.Errorf("%w: signed %s ago, the tolerance is %s", ErrTooOld, age.Round(time.Second), v.tolerance)
-	case age < -v.tolerance:
-		return fmt.Errorf("%w: signed %s in the future, the tolerance is %s", ErrTooNew, (-age).Round(time.Second), v.tolerance)
-	}
-	return nil
-}
-
-// anyMatches reports whether one of the space-separated signatures in sigs is want, compared in
-// constant time, whole ("v1," included), so signatures of other schemes never match.
-func anyMatches(sigs, want string) bool {
-	for sig := range strings.FieldsSeq(sigs) {
-		if hmac.Equal([]byte(sig), []byte(want)) {
-			return true
-		}
-	}
-	return false
+	return Delivery{ID: id, Timestamp: ts}, nil
 }
 
 // Verify is the one-off form of Verifier.Verify with one secret and DefaultTolerance. Keep a
