@@ -243,6 +243,24 @@ func TestUnreadableEventDoesNotHoldTheOrder(t *testing.T) {
 	}
 }
 
+// An event whose record expired before it was expanded leaves the order too (claiming it drops it
+// from the events still expanding): it does not hold the ordered subscriber's line for good.
+func TestExpiredEventDoesNotHoldTheOrder(t *testing.T) {
+	t.Parallel()
+	w := newOrderedWorld(t, setupOpts{})
+	b := w.b
+	expired := w.notify(t, b, 0)
+	if err := b.rdb.Del(context.Background(), b.svc.keys.event(expired)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	w.notify(t, b, 1)
+	b.expand(t)
+	w.rcv.wait(t, 2, 5*time.Second)
+	if got := w.got(t, "ordered"); !slices.Equal(got, []int{1}) {
+		t.Errorf("the ordered subscriber got %v, want [1]", got)
+	}
+}
+
 // An event expanded over many pages (with a heartbeat) reaches an ordered subscriber while it is
 // still being expanded, because every event before it is expanded; the event after it, expanded
 // meanwhile by another worker, waits for it to finish.
