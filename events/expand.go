@@ -406,7 +406,7 @@ func (s *Service) finishEvents(ctx context.Context, owner string, ids []string, 
 	if err != nil {
 		return nil, err
 	}
-	s.raiseWatermark(ctx, res[0])
+	s.raiseWatermark(ctx, res[0], false)
 	done := make([]bool, len(ids))
 	for i, r := range res[1:] {
 		done[i] = r == 1

@@ -32,11 +32,11 @@ import (
 // worker finishes (one script call per queue shard, and none when this process passed the same
 // or a higher watermark already); nothing per delivery but its number.
 
-// raiseWatermark passes the watermark w, read when this process finished events, to the engine,
-// unless this process passed one as high already. A failure is logged: the next finish, or
-// watermarkLoop, passes it again.
-func (s *Service) raiseWatermark(ctx context.Context, w int64) {
-	if w <= s.raised.Load() {
+// raiseWatermark passes the watermark w to the engine, unless this process passed one as high
+// already (force: the periodic pass, which passes it all the same). A failure is logged: the next
+// finish, or watermarkLoop, passes it again.
+func (s *Service) raiseWatermark(ctx context.Context, w int64, force bool) {
+	if !force && w <= s.raised.Load() {
 		return
 	}
 	if err := s.eng.RaiseWatermark(ctx, w); err != nil {
@@ -65,23 +65,21 @@ func (s *Service) watermarkLoop(ctx context.Context, stopping <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		if err := s.passWatermark(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("passing the ordering watermark to the engine", "err", err)
-		}
+		s.passWatermark(ctx)
 	}
 }
 
-// passWatermark reads the watermark and passes it to the engine.
-func (s *Service) passWatermark(ctx context.Context) error {
+// passWatermark reads the watermark and passes it to the engine even when this process passed
+// one as high already (a shard may have lost it in a failover).
+func (s *Service) passWatermark(ctx context.Context) {
 	w, err := watermarkScript.Run(ctx, s.rdb, []string{s.keys.seq(), s.keys.expanding()}).Int64()
 	if err != nil {
-		return err
+		if ctx.Err() == nil {
+			s.log.Warn("reading the ordering watermark", "err", err)
+		}
+		return
 	}
-	if err := s.eng.RaiseWatermark(ctx, w); err != nil {
-		return err
-	}
-	s.noteRaised(w)
-	return nil
+	s.raiseWatermark(ctx, w, true)
 }
 
 // unorder takes an event that can never be expanded (its record cannot be read) out of the
