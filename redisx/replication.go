@@ -34,16 +34,19 @@ func (r Replication) Check() error {
 	switch {
 	case r.Replicas < 0:
 		return fmt.Errorf("replicas must be 0 (do not wait) or positive, got %d", r.Replicas)
-	case r.Replicas > 0 && r.Timeout <= 0:
-		return fmt.Errorf("the timeout must be positive when waiting for replicas, got %s", r.Timeout)
+	case r.Replicas > 0 && r.Timeout < time.Millisecond:
+		// WAIT counts milliseconds, and WAIT n 0 would wait for ever
+		return fmt.Errorf("the timeout must be at least 1ms when waiting for replicas, got %s", r.Timeout)
 	}
 	return nil
 }
 
 // RunScript runs s as s.Run would and, when r asks for replicas, waits for them to acknowledge
-// the write: the script and WAIT go in one pipeline to the master of keys[0], so WAIT counts
-// this connection's writes. It answers as s.Run does, with ErrNotReplicated (wrapped) as the
-// error when too few replicas acknowledged.
+// the write: the script, then WAIT, on one connection to the master of keys[0], so WAIT counts
+// this connection's write. (Not one pipeline: go-redis extends its read timeout for a WAIT only
+// when sent as Wait, and a pipeline that times out is sent again, script included; s.Run also
+// loads a script Redis lost before anything waits.) It answers as s.Run does, with
+// ErrNotReplicated (wrapped) as the error when too few replicas acknowledged.
 func (r Replication) RunScript(ctx context.Context, rdb redis.UniversalClient, s *redis.Script, keys []string, args ...any) *redis.Cmd {
 	if r.Replicas <= 0 {
 		return s.Run(ctx, rdb, keys, args...)
@@ -52,33 +55,19 @@ func (r Replication) RunScript(ctx context.Context, rdb redis.UniversalClient, s
 	if err != nil {
 		return failedCmd(ctx, err)
 	}
-	cmd, acked := r.evalAndWait(ctx, node, s, keys, args)
-	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") { // the first call since Redis started: load it
-		if err := s.Load(ctx, node).Err(); err != nil {
-			return failedCmd(ctx, err)
-		}
-		cmd, acked = r.evalAndWait(ctx, node, s, keys, args)
-	}
+	conn := node.Conn()
+	defer conn.Close()
+	cmd := s.Run(ctx, conn, keys, args...)
 	if cmd.Err() != nil {
 		return cmd
 	}
-	switch n, err := acked.Int64(); {
+	switch n, err := conn.Wait(ctx, r.Replicas, r.Timeout).Result(); {
 	case err != nil:
 		cmd.SetErr(fmt.Errorf("redis WAIT: %w", err))
 	case n < int64(r.Replicas):
 		cmd.SetErr(fmt.Errorf("%w: %d of %d within %s", ErrNotReplicated, n, r.Replicas, r.Timeout))
 	}
 	return cmd
-}
-
-// evalAndWait sends EVALSHA and WAIT in one pipeline on node.
-func (r Replication) evalAndWait(ctx context.Context, node *redis.Client, s *redis.Script, keys []string, args []any) (*redis.Cmd, *redis.Cmd) {
-	pipe := node.Pipeline()
-	cmd := s.EvalSha(ctx, pipe, keys, args...)
-	acked := pipe.Do(ctx, "WAIT", r.Replicas, r.Timeout.Milliseconds()) // Pipeliner has no Wait
-	// each command keeps its own result or error
-	_, _ = pipe.Exec(ctx)
-	return cmd, acked
 }
 
 // masterFor is the client of the master that serves key: the Cluster's master of its slot, or the

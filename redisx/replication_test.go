@@ -59,6 +59,24 @@ func TestRunScriptWaitsForReplicas(t *testing.T) {
 	}
 }
 
+var incrScript = redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+
+// A wait longer than the client's read timeout (go-redis's default 3 s) is still a wait: the call
+// ends with ErrNotReplicated after it, and the script ran once (a read that timed out would have
+// been retried, script and all).
+func TestRunScriptWaitsPastTheReadTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := redistest.Start(t).Client(t) // no replica
+	r := redisx.Replication{Replicas: 1, Timeout: 3500 * time.Millisecond}
+	if err := r.RunScript(ctx, c, incrScript, []string{"n"}).Err(); !errors.Is(err, redisx.ErrNotReplicated) {
+		t.Fatalf("err %v; want ErrNotReplicated", err)
+	}
+	if n := c.Get(ctx, "n").Val(); n != "1" {
+		t.Fatalf("the script ran %s times; want once", n)
+	}
+}
+
 // Without replicas asked for, RunScript is the script's own Run: no WAIT is sent.
 func TestRunScriptWithoutReplicasSendsNoWait(t *testing.T) {
 	t.Parallel()
@@ -81,6 +99,7 @@ func TestReplicationCheck(t *testing.T) {
 		{redisx.Replication{Replicas: 1, Timeout: time.Second}, true},
 		{redisx.Replication{Replicas: -1, Timeout: time.Second}, false},
 		{redisx.Replication{Replicas: 1}, false},
+		{redisx.Replication{Replicas: 1, Timeout: 500 * time.Microsecond}, false}, // WAIT 1 0 waits for ever
 	} {
 		if err := tc.r.Check(); (err == nil) != tc.ok {
 			t.Errorf("%+v: Check() = %v; want ok %v", tc.r, err, tc.ok)
