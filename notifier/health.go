@@ -222,17 +222,21 @@ func (e *Engine) flushHealth(ctx context.Context, final bool) {
 }
 
 // Health returns the health of each endpoint, in the order asked: an endpoint nothing has been
-// recorded for has a closed breaker and no tries. Two round trips: the records, then the
-// heartbeats of the processes whose breakers they name.
+// recorded for has a closed breaker and no tries. Two round trips: the records (in the endpoint's
+// home under every shard count in use: while the count changes, processes of each count write to
+// their own), then the heartbeats of the processes whose breakers they name. The breakers of
+// processes that are gone are left out (their fields expire with the record).
 func (e *Engine) Health(ctx context.Context, endpointIDs ...string) ([]*EndpointHealth, error) {
 	out := make([]*EndpointHealth, len(endpointIDs))
 	if len(endpointIDs) == 0 {
 		return out, nil
 	}
 	pipe := e.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(endpointIDs))
+	cmds := make([][]*redis.MapStringStringCmd, len(endpointIDs))
 	for i, ep := range endpointIDs {
-		cmds[i] = pipe.HGetAll(ctx, e.home(ep).k.health(ep))
+		for _, sh := range e.endpointHomes(ep) {
+			cmds[i] = append(cmds[i], pipe.HGetAll(ctx, sh.k.health(ep)))
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
@@ -240,8 +244,11 @@ func (e *Engine) Health(ctx context.Context, endpointIDs ...string) ([]*Endpoint
 	now := e.cfg.Now()
 	recs := make([]healthRecord, len(endpointIDs))
 	var named []string
-	for i, c := range cmds {
-		recs[i] = parseHealth(c.Val())
+	for i, homes := range cmds {
+		recs[i] = parseHealth(homes[0].Val())
+		for _, c := range homes[1:] {
+			recs[i] = recs[i].merge(parseHealth(c.Val()))
+		}
 		for p := range recs[i].breakers {
 			if p != e.cfg.Consumer && !slices.Contains(named, p) {
 				named = append(named, p)
@@ -252,7 +259,6 @@ func (e *Engine) Health(ctx context.Context, endpointIDs ...string) ([]*Endpoint
 	if err != nil {
 		return nil, err
 	}
-	e.forgetDead(ctx, endpointIDs, recs, alive)
 	for i, ep := range endpointIDs {
 		out[i] = e.healthOf(ep, recs[i], alive, now)
 	}
@@ -266,6 +272,30 @@ type healthRecord struct {
 	code         int
 	breakers     map[string]ProcessBreaker // by process
 	buckets      [][3]int64                // start ms, tries, failures
+}
+
+// merge is the record of r and o, two homes' records of one endpoint: the later success and
+// failure (with its error), each process's later breaker, the tries of each bucket summed.
+func (r healthRecord) merge(o healthRecord) healthRecord {
+	r.okAt = max(r.okAt, o.okAt)
+	if o.failAt > r.failAt {
+		r.failAt, r.err, r.code = o.failAt, o.err, o.code
+	}
+	for p, b := range o.breakers {
+		if cur, ok := r.breakers[p]; !ok || b.Since.After(cur.Since) {
+			r.breakers[p] = b
+		}
+	}
+	for _, b := range o.buckets {
+		i := slices.IndexFunc(r.buckets, func(x [3]int64) bool { return x[0] == b[0] })
+		if i < 0 {
+			r.buckets = append(r.buckets, b)
+			continue
+		}
+		r.buckets[i][1] += b[1]
+		r.buckets[i][2] += b[2]
+	}
+	return r
 }
 
 func parseHealth(h map[string]string) healthRecord {
@@ -304,26 +334,6 @@ func (e *Engine) aliveConsumers(ctx context.Context, named []string) (map[string
 		alive[p] = cmds[i].Val() == 1
 	}
 	return alive, nil
-}
-
-// forgetDead drops the breaker records of processes that are gone, best effort.
-func (e *Engine) forgetDead(ctx context.Context, eps []string, recs []healthRecord, alive map[string]bool) {
-	pipe := e.rdb.Pipeline()
-	n := 0
-	for i, r := range recs {
-		for p := range r.breakers {
-			if !alive[p] {
-				pipe.HDel(ctx, e.home(eps[i]).k.health(eps[i]), string(hFieldBreakerOf)+p)
-				n++
-			}
-		}
-	}
-	if n == 0 {
-		return
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		e.cfg.Logger.Debug("forget the breakers of dead processes", "err", err)
-	}
 }
 
 // healthOf builds endpoint ep's health from its record: the live processes' breakers (this

@@ -22,9 +22,17 @@ func healthOf(t *testing.T, e *Engine, ep string) *EndpointHealth {
 
 // An endpoint whose breaker one process opened reads open, with its last error, from every
 // process: the breaker is recorded in Redis under the process that holds it. Once that process is
-// gone, nobody holds the breaker open any more.
+// gone, nobody holds the breaker open any more. It holds too while the shard count changes, for
+// a process of the new count, to which the endpoint has another home.
 func TestHealthShowsAnOpenBreakerToEveryProcess(t *testing.T) {
 	t.Parallel()
+	t.Run("same shard count", func(t *testing.T) { t.Parallel(); openBreakerSeenByAnother(t, 1) })
+	t.Run("another shard count", func(t *testing.T) { t.Parallel(); openBreakerSeenByAnother(t, 4) })
+}
+
+// openBreakerSeenByAnother opens ep1's breaker in a one-shard process, then reads it from one of
+// shards shards.
+func openBreakerSeenByAnother(t *testing.T, shards int) {
 	rdb, prefix := redistest.Shared(t)
 	cfg := testConfig(prefix)
 	cfg.BreakerFailures = 2
@@ -40,19 +48,22 @@ func TestHealthShowsAnOpenBreakerToEveryProcess(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = one.Stop(context.Background()) })
 	rc, _ := failingReceiver(t, http.StatusServiceUnavailable, true)
-	putEndpoint(t, one, Endpoint{ID: "ep", URL: rc.URL})
-	ids := enqueue(t, one, Request{EndpointID: "ep", Body: []byte(`{}`)}, Request{EndpointID: "ep", Body: []byte(`{}`)})
+	putEndpoint(t, one, Endpoint{ID: "ep1", URL: rc.URL})
+	ids := enqueue(t, one, Request{EndpointID: "ep1", Body: []byte(`{}`)}, Request{EndpointID: "ep1", Body: []byte(`{}`)})
 	for _, id := range ids {
 		waitFor(t, one, id, WaitRetry)
 	}
-	testutil.Eventually(t, 2*time.Second, "the breaker to open", func() bool { return one.BreakerState("ep") == BreakerOpen })
+	testutil.Eventually(t, 2*time.Second, "the breaker to open", func() bool { return one.BreakerState("ep1") == BreakerOpen })
 
 	// Another process, which has tried nothing itself.
-	cfg.Consumer = "two"
+	cfg.Consumer, cfg.QueueShards = "two", shards
 	two := startEngine(t, rdb, cfg)
+	if shards > 1 && two.home("ep1") == two.base() {
+		t.Fatal(`"ep1" lives in shard 0 under both counts: pick an endpoint id with another home`)
+	}
 	var h *EndpointHealth
 	testutil.Eventually(t, 3*time.Second, "the other process to read the breaker open", func() bool {
-		h = healthOf(t, two, "ep")
+		h = healthOf(t, two, "ep1")
 		return h.Breaker == BreakerOpen
 	})
 	if len(h.Breakers) != 1 || h.Breakers[0].Process != "one" || h.Breakers[0].State != BreakerOpen || h.Breakers[0].Until == nil {
@@ -64,14 +75,14 @@ func TestHealthShowsAnOpenBreakerToEveryProcess(t *testing.T) {
 	if r := h.Recent; r.Tries != 2 || r.Failures != 2 || r.SuccessRate == nil || *r.SuccessRate != 0 || r.WindowSeconds != 3600 {
 		t.Errorf("recent %+v, want 2 tries, 2 failures, success rate 0 over an hour", r)
 	}
-	if own := healthOf(t, one, "ep"); own.Breaker != BreakerOpen {
+	if own := healthOf(t, one, "ep1"); own.Breaker != BreakerOpen {
 		t.Errorf("the process holding it reads %s", own.Breaker)
 	}
 
 	if err := one.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h = healthOf(t, two, "ep")
+	h = healthOf(t, two, "ep1")
 	if h.Breaker != BreakerClosed || len(h.Breakers) != 0 {
 		t.Errorf("after its process stopped, the breaker reads %s %+v; want closed, none listed", h.Breaker, h.Breakers)
 	}
