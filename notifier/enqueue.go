@@ -231,11 +231,16 @@ func (e *Engine) copyEndpoint(ctx context.Context, ep string, to *shard) (bool, 
 			from = append(from, sh)
 		}
 	}
-	for _, sh := range from {
-		fields, err := e.rdb.HGetAll(ctx, sh.k.endpoint(ep)).Result()
-		if err != nil {
-			return false, err
-		}
+	pipe := e.rdb.Pipeline() // one round trip for every shard that may have it, not one each
+	reads := make([]*redis.MapStringStringCmd, len(from))
+	for i, sh := range from {
+		reads[i] = pipe.HGetAll(ctx, sh.k.endpoint(ep))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, err
+	}
+	for i, sh := range from {
+		fields := reads[i].Val()
 		if len(fields) == 0 {
 			continue
 		}
