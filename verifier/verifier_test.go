@@ -444,3 +444,23 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("Start after a Stop before Start: %v, want ErrStopped", err)
 	}
 }
+
+// A failed handshake try shows its reason at once, while the subscriber stays pending for the
+// retries still to come (not only when the last one has failed).
+func TestFailedTryShowsItsReasonWhilePending(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.cfg.Backoff = []time.Duration{time.Hour}
+	f.start(t)
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ handshake) {
+		http.Error(w, "boom", http.StatusInternalServerError)
+	})
+	sub := f.create(t, rc.URL+"/hook", "t")
+	testutil.Eventually(t, 10*time.Second, "the first try's reason", func() bool {
+		got, err := f.store.Get(context.Background(), sub.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Status == subscribers.StatusPending && got.LastVerificationError == "answered 500"
+	})
+}
