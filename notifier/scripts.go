@@ -68,6 +68,18 @@ local function bumpEndpointGen(now)
   return redis.call('INCR', EPGEN_KEY)
 end
 
+-- mark endpoint ep disabled, unless it is already or its field when is unset ('' or '0': EP_URL,
+-- it exists; EP_DISABLE_ON_GONE, it asks to be on a 410); true when this call disabled it. A change
+-- to an endpoint, it bumps the endpoints' generation.
+local function disableEndpoint(ep, when, now)
+  local ek = endpointKey(ep)
+  local e = redis.call('HMGET', ek, when, EP_DISABLED)
+  if not e[1] or e[1] == '' or e[1] == '0' or e[2] == '1' then return false end
+  redis.call('HSET', ek, EP_DISABLED, '1')
+  bumpEndpointGen(now)
+  return true
+end
+
 -- a < b for stream entry ids "ms-seq"
 local function streamIDLess(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -394,15 +406,6 @@ local function appendAttempt(attempts, attempt)
   return all
 end
 
--- a 410 Gone disables an endpoint that asks for it: begin then dead-letters whatever of it comes
--- up, the waiter the try's release woke and the next in its line included
-local function disableOnGone(ep, now)
-  local ek = endpointKey(ep)
-  local e = redis.call('HMGET', ek, EP_DISABLE_ON_GONE, EP_DISABLED)
-  if e[1] ~= '1' or e[2] == '1' then return end
-  redis.call('HSET', ek, EP_DISABLED, '1')
-  bumpEndpointGen(now)
-end
 
 local function finish(id, entry, now, outcome, due, reason, attempt, ep, tries, line, accepted)
   local rk = recordKey(id)
@@ -418,7 +421,9 @@ local function finish(id, entry, now, outcome, due, reason, attempt, ep, tries, 
     finalize(id, ST_DELIVERED, '', now, retention, horizon, line, accepted, tries, attempts)
   else
     finalize(id, ST_FAILED, reason, now, retention, horizon, line, accepted, tries, attempts)
-    if reason == REASON_GONE then disableOnGone(ep, now) end
+    -- a 410 Gone disables an endpoint that asks for it: begin then dead-letters whatever of it
+    -- comes up, the waiter the try's release woke and the next in its line included
+    if reason == REASON_GONE then disableEndpoint(ep, EP_DISABLE_ON_GONE, now) end
   end
   return 1
 end
@@ -554,12 +559,8 @@ return created
 // Returns 1 marked, 0 when the shard holds no such endpoint or it was disabled already (the
 // endpoints' generation then stays, and so do the engines' caches).
 var disableScript = script(`
-local ek = endpointKey(ARGV[2])
-local cur = redis.call('HMGET', ek, EP_URL, EP_DISABLED)
-if not cur[1] or cur[2] == '1' then return 0 end
-redis.call('HSET', ek, EP_DISABLED, '1')
-bumpEndpointGen(tonumber(ARGV[3]))
-return 1
+if disableEndpoint(ARGV[2], EP_URL, tonumber(ARGV[3])) then return 1 end
+return 0
 `)
 
 // endScript ends pending deliveries of one endpoint as failed with a reason, a batch per call
